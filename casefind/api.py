@@ -1,0 +1,64 @@
+"""The library API: one plain function per command. The CLI and tests call these."""
+
+from __future__ import annotations
+
+import dataclasses
+from datetime import date
+from pathlib import Path
+
+from casefind import __version__
+from casefind.engine import duckdb_engine
+from casefind.extract import Extract, read_extract
+from casefind.protocol import Protocol, default_protocol_path, load_protocol
+from casefind.ranking import rank
+from casefind.results import CaseList, RunInfo
+
+
+def resolve_protocol(rules: str | Path | Protocol | None) -> Protocol:
+    if isinstance(rules, Protocol):
+        return rules
+    return load_protocol(rules or default_protocol_path())
+
+
+def build_list(
+    data_dir: str | Path,
+    *,
+    rules: str | Path | Protocol | None = None,
+    as_of: date | None = None,
+    mapping: str | Path | None = None,
+    skip_bad_rows: bool = False,
+) -> CaseList:
+    """Read the extract in ``data_dir``, apply the protocol on ``as_of`` (default today), rank the list."""
+    as_of = as_of or date.today()
+    protocol = resolve_protocol(rules)
+    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
+    entries, evidence = rank(evaluation, protocol)
+    population = int((evaluation.people["exclusion"].isna() & evaluation.people["in_age_range"]).sum())
+    info = run_info(extract, protocol, as_of, population=population, listed=len(entries))
+    return CaseList(entries=entries, evidence=evidence, info=info, rejects=extract.rejects)
+
+
+def run_info(extract: Extract, protocol: Protocol, as_of: date, *, population: int, listed: int) -> RunInfo:
+    return RunInfo(
+        as_of=as_of,
+        protocol_name=protocol.name,
+        protocol_version=protocol.version,
+        protocol_sha256=protocol.fingerprint(),
+        codelist_sha256={name: cl.file_sha256 or "inline" for name, cl in protocol.codelists.items()},
+        input_files={
+            t: {"file": f.path.name, "format": f.format, "encoding": f.encoding, "sha256": f.sha256}
+            for t, f in extract.files.items()
+        },
+        casefind_version=__version__,
+        rows_read=extract.rows_read,
+        rows_rejected=extract.rejected_rows,
+        population=population,
+        listed=listed,
+        warnings=tuple(str(w) for w in extract.warnings),
+    )
+
+
+def with_rejects_file(case_list: CaseList, path: str) -> CaseList:
+    """The same list, recording where its rejected rows were written."""
+    return dataclasses.replace(case_list, info=dataclasses.replace(case_list.info, rejects_file=path))

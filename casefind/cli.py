@@ -1,0 +1,161 @@
+"""The command line: parse options, call one library function, render the result. Nothing else."""
+
+from __future__ import annotations
+
+import functools
+import os
+import sys
+from datetime import date, datetime
+from pathlib import Path
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from casefind import __version__, api, export, schema
+from casefind.errors import ExitCode, OptionError, UserError
+
+app = typer.Typer(
+    help="casefind: find the children and families to discuss at a GP practice's vulnerable-family meeting.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,  # tracebacks could show patient data; see _friendly_errors
+    add_completion=False,
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _friendly_errors(func):
+    """User errors: one clear message and their exit code. Bugs: no traceback (it might hold patient data)
+    unless CASEFIND_DEBUG=1 is set."""
+
+    @functools.wraps(func)
+    def wrapper(*args, **kwargs):
+        try:
+            return func(*args, **kwargs)
+        except UserError as exc:
+            err.print(f"[bold red]error:[/] {exc.render()}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(int(exc.exit_code)) from None
+        except (typer.Exit, typer.Abort, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            if os.environ.get("CASEFIND_DEBUG") == "1":
+                raise
+            err.print(
+                f"[bold red]internal error:[/] {type(exc).__name__} in casefind {__version__}. Details are hidden "
+                "because they may contain patient data; rerun with CASEFIND_DEBUG=1 to see them, and report the bug "
+                "without sharing patient data.",
+                highlight=False,
+            )
+            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+
+    return wrapper
+
+
+def _parse_as_of(value: str | None) -> date:
+    if value is None:
+        return date.today()
+    try:
+        return datetime.strptime(value, "%Y-%m-%d").date()
+    except ValueError:
+        raise OptionError(f"--as-of: expected a date as YYYY-MM-DD, got '{value}'") from None
+
+
+def _print_list(case_list) -> None:
+    info = case_list.info
+    table = Table(title=f"Discussion list for the meeting on {info.as_of:%d %B %Y}", show_lines=False, expand=False)
+    for name, justify in (("#", "right"), ("Name", "left"), ("Age", "right"), ("NHS number", "left"),
+                          ("Score", "right"), ("Why", "left")):
+        table.add_column(name, justify=justify, overflow="fold")
+    for row in case_list.entries.itertuples():
+        name = ", ".join(p for p in (row.family_name, row.given_name) if isinstance(p, str) and p) or "(no name)"
+        if row.notes:
+            name += f" [{row.notes}]"
+        nhs = row.nhs_number if isinstance(row.nhs_number, str) else ""
+        table.add_row(str(row.rank), name, str(row.age), nhs, f"{row.score:g}", row.evidence.replace(" | ", "\n"))
+    out.print(table)
+
+
+def _summary(info) -> str:
+    read = ", ".join(f"{n} {t}" for t, n in info.rows_read.items() if t in ("patients", "events"))
+    text = (
+        f"Read {read}; population {info.population}; listed {info.listed}; as of {info.as_of.isoformat()}; "
+        f"protocol '{info.protocol_name}' version {info.protocol_version} (sha256 {info.protocol_sha256[:12]})."
+    )
+    if info.rows_rejected:
+        text += f" {info.rows_rejected} bad rows were left out (see {info.rejects_file})."
+    return text
+
+
+@app.command("build-list")
+@_friendly_errors
+def build_list(
+    data_dir: Path = typer.Argument(..., help="Folder with patients.csv/.parquet, events.csv/.parquet, ..."),
+    rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
+    as_of: str = typer.Option(None, "--as-of", help="Meeting date YYYY-MM-DD (default: today)."),
+    out_file: Path = typer.Option(None, "--out", help="Also write the list: .csv, .parquet, .json or .xlsx."),
+    mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
+    skip_bad_rows: bool = typer.Option(
+        False, "--skip-bad-rows", help="Leave bad rows out (written to a rejects file) instead of stopping."
+    ),
+    quiet: bool = typer.Option(False, "--quiet", help="Print only the summary line, not the table."),
+) -> None:
+    """Build the ranked discussion list for a meeting and print it (and write it with --out)."""
+    meeting = _parse_as_of(as_of)
+    if out_file is not None and out_file.suffix.lower() not in export.FORMATS:
+        raise OptionError(f"--out: unknown format '{out_file.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}")
+    case_list = api.build_list(data_dir, rules=rules, as_of=meeting, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    if len(case_list.rejects):
+        path = export.rejects_path(out_file, meeting)
+        export.write_rejects(case_list.rejects, path)
+        case_list = api.with_rejects_file(case_list, str(path))
+    if out_file is not None:
+        export.write_list(case_list, out_file)
+    if not quiet:
+        _print_list(case_list)
+    for warning in case_list.info.warnings:
+        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
+    out.print(_summary(case_list.info), highlight=False, soft_wrap=True)
+    if out_file is not None:
+        out.print(f"Wrote {out_file} and {export.provenance_path(out_file).name}.", highlight=False, soft_wrap=True)
+
+
+@app.command("schema")
+@_friendly_errors
+def show_schema() -> None:
+    """Print the extract schema: tables, columns, types, required or optional, and meaning."""
+    table = Table(title="casefind extract schema (one file per table: NAME.csv or NAME.parquet)")
+    for col in ("table", "column", "type", "required", "meaning"):
+        table.add_column(col, overflow="fold")
+    for row in schema.describe():
+        table.add_row(*row.values())
+    out.print(table)
+
+
+@app.command("sample-data")
+@_friendly_errors
+def sample_data(
+    directory: Path = typer.Argument(..., help="Folder to write the synthetic extract into (created if needed)."),
+    patients: int = typer.Option(5000, "--patients", min=10, help="Number of patients."),
+    seed: int = typer.Option(1, "--seed", help="Random seed: the same seed gives identical files."),
+    as_of: str = typer.Option("2026-11-24", "--as-of", help="Date the practice is generated around."),
+    fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+) -> None:
+    """Generate a deterministic synthetic practice (no real patients) to try casefind on."""
+    from casefind import sample
+
+    if fmt not in ("csv", "parquet"):
+        raise OptionError(f"--format: expected csv or parquet, got '{fmt}'")
+    directory.mkdir(parents=True, exist_ok=True)
+    summary = sample.generate_practice(directory, patients=patients, seed=seed, as_of=_parse_as_of(as_of), fmt=fmt)
+    out.print(f"Wrote a synthetic practice to {directory}: {summary}", highlight=False, soft_wrap=True)
+
+
+@app.command("version")
+def show_version() -> None:
+    """Print the casefind version."""
+    out.print(__version__)
+
+
+def main() -> None:  # pragma: no cover - console entry point
+    sys.exit(app())

@@ -1,0 +1,44 @@
+"""Durations ("12 months", "8 weeks") and the arithmetic that turns them into window start dates."""
+
+from __future__ import annotations
+
+import calendar
+import re
+from dataclasses import dataclass
+from datetime import date, timedelta
+
+_DURATION = re.compile(r"^\s*(\d+)\s*(day|week|month|year)s?\s*$", re.IGNORECASE)
+
+
+@dataclass(frozen=True)
+class Duration:
+    """A look-back length such as 12 months. Months and years follow the calendar."""
+
+    amount: int
+    unit: str  # day | week | month | year
+
+    @classmethod
+    def parse(cls, text: str) -> Duration:
+        match = _DURATION.match(str(text))
+        if not match:
+            raise ValueError(f"expected a duration like '12 months', got '{text}'")
+        return cls(int(match.group(1)), match.group(2).lower())
+
+    def before(self, day: date) -> date:
+        """The date this duration before ``day`` (31 March minus 1 month is 28/29 February)."""
+        if self.unit == "day":
+            return day - timedelta(days=self.amount)
+        if self.unit == "week":
+            return day - timedelta(weeks=self.amount)
+        months = self.amount * (12 if self.unit == "year" else 1)
+        year, month = divmod(day.year * 12 + day.month - 1 - months, 12)
+        month += 1
+        return date(year, month, min(day.day, calendar.monthrange(year, month)[1]))
+
+    def __str__(self) -> str:
+        return f"{self.amount} {self.unit}{'' if self.amount == 1 else 's'}"
+
+
+def age_on(born: date, day: date) -> int:
+    """Age in whole years on ``day`` (a child born 29 February turns one on 1 March)."""
+    return day.year - born.year - ((day.month, day.day) < (born.month, born.day))

@@ -1,0 +1,186 @@
+"""Writing a ``CaseList`` to a file. Exporters format; they never recompute.
+
+Every file is written atomically (a private temporary file in the same folder, then renamed) and is
+readable by its owner only (0600). Text cells that a spreadsheet would run as a formula (starting with
+``= + - @``, tab or carriage return) are prefixed with ``'`` in CSV; in Excel files every text cell is
+written as a string, never a formula. A ``<file>.provenance.json`` sidecar records the as-of date, the
+protocol name, version and hash, codelist and input file hashes and the casefind version.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import tempfile
+from collections.abc import Callable
+from datetime import datetime
+from pathlib import Path
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+
+from casefind.errors import OutputError, Problem
+from casefind.results import CaseList
+
+FORMATS = (".csv", ".parquet", ".json", ".xlsx")
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, overwrite: bool = True) -> None:
+    """Write ``path`` via a 0600 temporary file in the same folder; never leave a half-written file."""
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise OutputError(Problem(str(path), "already exists and is never overwritten"))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(Problem(str(path.parent), f"cannot write here: {exc.strerror}")) from None
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if another writer created it meanwhile
+            os.unlink(tmp)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def neutralise_formula(value):
+    """Make a text cell inert in spreadsheets (OWASP CSV-injection advice)."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        return "'" + value
+    return value
+
+
+def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Dates as ISO text, whole-number scores without '.0', empty for missing."""
+    out = frame.copy()
+    for col in out.columns:
+        if col == "score":
+            out[col] = [f"{v:g}" for v in out[col]]
+        else:
+            out[col] = [("" if pd.isna(v) else (v.isoformat() if hasattr(v, "isoformat") else str(v))) for v in out[col]]
+    return out
+
+
+def _csv_bytes(frame: pd.DataFrame) -> bytes:
+    return _text_frame(frame).map(neutralise_formula).to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _json_bytes(case_list: CaseList) -> bytes:
+    entries = _text_frame(case_list.entries).to_dict(orient="records")
+    evidence = case_list.evidence
+    by_patient = {
+        pid: [
+            {
+                "criterion": r.criterion_id,
+                "label": r.label,
+                "tier": r.tier,
+                "weight": r.weight,
+                "date": r.date.strftime("%Y-%m-%d"),
+                "code": r.code if isinstance(r.code, str) else None,
+                "term": r.term if isinstance(r.term, str) else None,
+                "detail": r.detail if isinstance(r.detail, str) else None,
+            }
+            for r in group.itertuples()
+        ]
+        for pid, group in evidence.groupby("patient_id", sort=True)
+    } if len(evidence) else {}
+    for entry in entries:
+        entry["evidence"] = by_patient.get(entry["patient_id"], [])
+    doc = {"provenance": case_list.info.as_dict(), "entries": entries}
+    return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
+
+
+def _parquet_bytes(case_list: CaseList) -> bytes:
+    frame = case_list.entries.copy()
+    frame["latest_evidence"] = pd.to_datetime(frame["latest_evidence"]).dt.date
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    meta = {b"casefind.provenance": json.dumps(case_list.info.as_dict(), sort_keys=True).encode()}
+    table = table.replace_schema_metadata({**meta})
+    sink = io.BytesIO()
+    pq.write_table(table, sink)
+    return sink.getvalue()
+
+
+def _xlsx_bytes(case_list: CaseList) -> bytes:
+    import xlsxwriter
+
+    sink = io.BytesIO()
+    options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
+    workbook = xlsxwriter.Workbook(sink, options)
+    as_of = case_list.info.as_of
+    workbook.set_properties({"title": "casefind discussion list", "created": datetime(as_of.year, as_of.month, as_of.day)})
+    bold = workbook.add_format({"bold": True})
+    sheet = workbook.add_worksheet("List")
+    frame = _text_frame(case_list.entries)
+    for col, name in enumerate(frame.columns):
+        sheet.write_string(0, col, name, bold)
+    for row, values in enumerate(frame.itertuples(index=False), start=1):
+        for col, value in enumerate(values):
+            sheet.write_string(row, col, neutralise_formula(value))
+    sheet.freeze_panes(1, 0)
+    about = workbook.add_worksheet("Provenance")
+    for row, (key, value) in enumerate(_flatten(case_list.info.as_dict())):
+        about.write_string(row, 0, key, bold)
+        about.write_string(row, 1, neutralise_formula(str(value)))
+    workbook.close()
+    return sink.getvalue()
+
+
+def _flatten(data: dict, prefix: str = "") -> list[tuple[str, object]]:
+    rows = []
+    for key, value in data.items():
+        name = f"{prefix}{key}"
+        if isinstance(value, dict):
+            rows += _flatten(value, name + ".")
+        else:
+            rows.append((name, "; ".join(value) if isinstance(value, list) else value))
+    return rows
+
+
+def provenance_path(path: Path) -> Path:
+    return path.with_name(path.name + ".provenance.json")
+
+
+def rejects_path(out: Path | None, as_of) -> Path:
+    """Where rejected rows go: beside the output, or ``casefind-rejects-<as-of>.csv`` in the current folder."""
+    if out is not None:
+        return out.with_name(out.stem + ".rejects.csv")
+    return Path(f"casefind-rejects-{as_of:%Y-%m-%d}.csv")
+
+
+def write_rejects(rejects: pd.DataFrame, path: Path) -> None:
+    atomic_write(path, lambda f: f.write(_csv_bytes(rejects)))
+
+
+def write_list(case_list: CaseList, path: str | Path) -> Path:
+    """Write the list to ``path`` in the format its extension names, plus the provenance sidecar."""
+    path = Path(path)
+    suffix = path.suffix.lower()
+    writers = {
+        ".csv": lambda: _csv_bytes(case_list.entries),
+        ".json": lambda: _json_bytes(case_list),
+        ".parquet": lambda: _parquet_bytes(case_list),
+        ".xlsx": lambda: _xlsx_bytes(case_list),
+    }
+    if suffix not in writers:
+        raise OutputError(
+            Problem(str(path), f"unknown output format '{suffix or '(none)'}'", f"use one of: {', '.join(FORMATS)}")
+        )
+    if not path.parent.exists():
+        raise OutputError(Problem(str(path.parent), "folder does not exist", "create it first or choose another --out"))
+    data = writers[suffix]()
+    atomic_write(path, lambda f: f.write(data))
+    sidecar = json.dumps(case_list.info.as_dict(), indent=2, sort_keys=True) + "\n"
+    atomic_write(provenance_path(path), lambda f: f.write(sidecar.encode()))
+    return path

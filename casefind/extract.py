@@ -1,0 +1,508 @@
+"""Reading an extract directory into typed DuckDB tables, validating every row.
+
+An extract is a directory with one file per table (``patients.csv`` or ``patients.parquet`` ...). Each file
+is read as text, columns are renamed through an optional mapping file, every value is checked against
+``casefind.schema``, and typed tables named after the schema's tables are created on the connection:
+
+* by default any bad row stops the run with a list of every problem (up to a cap, with a count of the rest);
+* with ``skip_bad_rows`` the bad rows are left out, kept in ``Extract.rejects`` and counted.
+
+Row numbers are as a spreadsheet shows them: in a CSV file the header is row 1, so the first record is
+row 2; in a Parquet file the first record is row 1. Messages never include a patient identifier.
+
+Dates may be ISO (``2024-03-01``, optionally with a time) or UK (``01/03/2024``); US month-first dates are
+not accepted. CSV files may be UTF-8 (with or without a BOM) or Windows-1252.
+"""
+
+from __future__ import annotations
+
+import codecs
+import difflib
+import hashlib
+import os
+import re
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import yaml
+
+from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
+from casefind.schema import TABLES, Column, Table
+
+DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"]
+VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice
+    "code_system": {"sct": "snomed", "snomedct": "snomed", "snomed ct": "snomed", "readv2": "read2", "read": "read2"},
+    "status": {"dna": "did_not_attend", "did not attend": "did_not_attend", "wnb": "was_not_brought",
+               "was not brought": "was_not_brought"},
+}
+DATE_HINT = "write dates as yyyy-mm-dd or dd/mm/yyyy"
+
+
+@dataclass(frozen=True)
+class SourceFile:
+    table: str
+    path: Path
+    format: str  # csv | parquet
+    sha256: str
+    encoding: str = "utf-8"
+
+
+@dataclass
+class Extract:
+    """Typed tables on ``con`` plus what was read, rejected and noticed on the way."""
+
+    con: duckdb.DuckDBPyConnection
+    files: dict[str, SourceFile]
+    rows_read: dict[str, int]
+    rejects: pd.DataFrame  # file, row, column, problem (one row per problem)
+    warnings: list[Problem] = field(default_factory=list)
+
+    @property
+    def rejected_rows(self) -> int:
+        return int(self.rejects[["file", "row"]].drop_duplicates().shape[0]) if len(self.rejects) else 0
+
+
+# ------------------------------------------------------------------------------------------ mapping
+
+
+@dataclass(frozen=True)
+class TableMapping:
+    file: str | None = None
+    columns: dict[str, str] = field(default_factory=dict)  # source header -> casefind column
+
+
+def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
+    """Read a column-mapping YAML file (see ``mapping.example.yaml``)."""
+    if path is None:
+        return {}
+    path = Path(path)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+    except OSError as exc:
+        raise ExtractError(Problem(str(path), f"cannot read the mapping file: {exc.strerror}")) from None
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{path}, line {mark.line + 1}" if mark else str(path)
+        raise ExtractError(Problem(where, "not valid YAML")) from None
+    problems, result = [], {}
+    if not isinstance(data, dict):
+        raise ExtractError(Problem(str(path), "expected a mapping of table names to {file, columns}"))
+    for table_name, spec in data.items():
+        if table_name not in TABLES:
+            problems.append(Problem(f"{path}, {table_name}", f"unknown table (known: {', '.join(TABLES)})"))
+            continue
+        spec = spec or {}
+        unknown_keys = set(spec) - {"file", "columns"}
+        if unknown_keys:
+            problems.append(Problem(f"{path}, {table_name}", f"unknown key(s) {sorted(unknown_keys)}; use file, columns"))
+        columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
+        for source, target in columns.items():
+            if target not in TABLES[table_name].column_names:
+                close = difflib.get_close_matches(target, TABLES[table_name].column_names, n=1)
+                problems.append(
+                    Problem(
+                        f"{path}, {table_name}.columns['{source}']",
+                        f"'{target}' is not a column of {table_name}",
+                        f"did you mean '{close[0]}'?" if close else "run `casefind schema` for the column names",
+                    )
+                )
+        result[table_name] = TableMapping(spec.get("file"), columns)
+    if problems:
+        raise ExtractError(problems)
+    return result
+
+
+# ------------------------------------------------------------------------------------------ files
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Path | None:
+    if mapping and mapping.file:
+        path = data_dir / mapping.file
+        if not path.exists():
+            raise ExtractError(Problem(str(path), f"the mapping file names this file for '{table.name}' but it does not exist"))
+        return path
+    found = [data_dir / f"{table.name}{ext}" for ext in (".csv", ".parquet") if (data_dir / f"{table.name}{ext}").exists()]
+    if len(found) > 1:
+        raise ExtractError(
+            Problem(str(data_dir), f"both {found[0].name} and {found[1].name} exist", "keep one file per table")
+        )
+    return found[0] if found else None
+
+
+def _is_utf8(path: Path) -> bool:
+    decoder = codecs.getincrementaldecoder("utf-8")()
+    try:
+        with path.open("rb") as f:
+            for block in iter(lambda: f.read(1 << 20), b""):
+                decoder.decode(block)
+            decoder.decode(b"", final=True)
+    except UnicodeDecodeError:
+        return False
+    return True
+
+
+def _transcode_cp1252(path: Path, workdir: Path) -> Path:
+    """Windows-1252 exports become a private UTF-8 copy DuckDB can read."""
+    target = workdir / f"{path.stem}.utf8.csv"
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with path.open("r", encoding="cp1252", errors="replace", newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+        for block in iter(lambda: src.read(1 << 20), ""):
+            dst.write(block)
+    return target
+
+
+# ------------------------------------------------------------------------------------------ reading
+
+
+def _normalise(header: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
+
+
+def _rename(headers: list[str], table: Table, mapping: TableMapping | None, where: str) -> dict[str, str]:
+    """casefind column -> source header. Explicit mapping first, then case/spacing-insensitive names."""
+    chosen: dict[str, str] = {}
+    explicit = mapping.columns if mapping else {}
+    by_strip = {h.strip(): h for h in headers}
+    for source, target in explicit.items():
+        if source.strip() in by_strip:
+            chosen[target] = by_strip[source.strip()]
+    for header in headers:
+        name = _normalise(header)
+        if name in table.column_names and name not in chosen and header not in chosen.values():
+            chosen[name] = header
+    missing = [c.name for c in table.columns if c.required and c.name not in chosen]
+    if missing:
+        problems = []
+        for name in missing:
+            close = difflib.get_close_matches(name, [_normalise(h) for h in headers], n=1, cutoff=0.5)
+            hint = "map your header to it in a mapping file (--mapping; see mapping.example.yaml)"
+            if close:
+                original = next(h for h in headers if _normalise(h) == close[0])
+                hint = f"is it '{original}'? Map it with --mapping: {table.name}: {{columns: {{'{original}': {name}}}}}"
+            problems.append(Problem(where, f"missing required column '{name}' (found: {', '.join(headers)})", hint))
+        raise ExtractError(problems)
+    return chosen
+
+
+def _quote(name: str) -> str:
+    return '"' + name.replace('"', '""') + '"'
+
+
+def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping | None, workdir: Path) -> str:
+    """Create ``raw_<table>``: casefind columns as text plus ``_row`` (spreadsheet row number)."""
+    raw = f"raw_{table.name}"
+    path = str(source.path)
+    if source.format == "parquet":
+        scan = f"read_parquet({_sql_str(path)}, file_row_number=true)"
+        described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
+        types = {name: typ for name, typ, *_ in described if name != "file_row_number"}
+        names = _rename(list(types), table, mapping, path)
+        for col in table.columns:
+            header = names.get(col.name)
+            if header and col.type in ("code", "string", "nhs_number") and types[header] in ("FLOAT", "DOUBLE") or (
+                header and types[header].startswith("DECIMAL") and col.type == "code"
+            ):
+                raise ExtractError(
+                    Problem(
+                        f"{path}, column '{header}'",
+                        f"stored as {types[header]}; long codes and identifiers do not survive floating point",
+                        "re-export this column as text (string)",
+                    )
+                )
+        row_expr = "file_row_number + 1"
+    else:
+        csv_path = path if source.encoding == "utf-8" else str(_transcode_cp1252(source.path, workdir))
+        scan = (
+            f"read_csv({_sql_str(csv_path)}, header=true, all_varchar=true, store_rejects=true, "
+            f"rejects_table='rejects_{table.name}', rejects_scan='rejects_scan_{table.name}')"
+        )
+        con.execute("SET preserve_insertion_order = true")
+        try:
+            con.execute(f"CREATE TEMP TABLE file_{table.name} AS SELECT * FROM {scan}")
+        except duckdb.Error as exc:
+            raise ExtractError(Problem(path, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
+        malformed = con.execute(
+            f"SELECT line, error_message FROM rejects_{table.name} ORDER BY line"
+        ).fetchall()
+        if malformed:
+            raise ExtractError(
+                [Problem(f"{path}, line {line}", f"malformed row: {msg}", "fix the quoting or the number of fields; "
+                         "--skip-bad-rows cannot skip a row whose fields cannot be told apart") for line, msg in malformed]
+            )
+        headers = [r[0] for r in con.execute(f"DESCRIBE file_{table.name}").fetchall()]
+        names = _rename(headers, table, mapping, path)
+        types = {h: "VARCHAR" for h in headers}
+        scan = f"file_{table.name}"
+        row_expr = "rowid + 2"
+    selects = []
+    for col in table.columns:
+        header = names.get(col.name)
+        if header is None:
+            selects.append(f"CAST(NULL AS VARCHAR) AS {col.name}")
+        elif types[header] == "VARCHAR":
+            selects.append(f"NULLIF(trim({_quote(header)}), '') AS {col.name}")
+        else:
+            selects.append(f"CAST({_quote(header)} AS VARCHAR) AS {col.name}")
+    con.execute(f"CREATE TEMP VIEW {raw} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
+    return raw
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------------------------------ validation
+
+
+def _date_sql(expr: str) -> str:
+    return f"cf_date({expr})"
+
+
+def _define_macros(con) -> None:
+    """``cf_date``: an ISO or UK date, NULL when invalid or the year is implausible (two-digit years)."""
+    fmts = "[" + ", ".join(_sql_str(f) for f in DATE_FORMATS) + "]"
+    con.execute(
+        f"CREATE OR REPLACE TEMP MACRO cf_date(s) AS (SELECT CASE WHEN year(d) BETWEEN 1850 AND 2200 THEN d END "
+        f"FROM (SELECT CAST(try_strptime(s, {fmts}) AS DATE) AS d))"
+    )
+
+
+def _nhs_valid_sql(expr: str) -> str:
+    digits = f"replace({expr}, ' ', '')"
+    total = " + ".join(f"CAST(substr({digits}, {i + 1}, 1) AS INTEGER) * {10 - i}" for i in range(9))
+    check = f"(11 - (({total}) % 11)) % 11"
+    return f"(regexp_full_match({digits}, '[0-9]{{10}}') AND {check} <> 10 AND {check} = CAST(substr({digits}, 10, 1) AS INTEGER))"
+
+
+def _choice_sql(expr: str, col: Column) -> str:
+    aliases = VALUE_ALIASES.get(col.name)
+    if not aliases:
+        return f"lower({expr})"
+    cases = " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in aliases.items())
+    return f"(CASE lower({expr}) {cases} ELSE lower({expr}) END)"
+
+
+def _checks(table: Table, file_name: str) -> list[tuple[str, str, str]]:
+    """(column, SQL yielding a problem text or NULL, hint) for every row-local rule of ``table``."""
+    checks = []
+    for col in table.columns:
+        c = col.name
+        if col.required:
+            checks.append((c, f"CASE WHEN {c} IS NULL THEN 'missing required value' END", None))
+        if col.type == "date":
+            checks.append(
+                (c, f"CASE WHEN {c} IS NOT NULL AND {_date_sql(c)} IS NULL THEN 'invalid date ''' || {c} || '''' END", DATE_HINT)
+            )
+        if col.choices:
+            allowed = ", ".join(_sql_str(x) for x in col.choices)
+            checks.append(
+                (
+                    c,
+                    f"CASE WHEN {c} IS NOT NULL AND {_choice_sql(c, col)} NOT IN ({allowed}) "
+                    f"THEN 'unknown value ''' || {c} || ''' (expected one of: {', '.join(col.choices)})' END",
+                    None,
+                )
+            )
+    if table.name == "patients":
+        checks.append(
+            (
+                "date_of_death",
+                f"CASE WHEN {_date_sql('date_of_death')} < {_date_sql('date_of_birth')} THEN 'date of death is before date of birth' END",
+                None,
+            )
+        )
+        checks.append(
+            (
+                "registered_to",
+                f"CASE WHEN {_date_sql('registered_to')} < {_date_sql('registered_from')} "
+                "THEN 'registration ends before it starts' END",
+                None,
+            )
+        )
+    return checks
+
+
+def _collect_problems(con, table: Table, raw: str, source: SourceFile) -> None:
+    """Insert every problem of ``raw`` into the ``problems`` table (one row per problem)."""
+    checks = _checks(table, source.path.name)
+    cols = ", ".join(f"{sql} AS p{i}" for i, (_, sql, _) in enumerate(checks))
+    structs = ", ".join(
+        f"{{'col': {_sql_str(c)}, 'problem': p{i}, 'hint': {_sql_str(h) if h else 'NULL'}}}" for i, (c, _, h) in enumerate(checks)
+    )
+    any_failed = " OR ".join(f"p{i} IS NOT NULL" for i in range(len(checks)))
+    src = _sql_str(source.path.name)
+    tbl = _sql_str(table.name)
+    con.execute(
+        f"""
+        INSERT INTO problems
+        SELECT {tbl}, {src}, _row, chk.col, chk.problem, chk.hint FROM (
+            SELECT _row, unnest([{structs}]) AS chk FROM (SELECT _row, {cols} FROM {raw}) WHERE {any_failed}
+        ) WHERE chk.problem IS NOT NULL
+        """
+    )
+    if table.unique:
+        key = table.unique[0]
+        con.execute(
+            f"""
+            INSERT INTO problems
+            SELECT {tbl}, {src}, _row, {_sql_str(key)},
+                   'duplicate {key} (first seen on row ' || first_row || ')', 'each {key} must appear once'
+            FROM (SELECT _row, {key}, min(_row) OVER (PARTITION BY {key}) AS first_row FROM {raw} WHERE {key} IS NOT NULL)
+            WHERE _row <> first_row
+            """
+        )
+    if table.name != "patients" and "patient_id" in table.column_names:
+        con.execute(
+            f"""
+            INSERT INTO problems
+            SELECT {tbl}, {src}, r._row, 'patient_id', 'unknown patient_id (not in the patients file)',
+                   'export events for the same patients as the patients file'
+            FROM {raw} r ANTI JOIN patients p ON r.patient_id = p.patient_id
+            WHERE r.patient_id IS NOT NULL
+            """
+        )
+
+
+def _typed_select(table: Table, raw: str) -> str:
+    cols = ["_row"]
+    for col in table.columns:
+        if col.type == "date":
+            cols.append(f"{_date_sql(col.name)} AS {col.name}")
+        elif col.choices:
+            expr = _choice_sql(col.name, col)
+            if col.default:
+                expr = f"coalesce({expr}, {_sql_str(col.default)})"
+            cols.append(f"{expr} AS {col.name}")
+        elif col.type == "nhs_number":
+            cols.append(f"replace({col.name}, ' ', '') AS {col.name}")
+        else:
+            cols.append(col.name)
+    bad = f"(SELECT row FROM problems WHERE tbl = {_sql_str(table.name)})"
+    return f"SELECT {', '.join(cols)} FROM {raw} WHERE _row NOT IN {bad}"
+
+
+def _empty_table(con, table: Table) -> None:
+    """An absent optional table reads as empty, so engines never need to ask whether it exists."""
+    cols = ", ".join(f"{c.name} {'DATE' if c.type == 'date' else 'VARCHAR'}" for c in table.columns)
+    con.execute(f"CREATE TEMP TABLE {table.name} (_row BIGINT, {cols})")
+
+
+def connect(threads: int | None = None, memory_limit: str = "1500MB") -> duckdb.DuckDBPyConnection:
+    """An in-memory DuckDB connection with limits suited to a 2-core practice PC."""
+    con = duckdb.connect(config={"memory_limit": memory_limit})
+    if threads:
+        con.execute(f"SET threads = {int(threads)}")
+    _define_macros(con)
+    return con
+
+
+def read_extract(
+    data_dir: str | Path,
+    *,
+    mapping: str | Path | None = None,
+    skip_bad_rows: bool = False,
+    con: duckdb.DuckDBPyConnection | None = None,
+) -> Extract:
+    """Read and validate every extract table in ``data_dir``; see the module docstring for the rules."""
+    data_dir = Path(data_dir)
+    if not data_dir.is_dir():
+        raise ExtractError(Problem(str(data_dir), "no such directory", "pass the folder holding patients.csv and events.csv"))
+    table_maps = load_mapping(mapping)
+    con = con or connect()
+    workdir = Path(tempfile.mkdtemp(prefix="casefind-"))
+    try:
+        return _read(con, data_dir, table_maps, skip_bad_rows, workdir)
+    finally:
+        for leftover in workdir.iterdir():
+            leftover.unlink()
+        workdir.rmdir()
+
+
+def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: Path) -> Extract:
+    files: dict[str, SourceFile] = {}
+    missing = []
+    for table in TABLES.values():
+        path = _find_file(data_dir, table, table_maps.get(table.name))
+        if path is None:
+            if table.required:
+                present = ", ".join(sorted(p.name for p in data_dir.iterdir())) or "nothing"
+                missing.append(
+                    Problem(str(data_dir), f"no {table.name}.csv or {table.name}.parquet (found: {present})",
+                            f"name the file {table.name}.csv, or set '{table.name}: {{file: ...}}' in a mapping file")
+                )
+            continue
+        fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
+        encoding = "utf-8" if fmt == "parquet" or _is_utf8(path) else "cp1252"
+        files[table.name] = SourceFile(table.name, path, fmt, _sha256(path), encoding)
+    if missing:
+        raise ExtractError(missing)
+
+    con.execute("CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, hint VARCHAR)")
+    rows_read = {}
+    for table in TABLES.values():  # patients first: the others are checked against it
+        if table.name not in files:
+            _empty_table(con, table)
+            continue
+        raw = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+        _collect_problems(con, table, raw, files[table.name])
+        materialise = table.name != "events"  # events stays a view: one pass per query at ICB scale
+        kind = "TABLE" if materialise or files[table.name].format == "csv" else "VIEW"
+        con.execute(f"CREATE TEMP {kind} {table.name} AS {_typed_select(table, raw)}")
+        con.execute("SET preserve_insertion_order = false")
+
+    total = con.execute("SELECT count(*) FROM problems").fetchone()[0]
+    order = "CASE tbl " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TABLES)) + " END, row, col"
+    rejects = con.execute(f"SELECT file, row, col AS column, problem, hint FROM problems ORDER BY {order}").df()
+    if total and not skip_bad_rows:
+        shown = rejects.head(MAX_LISTED_PROBLEMS)
+        problems = [
+            Problem(f"{r.file}, row {r.row}, column '{r.column}'", r.problem, r.hint if isinstance(r.hint, str) else None)
+            for r in shown.itertuples()
+        ]
+        footer = ("Nothing was listed. Fix these rows, or run again with --skip-bad-rows to leave them out "
+                  "(they are then written, with their reasons, to a rejects file).")
+        raise ExtractError(problems, total=total, footer=footer)
+    return Extract(con, files, rows_read, _with_records(con, rejects.drop(columns="hint"), files), _warnings(con, files))
+
+
+def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:
+    """Add each rejected row's original values (as JSON) so nothing is lost."""
+    if rejects.empty:
+        return rejects.assign(record=pd.Series(dtype=str))
+    records = []
+    for name, source in files.items():
+        records.append(con.execute(
+            f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, CAST(to_json(r) AS VARCHAR) AS record "
+            f"FROM raw_{name} r WHERE _row IN (SELECT row FROM problems WHERE tbl = {_sql_str(name)})"
+        ).df())
+    return rejects.merge(pd.concat(records), on=["file", "row"], how="left")
+
+
+def _warnings(con, files: dict[str, SourceFile]) -> list[Problem]:
+    """Things worth knowing that do not make a row unusable."""
+    warnings = []
+    if "patients" in files:
+        bad = [r for (r,) in con.execute(
+            f"SELECT _row FROM patients WHERE nhs_number IS NOT NULL AND NOT {_nhs_valid_sql('nhs_number')} ORDER BY _row"
+        ).fetchall()]
+        if bad:
+            rows = ", ".join(map(str, bad[:20])) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
+            many = len(bad) != 1
+            warnings.append(
+                Problem(f"{files['patients'].path.name}, row{'s' if many else ''} {rows}, column 'nhs_number'",
+                        f"{len(bad)} NHS number{'s fail' if many else ' fails'} the modulus 11 check "
+                        "(the patients are still considered; check the numbers before sharing the list)")
+            )
+    return warnings

@@ -1,0 +1,403 @@
+"""The selection protocol: an immutable, validated model loaded from YAML.
+
+The model says *what* to select; engines (``casefind.engine``) decide *how*. It imports neither pandas
+nor DuckDB, so a Spark engine can be added without touching it.
+
+Errors name the file, the line and the path, and all problems are reported at once::
+
+    rules/vf.yaml, line 23, criteria[2].window: expected a duration like '12 months', got '12 mnths'
+"""
+
+from __future__ import annotations
+
+import csv
+import hashlib
+import io
+import json
+import re
+from datetime import date
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+import yaml
+from pydantic import (
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    PlainSerializer,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
+
+from casefind.codes import sctid_problem
+from casefind.dates import Duration
+from casefind.errors import Problem, ProtocolError
+from casefind.schema import CODE_SYSTEMS
+
+
+def _parse_duration(value: Any) -> Duration:
+    if isinstance(value, Duration):
+        return value
+    return Duration.parse(value)
+
+
+DurationField = Annotated[Duration, BeforeValidator(_parse_duration), PlainSerializer(str, return_type=str)]
+
+
+def _as_tuple(value: Any) -> Any:
+    """Let YAML say ``start: cp_plan`` as well as ``start: [cp_plan, unborn_cp_plan]``."""
+    return (value,) if isinstance(value, str) else value
+
+
+Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
+Tier = Literal["significant", "minor"]
+
+
+class Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Code(Frozen):
+    code: str
+    term: str = ""
+
+
+def _code_entry(value: Any) -> Any:
+    if isinstance(value, str):
+        return {"code": value.strip()}
+    return value
+
+
+class Codelist(Frozen):
+    """A named set of codes: inline, or loaded from an OpenCodelists-style ``code,term`` CSV file."""
+
+    description: str = ""
+    source: str = Field("", description="Provenance: where the codes came from and which version")
+    code_system: Literal["snomed", "read2", "ctv3", "emis"] = "snomed"
+    file: str | None = Field(None, description="CSV path relative to the protocol file")
+    file_sha256: str | None = None
+    codes: tuple[Annotated[Code, BeforeValidator(_code_entry)], ...] = ()
+
+    @model_validator(mode="after")
+    def _has_codes(self) -> Codelist:
+        if not self.codes:
+            raise ValueError("a codelist needs 'codes' or a 'file' with at least one code")
+        if self.code_system == "snomed":
+            bad = [f"'{c.code}' ({problem})" for c in self.codes if (problem := sctid_problem(c.code))]
+            if bad:
+                raise ValueError("invalid SNOMED CT code " + "; ".join(bad))
+        return self
+
+    @property
+    def code_values(self) -> tuple[str, ...]:
+        return tuple(c.code for c in self.codes)
+
+
+class Criterion(Frozen):
+    """What every criterion has. Each kind below adds what it needs."""
+
+    id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
+    label: str = Field(description="Plain-English reason shown in the list")
+    weight: Annotated[float, Field(ge=0)]
+    tier: Tier
+    lists_adults: bool = Field(
+        False,
+        description="Also list patients older than the population's max_age (a pregnant woman for her unborn baby)",
+    )
+
+    def codelist_refs(self) -> dict[str, tuple[str, ...]]:
+        """Field name -> codelist names, for reference checking and for engines' code tables."""
+        return {}
+
+
+class CodedActive(Criterion):
+    """Active on the as-of date when the latest start code is not followed by a *later* end code.
+
+    An end code on the same day as the start does not close it (it is not later), so the child stays on
+    the list for the meeting to check. With ``window``, the latest start must also fall within it.
+    """
+
+    kind: Literal["coded_active"]
+    start: Names
+    end: Names = ()
+    window: DurationField | None = None
+
+    def codelist_refs(self) -> dict[str, tuple[str, ...]]:
+        return {"start": self.start, "end": self.end}
+
+
+class CodedInWindow(Criterion):
+    """Any code from ``codes`` within ``window`` before (and including) the as-of date."""
+
+    kind: Literal["coded_in_window"]
+    codes: Names
+    window: DurationField
+
+    def codelist_refs(self) -> dict[str, tuple[str, ...]]:
+        return {"codes": self.codes}
+
+
+class NewBirth(Criterion):
+    """Born within ``window`` before the as-of date (a birth on the as-of date counts)."""
+
+    kind: Literal["new_birth"]
+    window: DurationField
+
+
+class AntenatalBooking(Criterion):
+    """A booking code within ``window``, not followed by a delivery or end-of-pregnancy code.
+
+    Late booking: the booking's ``value`` (gestation in weeks) is at least ``late_at_weeks``, or a
+    ``late`` code is recorded in the same pregnancy (on or after the booking window start and not
+    before a later end code). With ``late_only`` the criterion is met only for late bookings. The criterion
+    reads the pregnant woman's record; set ``lists_adults: true`` so she is listed whatever her age.
+    """
+
+    kind: Literal["antenatal_booking"]
+    booking: Names
+    end: Names = ()
+    window: DurationField
+    late: Names = ()
+    late_at_weeks: Annotated[int, Field(ge=1, le=45)] | None = None
+    late_only: bool = False
+
+    def codelist_refs(self) -> dict[str, tuple[str, ...]]:
+        return {"booking": self.booking, "end": self.end, "late": self.late}
+
+    @model_validator(mode="after")
+    def _late_defined(self) -> AntenatalBooking:
+        if self.late_only and not self.late and self.late_at_weeks is None:
+            raise ValueError("late_only needs 'late' codes or 'late_at_weeks'")
+        return self
+
+
+AnyCriterion = Annotated[CodedActive | CodedInWindow | NewBirth | AntenatalBooking, Field(discriminator="kind")]
+CRITERION_KINDS = ("coded_active", "coded_in_window", "new_birth", "antenatal_booking")
+
+
+class Population(Frozen):
+    """Who can be listed. Ages are whole years on the as-of date, both ends inclusive."""
+
+    min_age: Annotated[int, Field(ge=0)] = 0
+    max_age: Annotated[int, Field(ge=0)] = 17
+    registered_on_as_of: bool = Field(True, description="Exclude patients not registered on the as-of date")
+    include_deaths_within: DurationField | None = Field(
+        None, description="Keep children who died within this period before the as-of date; others excluded"
+    )
+
+    @model_validator(mode="after")
+    def _ages(self) -> Population:
+        if self.min_age > self.max_age:
+            raise ValueError(f"min_age ({self.min_age}) is above max_age ({self.max_age})")
+        return self
+
+
+class Protocol(Frozen):
+    name: str
+    version: str
+    description: str = ""
+    population: Population = Population()
+    codelists: dict[str, Codelist]
+    criteria: tuple[AnyCriterion, ...]
+
+    @field_validator("criteria")
+    @classmethod
+    def _some_criteria(cls, value: tuple) -> tuple:
+        if not value:
+            raise ValueError("a protocol needs at least one criterion")
+        return value
+
+    @model_validator(mode="after")
+    def _references(self) -> Protocol:
+        problems = []
+        seen: dict[str, int] = {}
+        for i, criterion in enumerate(self.criteria):
+            if criterion.id in seen:
+                problems.append(f"criteria[{i}].id: duplicate id '{criterion.id}' (also criteria[{seen[criterion.id]}])")
+            seen.setdefault(criterion.id, i)
+            for field, names in criterion.codelist_refs().items():
+                for name in names:
+                    if name not in self.codelists:
+                        known = ", ".join(sorted(self.codelists)) or "none"
+                        problems.append(f"criteria[{i}].{field}: unknown codelist '{name}' (known: {known})")
+        if problems:
+            raise ValueError("\n".join(problems))
+        return self
+
+    def criterion(self, criterion_id: str) -> AnyCriterion:
+        return next(c for c in self.criteria if c.id == criterion_id)
+
+    def fingerprint(self) -> str:
+        """SHA-256 of the resolved protocol (codes included), independent of YAML layout and comments."""
+        canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
+    def window_start(self, window: Duration | None, as_of: date) -> date | None:
+        return window.before(as_of) if window else None
+
+
+# ---------------------------------------------------------------------------------------------- loading
+
+
+class _TextLoader(yaml.SafeLoader):
+    """YAML loader that never turns a scalar into an int or float: codes stay text, exactly as written."""
+
+
+_TextLoader.yaml_implicit_resolvers = {
+    first: [(tag, rx) for tag, rx in resolvers if tag not in ("tag:yaml.org,2002:int", "tag:yaml.org,2002:float")]
+    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
+}
+
+
+def _line_index(node: yaml.Node, path: tuple = (), index: dict | None = None, dupes: list | None = None):
+    """Map every path in the YAML document to its 1-based line, and collect duplicate keys."""
+    index = {} if index is None else index
+    dupes = [] if dupes is None else dupes
+    index[path] = node.start_mark.line + 1
+    if isinstance(node, yaml.MappingNode):
+        seen = set()
+        for key, value in node.value:
+            if key.value in seen:
+                dupes.append((path + (key.value,), key.start_mark.line + 1))
+            seen.add(key.value)
+            index[path + (key.value,)] = key.start_mark.line + 1
+            _line_index(value, path + (key.value,), index, dupes)
+            index[path + (key.value,)] = key.start_mark.line + 1
+    elif isinstance(node, yaml.SequenceNode):
+        for i, item in enumerate(node.value):
+            _line_index(item, path + (i,), index, dupes)
+    return index, dupes
+
+
+def format_path(path: tuple) -> str:
+    text = ""
+    for part in path:
+        text += f"[{part}]" if isinstance(part, int) else (f".{part}" if text else str(part))
+    return text
+
+
+def _parse_path(text: str) -> tuple:
+    parts: list = []
+    for name, idx in re.findall(r"([A-Za-z_][\w-]*)|\[(\d+)\]", text):
+        parts.append(int(idx) if idx else name)
+    return tuple(parts)
+
+
+def _line_for(path: tuple, lines: dict) -> int | None:
+    while path and path not in lines:
+        path = path[:-1]
+    return lines.get(path)
+
+
+def _message(error: dict) -> str:
+    kind, msg, value = error["type"], error["msg"], error.get("input")
+    if kind == "missing":
+        return "required field is missing"
+    if kind == "extra_forbidden":
+        return "unknown field (check the spelling; see the protocol format in the README)"
+    if kind == "union_tag_invalid":
+        return f"unknown kind '{value.get('kind') if isinstance(value, dict) else value}'; expected one of: " + ", ".join(
+            CRITERION_KINDS
+        )
+    if kind == "union_tag_not_found":
+        return "missing 'kind'; expected one of: " + ", ".join(CRITERION_KINDS)
+    if kind == "literal_error":
+        return f"{msg}, got '{value}'"
+    msg = msg.removeprefix("Value error, ")
+    return msg
+
+
+def _problems_from(exc: ValidationError, source: str, lines: dict) -> list[Problem]:
+    problems = []
+    for error in exc.errors():
+        loc = tuple(p for p in error["loc"] if p not in CRITERION_KINDS)  # drop the union branch name
+        for text in _message(error).split("\n"):
+            path = loc
+            match = re.match(r"^([\w.\[\]]+): (.*)$", text)
+            if match and "[" in match.group(1) or (match and "." in match.group(1)):
+                path, text = loc + _parse_path(match.group(1)), match.group(2)
+            line = _line_for(path, lines)
+            where = f"{source}, line {line}" if line else source
+            problems.append(Problem(f"{where}, {format_path(path)}" if path else where, text))
+    return problems
+
+
+def _read_codelist_file(entry: dict, base: Path, source: str, lines: dict, path: tuple) -> list[Problem]:
+    """Fill ``codes`` and ``file_sha256`` from the CSV the codelist names; return problems found."""
+    where = f"{source}, line {_line_for(path + ('file',), lines)}, {format_path(path + ('file',))}"
+    if entry.get("codes"):
+        return [Problem(where, "give either 'codes' or 'file', not both")]
+    csv_path = base / str(entry["file"])
+    try:
+        raw = csv_path.read_bytes()
+    except OSError as exc:
+        return [Problem(where, f"cannot read codelist file '{csv_path}': {exc.strerror}")]
+    text = raw.decode("utf-8-sig", errors="replace")
+    reader = csv.DictReader(io.StringIO(text))
+    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    if "code" not in fields:
+        return [
+            Problem(
+                f"{csv_path}, row 1",
+                f"no 'code' column (found: {', '.join(fields) or 'nothing'})",
+                "codelist files use the OpenCodelists format: a header 'code,term' then one code per row",
+            )
+        ]
+    codes = []
+    for row in reader:
+        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
+        if row.get("code"):
+            codes.append({"code": row["code"], "term": row.get("term") or row.get("description") or ""})
+    entry["codes"] = codes
+    entry["file_sha256"] = hashlib.sha256(raw).hexdigest()
+    return []
+
+
+def load_protocol(path: str | Path) -> Protocol:
+    """Load and validate a protocol file; raise ``ProtocolError`` listing every problem."""
+    path = Path(path)
+    source = str(path)
+    try:
+        text = path.read_text(encoding="utf-8-sig")
+    except OSError as exc:
+        raise ProtocolError(Problem(source, f"cannot read the protocol file: {exc.strerror}")) from None
+    return parse_protocol(text, source=source, base=path.parent)
+
+
+def parse_protocol(text: str, *, source: str = "<protocol>", base: Path = Path(".")) -> Protocol:
+    try:
+        node = yaml.compose(text, Loader=_TextLoader)
+        data = yaml.load(text, Loader=_TextLoader)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        where = f"{source}, line {mark.line + 1}" if mark else source
+        problem = getattr(exc, "problem", None) or str(exc)
+        raise ProtocolError(Problem(where, f"not valid YAML: {problem}")) from None
+    if not isinstance(data, dict):
+        raise ProtocolError(Problem(source, "expected a mapping with name, version, codelists and criteria"))
+    lines, dupes = _line_index(node)
+    problems = [
+        Problem(f"{source}, line {line}, {format_path(p)}", "duplicate key (the later one would silently win)")
+        for p, line in dupes
+    ]
+    for name, entry in (data.get("codelists") or {}).items():
+        if isinstance(entry, dict) and entry.get("file"):
+            problems += _read_codelist_file(entry, base, source, lines, ("codelists", name))
+    try:
+        protocol = Protocol.model_validate(data)
+    except ValidationError as exc:
+        problems += _problems_from(exc, source, lines)
+        protocol = None
+    if problems:
+        raise ProtocolError(problems)
+    return protocol
+
+
+def default_protocol_path() -> Path:
+    """The bundled default protocol: package data when installed, ``rules/`` in a source checkout."""
+    packaged = Path(__file__).parent / "rules" / "vulnerable-families.yaml"
+    if packaged.exists():
+        return packaged
+    return Path(__file__).parent.parent / "rules" / "vulnerable-families.yaml"

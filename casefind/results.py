@@ -1,0 +1,84 @@
+"""Results are values: what an engine found and the ranked list, independent of how they are shown.
+
+Engines return an ``Evaluation``; ``casefind.ranking`` turns it into a ``CaseList``; exporters format a
+``CaseList`` and never recompute anything.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import date
+
+import pandas as pd
+
+# Columns of Evaluation.hits: one row per (patient, criterion) met on the as-of date.
+HIT_COLUMNS = ("patient_id", "criterion_id", "date", "code", "code_system", "term", "value", "detail")
+
+# Columns of CaseList.entries, in export order.
+LIST_COLUMNS = (
+    "rank",
+    "patient_id",
+    "nhs_number",
+    "family_name",
+    "given_name",
+    "date_of_birth",
+    "age",
+    "score",
+    "tier",
+    "criteria",
+    "reasons",
+    "evidence",
+    "latest_evidence",
+    "notes",
+)
+
+
+@dataclass(frozen=True)
+class Evaluation:
+    """What an engine found: every patient with eligibility, and every criterion met."""
+
+    people: pd.DataFrame  # patient_id, names, nhs_number, date_of_birth, age, date_of_death, eligible, exclusion
+    hits: pd.DataFrame  # HIT_COLUMNS
+
+
+@dataclass(frozen=True)
+class RunInfo:
+    """Provenance recorded with every list: enough to reproduce it."""
+
+    as_of: date
+    protocol_name: str
+    protocol_version: str
+    protocol_sha256: str
+    codelist_sha256: dict[str, str]
+    input_files: dict[str, dict[str, str]]  # table -> {file, format, sha256}
+    casefind_version: str
+    rows_read: dict[str, int]
+    rows_rejected: int
+    population: int
+    listed: int
+    warnings: tuple[str, ...] = ()
+    rejects_file: str | None = None
+
+    def as_dict(self) -> dict:
+        return {
+            "as_of": self.as_of.isoformat(),
+            "protocol": {"name": self.protocol_name, "version": self.protocol_version, "sha256": self.protocol_sha256},
+            "codelists_sha256": dict(sorted(self.codelist_sha256.items())),
+            "input_files": dict(sorted(self.input_files.items())),
+            "casefind_version": self.casefind_version,
+            "rows_read": dict(sorted(self.rows_read.items())),
+            "rows_rejected": self.rows_rejected,
+            "population": self.population,
+            "listed": self.listed,
+            "warnings": list(self.warnings),
+        }
+
+
+@dataclass(frozen=True)
+class CaseList:
+    """The ranked discussion list (``entries``, LIST_COLUMNS) with per-criterion ``evidence`` rows."""
+
+    entries: pd.DataFrame
+    evidence: pd.DataFrame  # patient_id, criterion_id, label, tier, weight, date, code, term, detail
+    info: RunInfo
+    rejects: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -1,0 +1,149 @@
+"""The extract schema, declared once.
+
+Validation (``casefind.extract``), the README table and ``casefind schema`` are all derived from
+``TABLES``. Every value is read as text first; ``type`` says how casefind then interprets it.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+CODE_SYSTEMS = ("snomed", "read2", "ctv3", "emis")
+APPOINTMENT_STATUSES = (
+    "attended",
+    "did_not_attend",
+    "was_not_brought",
+    "cancelled_by_patient",
+    "cancelled_by_practice",
+    "booked",
+)
+
+
+@dataclass(frozen=True)
+class Column:
+    name: str
+    type: str  # string | code | date | nhs_number | choice | number
+    required: bool
+    meaning: str
+    choices: tuple[str, ...] = ()
+    default: str | None = None  # used when the column is absent or the value empty
+    identifies_patient: bool = False  # never echo the value in a message
+
+
+@dataclass(frozen=True)
+class Table:
+    name: str
+    required: bool
+    meaning: str
+    columns: tuple[Column, ...]
+    unique: tuple[str, ...] = ()  # columns whose values must be unique
+
+    def column(self, name: str) -> Column:
+        return next(c for c in self.columns if c.name == name)
+
+    @property
+    def column_names(self) -> tuple[str, ...]:
+        return tuple(c.name for c in self.columns)
+
+
+def _patient_ref(meaning: str = "the patient this row is about") -> Column:
+    return Column("patient_id", "string", True, meaning, identifies_patient=True)
+
+
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (
+        Table(
+            "patients",
+            True,
+            "One row per patient in the extract (registered now or in the past).",
+            (
+                Column("patient_id", "string", True, "Practice system identifier, unique", identifies_patient=True),
+                Column(
+                    "nhs_number",
+                    "nhs_number",
+                    False,
+                    "10 digits; the modulus 11 check digit is verified and invalid ones reported",
+                    identifies_patient=True,
+                ),
+                Column("family_name", "string", False, "Surname", identifies_patient=True),
+                Column("given_name", "string", False, "First name", identifies_patient=True),
+                Column("date_of_birth", "date", True, "Date of birth", identifies_patient=True),
+                Column("sex", "string", False, "As recorded (e.g. F, M, U)"),
+                Column("date_of_death", "date", False, "Empty when alive"),
+                Column("registered_from", "date", False, "Start of current registration; empty = unknown"),
+                Column("registered_to", "date", False, "End of registration; empty = still registered"),
+                Column("household_id", "string", False, "Same address / household", identifies_patient=True),
+                Column("practice_id", "string", False, "Practice code, for multi-practice extracts"),
+            ),
+            unique=("patient_id",),
+        ),
+        Table(
+            "events",
+            True,
+            "Coded clinical events (one row per code entered in a record).",
+            (
+                _patient_ref(),
+                Column("code", "code", True, "The clinical code, always read as text"),
+                Column("date", "date", True, "Date the event happened (or was recorded)"),
+                Column("term", "string", False, "The code's description as shown in the record"),
+                Column("code_system", "choice", False, "Coding scheme", CODE_SYSTEMS, default="snomed"),
+                Column("value", "string", False, "Associated value (e.g. gestation in weeks at booking)"),
+                Column("clinician_id", "string", False, "Who recorded it"),
+            ),
+        ),
+        Table(
+            "relationships",
+            False,
+            "Links between patients: parents, carers, household members, siblings.",
+            (
+                _patient_ref("The child (or person) the relationship is recorded for"),
+                Column("related_patient_id", "string", True, "The related person", identifies_patient=True),
+                Column("relationship", "string", True, "mother, father, parent, step-parent, carer, sibling ..."),
+                Column("start_date", "date", False, "Relationship valid from (empty = always)"),
+                Column("end_date", "date", False, "Relationship valid until (empty = still valid)"),
+            ),
+        ),
+        Table(
+            "appointments",
+            False,
+            "Booked appointments and what happened.",
+            (
+                _patient_ref(),
+                Column("date", "date", True, "Appointment date"),
+                Column("status", "choice", True, "What happened", APPOINTMENT_STATUSES),
+                Column("clinician_id", "string", False, "Who the appointment was with"),
+            ),
+        ),
+        Table(
+            "concerns",
+            False,
+            "Professional-concern flags raised by practice staff.",
+            (
+                _patient_ref(),
+                Column("raised_on", "date", True, "Date the concern was raised"),
+                Column("raised_by", "string", False, "Who raised it"),
+                Column("resolved_on", "date", False, "Date resolved (empty = open)"),
+                Column("note", "string", False, "Free text; casefind never prints it"),
+            ),
+        ),
+    )
+}
+
+
+def describe() -> list[dict[str, str]]:
+    """The schema as rows (table, column, type, required, meaning), for ``casefind schema`` and docs."""
+    rows = []
+    for table in TABLES.values():
+        for col in table.columns:
+            kind = col.type if not col.choices else f"one of: {', '.join(col.choices)}"
+            rows.append(
+                {
+                    "table": table.name + ("" if table.required else " (optional)"),
+                    "column": col.name,
+                    "type": kind,
+                    "required": "required" if col.required else "optional",
+                    "meaning": col.meaning + (" (unique)" if col.name in table.unique else ""),
+                }
+            )
+    return rows
