@@ -75,7 +75,7 @@ class TableMapping:
 
 
 def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
-    """Read a column-mapping YAML file (see ``mapping.example.yaml``)."""
+    """Read a column-mapping YAML file (see ``rules/mapping.example.yaml``)."""
     if path is None:
         return {}
     path = Path(path)
@@ -186,7 +186,7 @@ def _rename(headers: list[str], table: Table, mapping: TableMapping | None, wher
         problems = []
         for name in missing:
             close = difflib.get_close_matches(name, [_normalise(h) for h in headers], n=1, cutoff=0.5)
-            hint = "map your header to it in a mapping file (--mapping; see mapping.example.yaml)"
+            hint = "map your header to it in a mapping file (--mapping; see rules/mapping.example.yaml)"
             if close:
                 original = next(h for h in headers if _normalise(h) == close[0])
                 hint = f"is it '{original}'? Map it with --mapping: {table.name}: {{columns: {{'{original}': {name}}}}}"

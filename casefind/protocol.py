@@ -11,6 +11,7 @@ Errors name the file, the line and the path, and all problems are reported at on
 from __future__ import annotations
 
 import csv
+import difflib
 import hashlib
 import io
 import json
@@ -85,9 +86,13 @@ class Codelist(Frozen):
         if not self.codes:
             raise ValueError("a codelist needs 'codes' or a 'file' with at least one code")
         if self.code_system == "snomed":
-            bad = [f"'{c.code}' ({problem})" for c in self.codes if (problem := sctid_problem(c.code))]
+            bad = [
+                f"codes[{i}]: invalid SNOMED CT code '{c.code}': {problem}"
+                for i, c in enumerate(self.codes)
+                if (problem := sctid_problem(c.code))
+            ]
             if bad:
-                raise ValueError("invalid SNOMED CT code " + "; ".join(bad))
+                raise ValueError("\n".join(bad))
         return self
 
     @property
@@ -194,6 +199,32 @@ class Population(Frozen):
         return self
 
 
+REFERENCE_FIELDS = ("start", "end", "codes", "booking", "late")
+
+
+def reference_problems(codelist_names: set[str], criteria: list) -> list[str]:
+    """Duplicate criterion ids and references to undefined codelists, as ``path: problem`` lines.
+
+    Works on plain dicts so the loader can report these alongside field errors in one go.
+    """
+    problems, seen = [], {}
+    for i, criterion in enumerate(criteria):
+        if not isinstance(criterion, dict):
+            continue
+        cid = criterion.get("id")
+        if cid in seen:
+            problems.append(f"criteria[{i}].id: duplicate id '{cid}' (also criteria[{seen[cid]}])")
+        seen.setdefault(cid, i)
+        for field in REFERENCE_FIELDS:
+            names = _as_tuple(criterion.get(field) or ())
+            for name in names if isinstance(names, list | tuple) else ():
+                if name not in codelist_names:
+                    close = difflib.get_close_matches(str(name), sorted(codelist_names), n=1)
+                    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(codelist_names))}"
+                    problems.append(f"criteria[{i}].{field}: unknown codelist '{name}' ({hint})")
+    return problems
+
+
 class Protocol(Frozen):
     name: str
     version: str
@@ -211,17 +242,7 @@ class Protocol(Frozen):
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:
-        problems = []
-        seen: dict[str, int] = {}
-        for i, criterion in enumerate(self.criteria):
-            if criterion.id in seen:
-                problems.append(f"criteria[{i}].id: duplicate id '{criterion.id}' (also criteria[{seen[criterion.id]}])")
-            seen.setdefault(criterion.id, i)
-            for field, names in criterion.codelist_refs().items():
-                for name in names:
-                    if name not in self.codelists:
-                        known = ", ".join(sorted(self.codelists)) or "none"
-                        problems.append(f"criteria[{i}].{field}: unknown codelist '{name}' (known: {known})")
+        problems = reference_problems(set(self.codelists), [c.model_dump() for c in self.criteria])
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -296,23 +317,26 @@ def _message(error: dict) -> str:
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
-        return "unknown field (check the spelling; see the protocol format in the README)"
+        return f"unknown field '{error['loc'][-1]}' (check the spelling; see the protocol format in the README)"
     if kind == "union_tag_invalid":
         return f"unknown kind '{value.get('kind') if isinstance(value, dict) else value}'; expected one of: " + ", ".join(
             CRITERION_KINDS
         )
     if kind == "union_tag_not_found":
         return "missing 'kind'; expected one of: " + ", ".join(CRITERION_KINDS)
+    if kind in ("float_parsing", "int_parsing", "float_type", "int_type"):
+        return f"expected a number, got '{value}'"
     if kind == "literal_error":
-        return f"{msg}, got '{value}'"
-    msg = msg.removeprefix("Value error, ")
-    return msg
+        return f"{msg.replace('Input should be', 'expected')}, got '{value}'"
+    return msg.removeprefix("Value error, ").replace("Input should be", "expected")
 
 
 def _problems_from(exc: ValidationError, source: str, lines: dict) -> list[Problem]:
     problems = []
     for error in exc.errors():
         loc = tuple(p for p in error["loc"] if p not in CRITERION_KINDS)  # drop the union branch name
+        if error["type"] in ("union_tag_invalid", "union_tag_not_found"):
+            loc += ("kind",)
         for text in _message(error).split("\n"):
             path = loc
             match = re.match(r"^([\w.\[\]]+): (.*)$", text)
@@ -382,17 +406,35 @@ def parse_protocol(text: str, *, source: str = "<protocol>", base: Path = Path("
         Problem(f"{source}, line {line}, {format_path(p)}", "duplicate key (the later one would silently win)")
         for p, line in dupes
     ]
-    for name, entry in (data.get("codelists") or {}).items():
+    unreadable = set()
+    codelists = data.get("codelists") if isinstance(data.get("codelists"), dict) else {}
+    for name, entry in codelists.items():
         if isinstance(entry, dict) and entry.get("file"):
-            problems += _read_codelist_file(entry, base, source, lines, ("codelists", name))
+            file_problems = _read_codelist_file(entry, base, source, lines, ("codelists", name))
+            problems += file_problems
+            if file_problems:
+                unreadable.add(name)
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as exc:
-        problems += _problems_from(exc, source, lines)
+        found = _problems_from(exc, source, lines)
+        # Reference checks run in the model only once every field is valid; list them now too.
+        criteria = data.get("criteria") if isinstance(data.get("criteria"), list) else []
+        for text in reference_problems(set(codelists), criteria):
+            path_text, message = text.split(": ", 1)
+            path = _parse_path(path_text)
+            found.append(Problem(f"{source}, line {_line_for(path, lines)}, {path_text}", message))
+        # A codelist whose file could not be read has no codes: that is already said.
+        problems += [p for p in found if not any(f"codelists.{n}" in p.location for n in unreadable)]
         protocol = None
     if problems:
-        raise ProtocolError(problems)
+        raise ProtocolError(sorted(set(problems), key=_line_of))
     return protocol
+
+
+def _line_of(problem: Problem) -> int:
+    match = re.search(r", line (\d+)", problem.location)
+    return int(match.group(1)) if match else 0
 
 
 def default_protocol_path() -> Path:

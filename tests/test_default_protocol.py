@@ -1,0 +1,61 @@
+"""The bundled default protocol: valid, every SNOMED code has a correct Verhoeff check digit, provenance."""
+
+from __future__ import annotations
+
+import csv
+
+from casefind.codes import sctid_problem, verhoeff_valid
+from casefind.protocol import default_protocol_path, load_protocol
+from tests.conftest import REPO
+
+CODELIST_DIR = REPO / "rules" / "codelists"
+
+
+def test_default_protocol_loads_and_covers_the_issue_criteria():
+    protocol = load_protocol(default_protocol_path())
+    ids = {c.id for c in protocol.criteria}
+    assert {"cp_plan", "child_in_need", "looked_after", "cause_for_concern", "exploitation", "unborn_concern",
+            "new_birth", "antenatal_booking", "late_booking"} <= ids
+
+
+def test_every_shipped_snomed_code_passes_the_verhoeff_check():
+    checked = 0
+    for path in sorted(CODELIST_DIR.glob("*.csv")):
+        with path.open(encoding="utf-8") as f:
+            for row in csv.DictReader(f):
+                assert verhoeff_valid(row["code"]), f"{path.name}: {row['code']}"
+                assert sctid_problem(row["code"]) is None, f"{path.name}: {row['code']}"
+                checked += 1
+    assert checked > 600  # includes the delivery codelist
+
+
+def test_every_codelist_row_and_entry_carries_its_provenance():
+    protocol = load_protocol(default_protocol_path())
+    for name, codelist in protocol.codelists.items():
+        assert codelist.source, name
+        assert codelist.file_sha256, name
+    for path in sorted(CODELIST_DIR.glob("*.csv")):
+        with path.open(encoding="utf-8") as f:
+            rows = list(csv.DictReader(f))
+        assert rows and all(r["source"].strip() for r in rows), path.name
+
+
+def test_key_codes_are_where_the_reference_puts_them():
+    protocol = load_protocol(default_protocol_path())
+    cl = protocol.codelists
+    assert "342191000000101" in cl["cp_plan_start"].code_values  # Subject to child protection plan
+    assert "342891000000105" in cl["cp_plan_end"].code_values  # No longer subject to CP plan
+    assert "135890008" in cl["child_in_need_end"].code_values  # Child no longer in need
+    assert "818901000000100" in cl["unborn_concern_start"].code_values
+
+
+def test_protocol_hash_ignores_layout_but_not_content(tmp_path):
+    text = default_protocol_path().read_text()
+    base = default_protocol_path().parent
+    from casefind.protocol import parse_protocol
+
+    original = parse_protocol(text, base=base)
+    reformatted = parse_protocol("# a comment\n" + text.replace("weight: 10", "weight:    10"), base=base)
+    changed = parse_protocol(text.replace("weight: 10", "weight: 11"), base=base)
+    assert original.fingerprint() == reformatted.fingerprint()
+    assert original.fingerprint() != changed.fingerprint()

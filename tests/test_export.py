@@ -1,0 +1,117 @@
+"""Exports: every format, owner-only permissions, atomic, formula-safe, byte-identical re-runs."""
+
+from __future__ import annotations
+
+import json
+import stat
+from datetime import date
+
+import pandas as pd
+import pyarrow.parquet as pq
+import pytest
+
+from casefind import api, export
+from casefind.errors import OutputError
+
+AS_OF = date(2026, 11, 24)
+
+
+@pytest.fixture
+def case_list(make_extract):
+    folder = make_extract(
+        patients="""
+        patient_id | family_name        | given_name | nhs_number | date_of_birth
+        P1         | =HYPERLINK("x")    | Ann        | 9434765919 | 2015-02-01
+        P2         | @Jones             | -Bob       |            | 2026-11-01
+        """,
+        events="""
+        patient_id | code            | date       | term
+        P1         | 342191000000101 | 2026-01-01 | +Subject to child protection plan
+        """,
+    )
+    return api.build_list(folder, as_of=AS_OF)
+
+
+@pytest.mark.parametrize("suffix", export.FORMATS)
+def test_each_format_is_private_and_has_provenance(case_list, tmp_path, suffix):
+    path = export.write_list(case_list, tmp_path / f"list{suffix}")
+    sidecar = export.provenance_path(path)
+    for p in (path, sidecar):
+        assert stat.S_IMODE(p.stat().st_mode) == 0o600
+    provenance = json.loads(sidecar.read_text())
+    assert provenance["as_of"] == "2026-11-24"
+    assert provenance["protocol"]["name"] == "Vulnerable families (casefind default)"
+    assert len(provenance["protocol"]["sha256"]) == 64
+    assert set(provenance["input_files"]) == {"patients", "events"}
+
+
+@pytest.mark.parametrize("suffix", export.FORMATS)
+def test_same_inputs_give_byte_identical_files(case_list, make_extract, tmp_path, suffix):
+    first = export.write_list(case_list, tmp_path / f"a{suffix}").read_bytes()
+    again = api.build_list(tmp_path / "extract", as_of=AS_OF)
+    second = export.write_list(again, tmp_path / f"b{suffix}").read_bytes()
+    assert first == second
+
+
+def test_csv_columns_and_formula_injection(case_list, tmp_path):
+    path = export.write_list(case_list, tmp_path / "list.csv")
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False)
+    assert list(frame.columns[:10]) == [
+        "rank", "patient_id", "nhs_number", "family_name", "given_name", "date_of_birth", "age", "score", "tier", "criteria"
+    ]
+    assert "evidence" in frame.columns
+    assert frame["family_name"].tolist() == ["'=HYPERLINK(\"x\")", "'@Jones"]
+    assert frame["given_name"].tolist() == ["Ann", "'-Bob"]
+    assert frame.loc[0, "criteria"] == "cp_plan"
+    assert "342191000000101" in frame.loc[0, "evidence"] and "2026-01-01" in frame.loc[0, "evidence"]
+    assert frame.loc[1, "criteria"] == "new_birth"
+
+
+def test_xlsx_cells_are_text_never_formulas(case_list, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    path = export.write_list(case_list, tmp_path / "list.xlsx")
+    sheet = openpyxl.load_workbook(path)["List"]
+    cells = [c for row in sheet.iter_rows() for c in row]
+    assert all(c.data_type != "f" for c in cells)
+    assert sheet["D2"].value.startswith("'=HYPERLINK")
+    about = openpyxl.load_workbook(path)["Provenance"]
+    assert about["A1"].value == "as_of" and about["B1"].value == "2026-11-24"
+
+
+def test_parquet_and_json_keep_codes_as_text(case_list, tmp_path):
+    table = pq.read_table(export.write_list(case_list, tmp_path / "list.parquet"))
+    assert str(table.schema.field("patient_id").type) in ("string", "large_string")
+    assert b"casefind.provenance" in table.schema.metadata
+    doc = json.loads(export.write_list(case_list, tmp_path / "list.json").read_text())
+    first = doc["entries"][0]
+    assert first["evidence"][0]["code"] == "342191000000101"
+    assert doc["provenance"]["as_of"] == "2026-11-24"
+
+
+def test_unknown_format_and_missing_folder(case_list, tmp_path):
+    with pytest.raises(OutputError, match="unknown output format '.txt'"):
+        export.write_list(case_list, tmp_path / "list.txt")
+    with pytest.raises(OutputError, match="folder does not exist"):
+        export.write_list(case_list, tmp_path / "nope" / "list.csv")
+
+
+def test_atomic_write_leaves_no_partial_file(tmp_path):
+    target = tmp_path / "out.csv"
+    target.write_text("previous\n")
+
+    def explode(handle):
+        handle.write(b"half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        export.atomic_write(target, explode)
+    assert target.read_text() == "previous\n"
+    assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
+
+
+def test_never_overwrite_mode(tmp_path):
+    target = tmp_path / "archive.json"
+    export.atomic_write(target, lambda f: f.write(b"1"), overwrite=False)
+    with pytest.raises(OutputError, match="already exists and is never overwritten"):
+        export.atomic_write(target, lambda f: f.write(b"2"), overwrite=False)
+    assert target.read_bytes() == b"1"

@@ -1,0 +1,213 @@
+"""Reading real-world extracts: exact error messages, encodings, header mapping, Parquet, codes as text."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from casefind import api
+from casefind.errors import ExitCode, ExtractError
+from casefind.extract import read_extract
+
+PATIENTS = "patient_id,family_name,date_of_birth\nP1,Smith,2015-02-01\nP2,Jones,2016-03-04\n"
+AS_OF = date(2026, 11, 24)
+
+
+def _write(folder: Path, **files: str | bytes) -> Path:
+    folder.mkdir(exist_ok=True)
+    for name, content in files.items():
+        path = folder / name.replace("_csv", ".csv")
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return folder
+
+
+def _problems(folder: Path, **kwargs) -> list[str]:
+    with pytest.raises(ExtractError) as caught:
+        read_extract(folder, **kwargs)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    return [str(p) for p in caught.value.problems]
+
+
+def test_bad_rows_are_all_listed_with_file_row_and_column(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,date_of_birth,date_of_death\nP1,2015-02-01,\nP2,31/02/2019,\nP1,2019-01-01,\n"
+        "P4,,\nP5,2020-01-01,2019-12-31\n",
+        events_csv="patient_id,code,date,code_system\nP1,342191000000101,2026-01-01,snomed\n"
+        "P1,135891007,01/13/2026,snomed\nSECRET-ID,135891007,2026-01-01,\nP1,135891007,2026-01-01,icd10\n",
+    )
+    assert _problems(folder) == [
+        "patients.csv, row 3, column 'date_of_birth': invalid date '31/02/2019'\n"
+        "  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
+        "patients.csv, row 4, column 'patient_id': duplicate patient_id (first seen on row 2)\n"
+        "  HINT: each patient_id must appear once",
+        "patients.csv, row 5, column 'date_of_birth': missing required value",
+        "patients.csv, row 6, column 'date_of_death': date of death is before date of birth",
+        "events.csv, row 3, column 'date': invalid date '01/13/2026'\n  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
+        "events.csv, row 4, column 'patient_id': unknown patient_id (not in the patients file)\n"
+        "  HINT: export events for the same patients as the patients file",
+        "events.csv, row 5, column 'code_system': unknown value 'icd10' (expected one of: snomed, read2, ctv3, emis)",
+    ]
+
+
+def test_no_patient_identifier_appears_in_messages(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,nhs_number,family_name,date_of_birth\nSECRET-1,9434765919,Secretname,1/1/20\n",
+        events_csv="patient_id,code,date\nSECRET-2,135891007,2026-01-01\n",
+    )
+    with pytest.raises(ExtractError) as caught:
+        read_extract(folder)
+    text = caught.value.render()
+    for identifier in ("SECRET", "9434765919", "Secretname"):
+        assert identifier not in text
+    assert "invalid date '1/1/20'" in text  # a two-digit year is not guessed
+
+
+def test_problem_list_is_capped_with_a_count_of_the_rest(tmp_path):
+    rows = "".join(f"P1,135891007,bad{i}\n" for i in range(60))
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\n" + rows)
+    with pytest.raises(ExtractError) as caught:
+        read_extract(folder)
+    text = caught.value.render()
+    assert text.startswith("The extract has problems (60 problems):")
+    assert "... and 10 more problems not shown" in text
+    assert "--skip-bad-rows" in text
+
+
+def test_skip_bad_rows_keeps_every_rejected_row_with_its_reason(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv="patient_id,code,date\nP1,342191000000101,2026-01-01\nP2,342191000000101,yesterday\n",
+    )
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.rejected_rows == 1
+    assert extract.rejects[["file", "row", "column", "problem"]].values.tolist() == [
+        ["events.csv", 3, "date", "invalid date 'yesterday'"]
+    ]
+    assert json.loads(extract.rejects.loc[0, "record"])["date"] == "yesterday"
+    assert extract.con.execute("SELECT count(*) FROM events").fetchone()[0] == 1
+
+
+def test_missing_required_file_and_column(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv="patient_id,Birth Date\nP1,2015-01-01\n")
+    assert _problems(folder) == [
+        f"{folder}: no events.csv or events.parquet (found: patients.csv)\n"
+        "  HINT: name the file events.csv, or set 'events: {file: ...}' in a mapping file"
+    ]
+    (folder / "events.csv").write_text("patient_id,code,date\n")
+    [problem] = _problems(folder)
+    assert problem.startswith(f"{folder / 'patients.csv'}: missing required column 'date_of_birth'")
+
+
+def test_bom_windows_1252_and_quoted_fields(tmp_path):
+    patients = "patient_id,family_name,given_name,date_of_birth\r\nP1,O\u2019Brien,\"Zo\u00eb, Ann\",01/02/2015\r\n"
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=patients.encode("cp1252"),
+        events_csv=b"\xef\xbb\xbfpatient_id,code,date\r\nP1,342191000000101,05/06/2026\r\n",
+    )
+    extract = read_extract(folder)
+    row = extract.con.execute("SELECT family_name, given_name, date_of_birth FROM patients").fetchone()
+    assert row == ("O\u2019Brien", "Zo\u00eb, Ann", date(2015, 2, 1))
+    assert extract.files["patients"].encoding == "cp1252"
+    assert extract.con.execute("SELECT date FROM events").fetchone()[0] == date(2026, 6, 5)
+
+
+def test_header_mapping_file(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        **{
+            "Patient Details.csv": "Patient ID,Surname,Date of Birth\nP1,Smith,2015-02-01\n",
+            "events_csv": "Patient ID,SNOMED Code,Event Date\nP1,342191000000101,2026-01-01\n",
+        },
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "patients:\n  file: Patient Details.csv\n  columns:\n    Patient ID: patient_id\n    Surname: family_name\n"
+        "events:\n  columns:\n    Patient ID: patient_id\n    SNOMED Code: code\n    Event Date: date\n"
+    )
+    result = api.build_list(folder, mapping=mapping, as_of=AS_OF)
+    assert result.entries["family_name"].tolist() == ["Smith"]
+    assert result.entries["criteria"].tolist() == ["cp_plan"]
+
+
+def test_mapping_file_typo_is_caught(tmp_path):
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("patients:\n  columns:\n    DOB: date_of_brith\n")
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\n")
+    assert _problems(folder, mapping=mapping) == [
+        f"{mapping}, patients.columns['DOB']: 'date_of_brith' is not a column of patients\n"
+        "  HINT: did you mean 'date_of_birth'?"
+    ]
+
+
+def test_shipped_example_mapping_is_valid():
+    from casefind.extract import load_mapping
+    from tests.conftest import REPO
+
+    mapping = load_mapping(REPO / "rules" / "mapping.example.yaml")
+    assert mapping["patients"].columns
+
+
+def test_parquet_input_keeps_18_digit_codes_exact(tmp_path):
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame({"patient_id": ["P1"], "date_of_birth": [date(2015, 1, 1)]}).to_parquet(folder / "patients.parquet")
+    # The code as an int64 (a common mistake) still converts exactly; 999002381000000108 has 18 digits.
+    pd.DataFrame(
+        {"patient_id": ["P1", "P1"], "code": [342191000000101, 999002381000000108], "date": [date(2026, 1, 1)] * 2}
+    ).to_parquet(folder / "events.parquet")
+    extract = read_extract(folder)
+    codes = sorted(r[0] for r in extract.con.execute("SELECT code FROM events").fetchall())
+    assert codes == ["342191000000101", "999002381000000108"]
+    result = api.build_list(folder, as_of=AS_OF)
+    assert result.entries["criteria"].tolist() == ["cp_plan"]
+
+
+def test_float_code_column_in_parquet_is_refused(tmp_path):
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame({"patient_id": ["P1"], "date_of_birth": [date(2015, 1, 1)]}).to_parquet(folder / "patients.parquet")
+    pd.DataFrame({"patient_id": ["P1"], "code": [342191000000101.0], "date": [date(2026, 1, 1)]}).to_parquet(
+        folder / "events.parquet"
+    )
+    [problem] = _problems(folder)
+    assert "stored as DOUBLE; long codes and identifiers do not survive floating point" in problem
+    assert "HINT: re-export this column as text" in problem
+
+
+def test_csv_codes_keep_leading_zeros_and_read_code_dots(tmp_path):
+    folder = _write(
+        tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date,code_system\nP1,0123,2026-01-01,read2\n"
+        "P1,13Iv.,2026-01-01,READ\n"
+    )
+    extract = read_extract(folder)
+    assert extract.con.execute("SELECT code, code_system FROM events ORDER BY code").fetchall() == [
+        ("0123", "read2"), ("13Iv.", "read2")
+    ]
+
+
+def test_malformed_csv_row_is_reported_by_line(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\nP1,1,2026-01-01,extra\n")
+    [problem] = _problems(folder)
+    assert problem.startswith(f"{folder / 'events.csv'}, line 2: malformed row")
+
+
+def test_invalid_nhs_numbers_are_warned_not_dropped(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,nhs_number,date_of_birth\nP1,9434765919,2015-01-01\nP2,9434765918,2015-01-01\n",
+        events_csv="patient_id,code,date\nP2,342191000000101,2026-01-01\n",
+    )
+    result = api.build_list(folder, as_of=AS_OF)
+    assert result.entries["patient_id"].tolist() == ["P2"]
+    assert result.info.warnings == (
+        "patients.csv, row 3, column 'nhs_number': 1 NHS number fails the modulus 11 check (the patients are "
+        "still considered; check the numbers before sharing the list)",
+    )
