@@ -64,8 +64,14 @@ def _parse_as_of(value: str | None) -> date:
 def _print_list(case_list) -> None:
     info = case_list.info
     table = Table(title=f"Discussion list for the meeting on {info.as_of:%d %B %Y}", show_lines=False, expand=False)
-    for name, justify in (("#", "right"), ("Name", "left"), ("Age", "right"), ("NHS number", "left"),
-                          ("Score", "right"), ("Why", "left")):
+    for name, justify in (
+        ("#", "right"),
+        ("Name", "left"),
+        ("Age", "right"),
+        ("NHS number", "left"),
+        ("Score", "right"),
+        ("Why", "left"),
+    ):
         table.add_column(name, justify=justify, overflow="fold")
     for row in case_list.entries.itertuples():
         name = ", ".join(p for p in (row.family_name, row.given_name) if isinstance(p, str) and p) or "(no name)"
@@ -103,7 +109,9 @@ def build_list(
     """Build the ranked discussion list for a meeting and print it (and write it with --out)."""
     meeting = _parse_as_of(as_of)
     if out_file is not None and out_file.suffix.lower() not in export.FORMATS:
-        raise OptionError(f"--out: unknown format '{out_file.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}")
+        raise OptionError(
+            f"--out: unknown format '{out_file.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}"
+        )
     case_list = api.build_list(data_dir, rules=rules, as_of=meeting, mapping=mapping, skip_bad_rows=skip_bad_rows)
     if len(case_list.rejects):
         path = export.rejects_path(out_file, meeting)
@@ -126,7 +134,7 @@ def show_schema() -> None:
     """Print the extract schema: tables, columns, types, required or optional, and meaning."""
     table = Table(title="casefind extract schema (one file per table: NAME.csv or NAME.parquet)")
     for col in ("table", "column", "type", "required", "meaning"):
-        table.add_column(col, overflow="fold")
+        table.add_column(col, overflow="fold", no_wrap=col in ("column", "required"))
     for row in schema.describe():
         table.add_row(*row.values())
     out.print(table)

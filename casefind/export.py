@@ -68,7 +68,9 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if col == "score":
             out[col] = [f"{v:g}" for v in out[col]]
         else:
-            out[col] = [("" if pd.isna(v) else (v.isoformat() if hasattr(v, "isoformat") else str(v))) for v in out[col]]
+            out[col] = [
+                ("" if pd.isna(v) else (v.isoformat() if hasattr(v, "isoformat") else str(v))) for v in out[col]
+            ]
     return out
 
 
@@ -79,22 +81,26 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
 def _json_bytes(case_list: CaseList) -> bytes:
     entries = _text_frame(case_list.entries).to_dict(orient="records")
     evidence = case_list.evidence
-    by_patient = {
-        pid: [
-            {
-                "criterion": r.criterion_id,
-                "label": r.label,
-                "tier": r.tier,
-                "weight": r.weight,
-                "date": r.date.strftime("%Y-%m-%d"),
-                "code": r.code if isinstance(r.code, str) else None,
-                "term": r.term if isinstance(r.term, str) else None,
-                "detail": r.detail if isinstance(r.detail, str) else None,
-            }
-            for r in group.itertuples()
-        ]
-        for pid, group in evidence.groupby("patient_id", sort=True)
-    } if len(evidence) else {}
+    by_patient = (
+        {
+            pid: [
+                {
+                    "criterion": r.criterion_id,
+                    "label": r.label,
+                    "tier": r.tier,
+                    "weight": r.weight,
+                    "date": r.date.strftime("%Y-%m-%d"),
+                    "code": r.code if isinstance(r.code, str) else None,
+                    "term": r.term if isinstance(r.term, str) else None,
+                    "detail": r.detail if isinstance(r.detail, str) else None,
+                }
+                for r in group.itertuples()
+            ]
+            for pid, group in evidence.groupby("patient_id", sort=True)
+        }
+        if len(evidence)
+        else {}
+    )
     for entry in entries:
         entry["evidence"] = by_patient.get(entry["patient_id"], [])
     doc = {"provenance": case_list.info.as_dict(), "entries": entries}
@@ -119,7 +125,9 @@ def _xlsx_bytes(case_list: CaseList) -> bytes:
     options = {"in_memory": True, "strings_to_formulas": False, "strings_to_urls": False, "strings_to_numbers": False}
     workbook = xlsxwriter.Workbook(sink, options)
     as_of = case_list.info.as_of
-    workbook.set_properties({"title": "casefind discussion list", "created": datetime(as_of.year, as_of.month, as_of.day)})
+    workbook.set_properties(
+        {"title": "casefind discussion list", "created": datetime(as_of.year, as_of.month, as_of.day)}
+    )
     bold = workbook.add_format({"bold": True})
     sheet = workbook.add_worksheet("List")
     frame = _text_frame(case_list.entries)

@@ -35,8 +35,12 @@ from casefind.schema import TABLES, Column, Table
 DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"]
 VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice
     "code_system": {"sct": "snomed", "snomedct": "snomed", "snomed ct": "snomed", "readv2": "read2", "read": "read2"},
-    "status": {"dna": "did_not_attend", "did not attend": "did_not_attend", "wnb": "was_not_brought",
-               "was not brought": "was_not_brought"},
+    "status": {
+        "dna": "did_not_attend",
+        "did not attend": "did_not_attend",
+        "wnb": "was_not_brought",
+        "was not brought": "was_not_brought",
+    },
 }
 DATE_HINT = "write dates as yyyy-mm-dd or dd/mm/yyyy"
 
@@ -97,7 +101,9 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
         spec = spec or {}
         unknown_keys = set(spec) - {"file", "columns"}
         if unknown_keys:
-            problems.append(Problem(f"{path}, {table_name}", f"unknown key(s) {sorted(unknown_keys)}; use file, columns"))
+            problems.append(
+                Problem(f"{path}, {table_name}", f"unknown key(s) {sorted(unknown_keys)}; use file, columns")
+            )
         columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
         for source, target in columns.items():
             if target not in TABLES[table_name].column_names:
@@ -130,9 +136,13 @@ def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Pa
     if mapping and mapping.file:
         path = data_dir / mapping.file
         if not path.exists():
-            raise ExtractError(Problem(str(path), f"the mapping file names this file for '{table.name}' but it does not exist"))
+            raise ExtractError(
+                Problem(str(path), f"the mapping file names this file for '{table.name}' but it does not exist")
+            )
         return path
-    found = [data_dir / f"{table.name}{ext}" for ext in (".csv", ".parquet") if (data_dir / f"{table.name}{ext}").exists()]
+    found = [
+        data_dir / f"{table.name}{ext}" for ext in (".csv", ".parquet") if (data_dir / f"{table.name}{ext}").exists()
+    ]
     if len(found) > 1:
         raise ExtractError(
             Problem(str(data_dir), f"both {found[0].name} and {found[1].name} exist", "keep one file per table")
@@ -156,7 +166,10 @@ def _transcode_cp1252(path: Path, workdir: Path) -> Path:
     """Windows-1252 exports become a private UTF-8 copy DuckDB can read."""
     target = workdir / f"{path.stem}.utf8.csv"
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with path.open("r", encoding="cp1252", errors="replace", newline="") as src, os.fdopen(fd, "w", encoding="utf-8", newline="") as dst:
+    with (
+        path.open("r", encoding="cp1252", errors="replace", newline="") as src,
+        os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
+    ):
         for block in iter(lambda: src.read(1 << 20), ""):
             dst.write(block)
     return target
@@ -210,8 +223,11 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
         names = _rename(list(types), table, mapping, path)
         for col in table.columns:
             header = names.get(col.name)
-            if header and col.type in ("code", "string", "nhs_number") and types[header] in ("FLOAT", "DOUBLE") or (
-                header and types[header].startswith("DECIMAL") and col.type == "code"
+            if (
+                header
+                and col.type in ("code", "string", "nhs_number")
+                and types[header] in ("FLOAT", "DOUBLE")
+                or (header and types[header].startswith("DECIMAL") and col.type == "code")
             ):
                 raise ExtractError(
                     Problem(
@@ -232,13 +248,18 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
             con.execute(f"CREATE TEMP TABLE file_{table.name} AS SELECT * FROM {scan}")
         except duckdb.Error as exc:
             raise ExtractError(Problem(path, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
-        malformed = con.execute(
-            f"SELECT line, error_message FROM rejects_{table.name} ORDER BY line"
-        ).fetchall()
+        malformed = con.execute(f"SELECT line, error_message FROM rejects_{table.name} ORDER BY line").fetchall()
         if malformed:
             raise ExtractError(
-                [Problem(f"{path}, line {line}", f"malformed row: {msg}", "fix the quoting or the number of fields; "
-                         "--skip-bad-rows cannot skip a row whose fields cannot be told apart") for line, msg in malformed]
+                [
+                    Problem(
+                        f"{path}, line {line}",
+                        f"malformed row: {msg}",
+                        "fix the quoting or the number of fields; "
+                        "--skip-bad-rows cannot skip a row whose fields cannot be told apart",
+                    )
+                    for line, msg in malformed
+                ]
             )
         headers = [r[0] for r in con.execute(f"DESCRIBE file_{table.name}").fetchall()]
         names = _rename(headers, table, mapping, path)
@@ -282,7 +303,8 @@ def _nhs_valid_sql(expr: str) -> str:
     digits = f"replace({expr}, ' ', '')"
     total = " + ".join(f"CAST(substr({digits}, {i + 1}, 1) AS INTEGER) * {10 - i}" for i in range(9))
     check = f"(11 - (({total}) % 11)) % 11"
-    return f"(regexp_full_match({digits}, '[0-9]{{10}}') AND {check} <> 10 AND {check} = CAST(substr({digits}, 10, 1) AS INTEGER))"
+    last = f"CAST(substr({digits}, 10, 1) AS INTEGER)"
+    return f"(regexp_full_match({digits}, '[0-9]{{10}}') AND {check} <> 10 AND {check} = {last})"
 
 
 def _choice_sql(expr: str, col: Column) -> str:
@@ -302,7 +324,11 @@ def _checks(table: Table, file_name: str) -> list[tuple[str, str, str]]:
             checks.append((c, f"CASE WHEN {c} IS NULL THEN 'missing required value' END", None))
         if col.type == "date":
             checks.append(
-                (c, f"CASE WHEN {c} IS NOT NULL AND {_date_sql(c)} IS NULL THEN 'invalid date ''' || {c} || '''' END", DATE_HINT)
+                (
+                    c,
+                    f"CASE WHEN {c} IS NOT NULL AND {_date_sql(c)} IS NULL THEN 'invalid date ''' || {c} || '''' END",
+                    DATE_HINT,
+                )
             )
         if col.choices:
             allowed = ", ".join(_sql_str(x) for x in col.choices)
@@ -318,7 +344,8 @@ def _checks(table: Table, file_name: str) -> list[tuple[str, str, str]]:
         checks.append(
             (
                 "date_of_death",
-                f"CASE WHEN {_date_sql('date_of_death')} < {_date_sql('date_of_birth')} THEN 'date of death is before date of birth' END",
+                f"CASE WHEN {_date_sql('date_of_death')} < {_date_sql('date_of_birth')} "
+                "THEN 'date of death is before date of birth' END",
                 None,
             )
         )
@@ -338,7 +365,8 @@ def _collect_problems(con, table: Table, raw: str, source: SourceFile) -> None:
     checks = _checks(table, source.path.name)
     cols = ", ".join(f"{sql} AS p{i}" for i, (_, sql, _) in enumerate(checks))
     structs = ", ".join(
-        f"{{'col': {_sql_str(c)}, 'problem': p{i}, 'hint': {_sql_str(h) if h else 'NULL'}}}" for i, (c, _, h) in enumerate(checks)
+        f"{{'col': {_sql_str(c)}, 'problem': p{i}, 'hint': {_sql_str(h) if h else 'NULL'}}}"
+        for i, (c, _, h) in enumerate(checks)
     )
     any_failed = " OR ".join(f"p{i} IS NOT NULL" for i in range(len(checks)))
     src = _sql_str(source.path.name)
@@ -358,7 +386,8 @@ def _collect_problems(con, table: Table, raw: str, source: SourceFile) -> None:
             INSERT INTO problems
             SELECT {tbl}, {src}, _row, {_sql_str(key)},
                    'duplicate {key} (first seen on row ' || first_row || ')', 'each {key} must appear once'
-            FROM (SELECT _row, {key}, min(_row) OVER (PARTITION BY {key}) AS first_row FROM {raw} WHERE {key} IS NOT NULL)
+            FROM (SELECT _row, {key}, min(_row) OVER (PARTITION BY {key}) AS first_row
+                  FROM {raw} WHERE {key} IS NOT NULL)
             WHERE _row <> first_row
             """
         )
@@ -417,7 +446,9 @@ def read_extract(
     """Read and validate every extract table in ``data_dir``; see the module docstring for the rules."""
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
-        raise ExtractError(Problem(str(data_dir), "no such directory", "pass the folder holding patients.csv and events.csv"))
+        raise ExtractError(
+            Problem(str(data_dir), "no such directory", "pass the folder holding patients.csv and events.csv")
+        )
     table_maps = load_mapping(mapping)
     con = con or connect()
     workdir = Path(tempfile.mkdtemp(prefix="casefind-"))
@@ -438,8 +469,11 @@ def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: P
             if table.required:
                 present = ", ".join(sorted(p.name for p in data_dir.iterdir())) or "nothing"
                 missing.append(
-                    Problem(str(data_dir), f"no {table.name}.csv or {table.name}.parquet (found: {present})",
-                            f"name the file {table.name}.csv, or set '{table.name}: {{file: ...}}' in a mapping file")
+                    Problem(
+                        str(data_dir),
+                        f"no {table.name}.csv or {table.name}.parquet (found: {present})",
+                        f"name the file {table.name}.csv, or set '{table.name}: {{file: ...}}' in a mapping file",
+                    )
                 )
             continue
         fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
@@ -448,7 +482,9 @@ def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: P
     if missing:
         raise ExtractError(missing)
 
-    con.execute("CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, hint VARCHAR)")
+    con.execute(
+        "CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, hint VARCHAR)"
+    )
     rows_read = {}
     for table in TABLES.values():  # patients first: the others are checked against it
         if table.name not in files:
@@ -468,13 +504,19 @@ def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: P
     if total and not skip_bad_rows:
         shown = rejects.head(MAX_LISTED_PROBLEMS)
         problems = [
-            Problem(f"{r.file}, row {r.row}, column '{r.column}'", r.problem, r.hint if isinstance(r.hint, str) else None)
+            Problem(
+                f"{r.file}, row {r.row}, column '{r.column}'", r.problem, r.hint if isinstance(r.hint, str) else None
+            )
             for r in shown.itertuples()
         ]
-        footer = ("Nothing was listed. Fix these rows, or run again with --skip-bad-rows to leave them out "
-                  "(they are then written, with their reasons, to a rejects file).")
+        footer = (
+            "Nothing was listed. Fix these rows, or run again with --skip-bad-rows to leave them out "
+            "(they are then written, with their reasons, to a rejects file)."
+        )
         raise ExtractError(problems, total=total, footer=footer)
-    return Extract(con, files, rows_read, _with_records(con, rejects.drop(columns="hint"), files), _warnings(con, files))
+    return Extract(
+        con, files, rows_read, _with_records(con, rejects.drop(columns="hint"), files), _warnings(con, files)
+    )
 
 
 def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:
@@ -483,10 +525,12 @@ def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> p
         return rejects.assign(record=pd.Series(dtype=str))
     records = []
     for name, source in files.items():
-        records.append(con.execute(
-            f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, CAST(to_json(r) AS VARCHAR) AS record "
-            f"FROM raw_{name} r WHERE _row IN (SELECT row FROM problems WHERE tbl = {_sql_str(name)})"
-        ).df())
+        records.append(
+            con.execute(
+                f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, CAST(to_json(r) AS VARCHAR) AS record "
+                f"FROM raw_{name} r WHERE _row IN (SELECT row FROM problems WHERE tbl = {_sql_str(name)})"
+            ).df()
+        )
     return rejects.merge(pd.concat(records), on=["file", "row"], how="left")
 
 
@@ -494,15 +538,21 @@ def _warnings(con, files: dict[str, SourceFile]) -> list[Problem]:
     """Things worth knowing that do not make a row unusable."""
     warnings = []
     if "patients" in files:
-        bad = [r for (r,) in con.execute(
-            f"SELECT _row FROM patients WHERE nhs_number IS NOT NULL AND NOT {_nhs_valid_sql('nhs_number')} ORDER BY _row"
-        ).fetchall()]
+        bad = [
+            r
+            for (r,) in con.execute(
+                "SELECT _row FROM patients WHERE nhs_number IS NOT NULL "
+                f"AND NOT {_nhs_valid_sql('nhs_number')} ORDER BY _row"
+            ).fetchall()
+        ]
         if bad:
             rows = ", ".join(map(str, bad[:20])) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
             many = len(bad) != 1
             warnings.append(
-                Problem(f"{files['patients'].path.name}, row{'s' if many else ''} {rows}, column 'nhs_number'",
-                        f"{len(bad)} NHS number{'s fail' if many else ' fails'} the modulus 11 check "
-                        "(the patients are still considered; check the numbers before sharing the list)")
+                Problem(
+                    f"{files['patients'].path.name}, row{'s' if many else ''} {rows}, column 'nhs_number'",
+                    f"{len(bad)} NHS number{'s fail' if many else ' fails'} the modulus 11 check "
+                    "(the patients are still considered; check the numbers before sharing the list)",
+                )
             )
     return warnings

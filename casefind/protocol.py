@@ -35,7 +35,6 @@ from pydantic import (
 from casefind.codes import sctid_problem
 from casefind.dates import Duration
 from casefind.errors import Problem, ProtocolError
-from casefind.schema import CODE_SYSTEMS
 
 
 def _parse_duration(value: Any) -> Duration:
@@ -319,8 +318,9 @@ def _message(error: dict) -> str:
     if kind == "extra_forbidden":
         return f"unknown field '{error['loc'][-1]}' (check the spelling; see the protocol format in the README)"
     if kind == "union_tag_invalid":
-        return f"unknown kind '{value.get('kind') if isinstance(value, dict) else value}'; expected one of: " + ", ".join(
-            CRITERION_KINDS
+        return (
+            f"unknown kind '{value.get('kind') if isinstance(value, dict) else value}'; expected one of: "
+            + ", ".join(CRITERION_KINDS)
         )
     if kind == "union_tag_not_found":
         return "missing 'kind'; expected one of: " + ", ".join(CRITERION_KINDS)

@@ -63,9 +63,7 @@ def rank(evaluation: Evaluation, protocol: Protocol) -> tuple[pd.DataFrame, pd.D
     ).reset_index()
     people = evaluation.people.drop(columns=["exclusion", "in_age_range"])
     entries = summary.merge(people, on="patient_id", how="left")
-    entries["notes"] = [
-        f"died {d:%Y-%m-%d}" if pd.notna(d) else "" for d in pd.to_datetime(entries["date_of_death"])
-    ]
+    entries["notes"] = [f"died {d:%Y-%m-%d}" if pd.notna(d) else "" for d in pd.to_datetime(entries["date_of_death"])]
     entries = entries.sort_values(
         ["score", "latest_evidence", "patient_id"], ascending=[False, False, True], kind="mergesort"
     ).reset_index(drop=True)

@@ -46,7 +46,7 @@ class Table:
         return tuple(c.name for c in self.columns)
 
 
-def _patient_ref(meaning: str = "the patient this row is about") -> Column:
+def _patient_ref(meaning: str = "The patient this row is about") -> Column:
     return Column("patient_id", "string", True, meaning, identifies_patient=True)
 
 
@@ -58,7 +58,7 @@ TABLES: dict[str, Table] = {
             True,
             "One row per patient in the extract (registered now or in the past).",
             (
-                Column("patient_id", "string", True, "Practice system identifier, unique", identifies_patient=True),
+                Column("patient_id", "string", True, "Practice system identifier", identifies_patient=True),
                 Column(
                     "nhs_number",
                     "nhs_number",
@@ -147,3 +147,10 @@ def describe() -> list[dict[str, str]]:
                 }
             )
     return rows
+
+
+def markdown_table() -> str:
+    """The schema as the Markdown table in the README (a test keeps the two identical)."""
+    lines = ["| table | column | type | required | meaning |", "|---|---|---|---|---|"]
+    lines += ["| " + " | ".join(row.values()) + " |" for row in describe()]
+    return "\n".join(lines)

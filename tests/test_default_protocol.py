@@ -14,8 +14,17 @@ CODELIST_DIR = REPO / "rules" / "codelists"
 def test_default_protocol_loads_and_covers_the_issue_criteria():
     protocol = load_protocol(default_protocol_path())
     ids = {c.id for c in protocol.criteria}
-    assert {"cp_plan", "child_in_need", "looked_after", "cause_for_concern", "exploitation", "unborn_concern",
-            "new_birth", "antenatal_booking", "late_booking"} <= ids
+    assert {
+        "cp_plan",
+        "child_in_need",
+        "looked_after",
+        "cause_for_concern",
+        "exploitation",
+        "unborn_concern",
+        "new_birth",
+        "antenatal_booking",
+        "late_booking",
+    } <= ids
 
 
 def test_every_shipped_snomed_code_passes_the_verhoeff_check():

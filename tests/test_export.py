@@ -57,10 +57,19 @@ def test_csv_columns_and_formula_injection(case_list, tmp_path):
     path = export.write_list(case_list, tmp_path / "list.csv")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
     assert list(frame.columns[:10]) == [
-        "rank", "patient_id", "nhs_number", "family_name", "given_name", "date_of_birth", "age", "score", "tier", "criteria"
+        "rank",
+        "patient_id",
+        "nhs_number",
+        "family_name",
+        "given_name",
+        "date_of_birth",
+        "age",
+        "score",
+        "tier",
+        "criteria",
     ]
     assert "evidence" in frame.columns
-    assert frame["family_name"].tolist() == ["'=HYPERLINK(\"x\")", "'@Jones"]
+    assert frame["family_name"].tolist() == ['\'=HYPERLINK("x")', "'@Jones"]
     assert frame["given_name"].tolist() == ["Ann", "'-Bob"]
     assert frame.loc[0, "criteria"] == "cp_plan"
     assert "342191000000101" in frame.loc[0, "evidence"] and "2026-01-01" in frame.loc[0, "evidence"]

@@ -106,7 +106,7 @@ def test_missing_required_file_and_column(tmp_path):
 
 
 def test_bom_windows_1252_and_quoted_fields(tmp_path):
-    patients = "patient_id,family_name,given_name,date_of_birth\r\nP1,O\u2019Brien,\"Zo\u00eb, Ann\",01/02/2015\r\n"
+    patients = 'patient_id,family_name,given_name,date_of_birth\r\nP1,O\u2019Brien,"Zo\u00eb, Ann",01/02/2015\r\n'
     folder = _write(
         tmp_path / "x",
         patients_csv=patients.encode("cp1252"),
@@ -184,12 +184,14 @@ def test_float_code_column_in_parquet_is_refused(tmp_path):
 
 def test_csv_codes_keep_leading_zeros_and_read_code_dots(tmp_path):
     folder = _write(
-        tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date,code_system\nP1,0123,2026-01-01,read2\n"
-        "P1,13Iv.,2026-01-01,READ\n"
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv="patient_id,code,date,code_system\nP1,0123,2026-01-01,read2\nP1,13Iv.,2026-01-01,READ\n",
     )
     extract = read_extract(folder)
     assert extract.con.execute("SELECT code, code_system FROM events ORDER BY code").fetchall() == [
-        ("0123", "read2"), ("13Iv.", "read2")
+        ("0123", "read2"),
+        ("13Iv.", "read2"),
     ]
 
 

@@ -61,8 +61,10 @@ def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date
     )
 
 
-_EVIDENCE = "s.patient_id, ? AS criterion_id, s.ev.date AS date, s.ev.code AS code, s.ev.code_system AS code_system, " \
+_EVIDENCE = (
+    "s.patient_id, ? AS criterion_id, s.ev.date AS date, s.ev.code AS code, s.ev.code_system AS code_system, "
     "s.ev.term AS term, s.ev.value AS value"
+)
 
 
 def _latest_start_joined(*roles: str) -> str:
@@ -79,7 +81,9 @@ def _coded_active(con, c: CodedActive, as_of: date) -> pd.DataFrame:
     window_start = c.window.before(as_of) if c.window else None
     return con.execute(
         f"""
-        SELECT {_EVIDENCE}, CASE WHEN e.ev IS NOT NULL THEN 'an earlier end code (' || e.ev.date || ') does not close it'
+        SELECT {_EVIDENCE},
+               CASE WHEN e.ev.date = s.ev.date THEN 'an end code on the same day does not close it'
+                    WHEN e.ev IS NOT NULL THEN 'restarted after an end code on ' || e.ev.date
                                  END AS detail
         {_latest_start_joined("end")}
           AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
@@ -92,7 +96,8 @@ def _coded_active(con, c: CodedActive, as_of: date) -> pd.DataFrame:
 def _coded_in_window(con, c: CodedInWindow, as_of: date) -> pd.DataFrame:
     window_start = c.window.before(as_of)
     return con.execute(
-        f"SELECT {_EVIDENCE}, NULL AS detail FROM latest s WHERE s.role = 'start' AND s.criterion_id = ? AND s.ev.date >= ?",
+        f"SELECT {_EVIDENCE}, NULL AS detail FROM latest s "
+        "WHERE s.role = 'start' AND s.criterion_id = ? AND s.ev.date >= ?",
         [c.id, c.id, window_start],
     ).df()
 

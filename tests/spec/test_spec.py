@@ -35,7 +35,9 @@ def _protocol(snippet: dict):
 
 @pytest.mark.parametrize("case", list(_cases()))
 def test_spec(case, make_extract):
-    tables = {name: case[name] for name in ("patients", "events", "relationships", "appointments", "concerns") if name in case}
+    tables = {
+        name: case[name] for name in ("patients", "events", "relationships", "appointments", "concerns") if name in case
+    }
     folder = make_extract(**tables)
     result = api.build_list(folder, rules=_protocol(case["protocol"]), as_of=date.fromisoformat(str(case["as_of"])))
     expected = parse_table(case["expected"]) if case["expected"].strip() != "(empty)" else []

@@ -1,0 +1,142 @@
+"""The command line as users meet it: README commands, help text, exit codes, messages."""
+
+from __future__ import annotations
+
+import re
+import shlex
+
+import pytest
+from typer.testing import CliRunner
+
+from casefind import schema
+from casefind.cli import app
+from tests.conftest import REPO
+
+runner = CliRunner()
+README = (REPO / "README.md").read_text()
+
+
+def readme_commands() -> dict[str, str]:
+    blocks = re.findall(r"<!-- command:(\w+) -->\n```bash\n(.*?)\n```", README, flags=re.S)
+    return dict(blocks)
+
+
+def test_readme_has_exactly_two_setup_commands():
+    commands = readme_commands()
+    assert set(commands) == {"run", "test"}
+    assert "pip install ." in commands["run"] and "casefind build-list sample_data" in commands["run"]
+    assert "pip install '.[test]'" in commands["test"] and "pytest" in commands["test"]
+
+
+def test_readme_run_command_builds_the_sample_list(monkeypatch):
+    monkeypatch.chdir(REPO)
+    casefind_part = readme_commands()["run"].split("&&")[-1].strip()
+    args = shlex.split(casefind_part)[1:]  # drop the executable; run in-process
+    result = runner.invoke(app, args)
+    assert result.exit_code == 0, result.output
+    assert "Discussion list for the meeting on 24 November 2026" in result.output
+    summary = result.output.strip().splitlines()[-1]
+    assert re.search(r"listed \d+; as of 2026-11-24; protocol 'Vulnerable families", summary)
+    listed = int(re.search(r"listed (\d+)", summary).group(1))
+    assert listed > 10
+
+
+def test_ci_runs_the_readme_commands():
+    ci = (REPO / ".ci" / "run").read_text()
+    assert "readme_command run" in ci and "readme_command test" in ci
+
+
+def test_every_command_has_help_and_is_documented():
+    import typer.main
+
+    group = typer.main.get_command(app)
+    for name, command in group.commands.items():
+        assert command.help and len(command.help) > 20, name
+        assert f"casefind {name}" in README, f"README does not mention `casefind {name}`"
+        result = runner.invoke(app, [name, "--help"])
+        assert result.exit_code == 0
+
+
+def test_readme_schema_table_is_generated_from_the_schema():
+    assert schema.markdown_table() in README
+
+
+def test_schema_command_lists_every_column(monkeypatch):
+    from rich.console import Console
+
+    from casefind import cli
+
+    monkeypatch.setattr(cli, "out", Console(width=250))
+    result = runner.invoke(app, ["schema"])
+    assert result.exit_code == 0
+    for table in schema.TABLES.values():
+        for col in table.columns:
+            assert col.name in result.output
+
+
+@pytest.mark.parametrize(
+    "args,code,message",
+    [
+        (
+            ["build-list", "{extract}", "--as-of", "24/11/2026"],
+            2,
+            "--as-of: expected a date as YYYY-MM-DD, got '24/11/2026'",
+        ),
+        (["build-list", "{extract}", "--out", "list.txt"], 2, "--out: unknown format '.txt'"),
+        (["build-list", "{missing}"], 2, "no such directory"),
+        (["build-list", "{extract}", "--rules", "{bad_rules}"], 3, "unknown kind 'coded_sometimes'"),
+    ],
+)
+def test_exit_codes_and_messages(make_extract, tmp_path, args, code, message):
+    folder = make_extract(patients="patient_id | date_of_birth\nP1 | 2015-01-01")
+    values = {
+        "extract": str(folder),
+        "missing": str(tmp_path / "nope"),
+        "bad_rules": str(REPO / "tests" / "fixtures" / "bad_rules" / "many_problems.yaml"),
+    }
+    result = runner.invoke(app, [a.format(**values) for a in args], terminal_width=300)
+    assert result.exit_code == code
+    assert message in result.output
+    assert "Traceback" not in result.output
+
+
+def test_bad_extract_stops_and_names_the_row(make_extract):
+    folder = make_extract(
+        patients="patient_id | date_of_birth\nP1 | 2015-01-01",
+        events="patient_id | code | date\nP1 | 342191000000101 | 31/02/2024",
+    )
+    result = runner.invoke(app, ["build-list", str(folder)], terminal_width=300)
+    assert result.exit_code == 2
+    assert "events.csv, row 2, column 'date': invalid date '31/02/2024'" in result.output
+
+
+def test_skip_bad_rows_writes_private_rejects_beside_the_output(make_extract, tmp_path):
+    folder = make_extract(
+        patients="patient_id | date_of_birth\nP1 | 2015-01-01",
+        events="patient_id | code | date\nP1 | 342191000000101 | 2026-01-01\nP1 | 135891007 | 31/02/2024",
+    )
+    out = tmp_path / "list.csv"
+    result = runner.invoke(
+        app,
+        ["build-list", str(folder), "--as-of", "2026-11-24", "--skip-bad-rows", "--out", str(out)],
+        terminal_width=300,
+    )
+    assert result.exit_code == 0, result.output
+    rejects = tmp_path / "list.rejects.csv"
+    assert rejects.stat().st_mode & 0o777 == 0o600
+    assert "invalid date '31/02/2024'" in rejects.read_text()
+    assert "1 bad rows were left out" in result.output
+
+
+def test_internal_errors_hide_details(monkeypatch, make_extract):
+    from casefind import api
+
+    def boom(*args, **kwargs):
+        raise ValueError("patient SECRET-123 broke something")
+
+    monkeypatch.setattr(api, "build_list", boom)
+    folder = make_extract(patients="patient_id | date_of_birth\nP1 | 2015-01-01")
+    result = runner.invoke(app, ["build-list", str(folder)], terminal_width=300)
+    assert result.exit_code == 1
+    assert "SECRET" not in result.output
+    assert "CASEFIND_DEBUG=1" in result.output
