@@ -1,0 +1,22 @@
+"""Coding-rate reports for auditors: rates, SPC charts, funnel plots, CSV and a self-contained HTML report.
+
+Library only: everything works on a DuckDB connection holding the core's ``patients`` and ``events`` tables.
+"""
+
+from casefind.reports.measures import ANY_CATEGORY
+from casefind.reports.report import (
+    CodingReport,
+    ReportOptions,
+    build_coding_report,
+    render_html,
+    write_report,
+)
+
+__all__ = [
+    "ANY_CATEGORY",
+    "CodingReport",
+    "ReportOptions",
+    "build_coding_report",
+    "render_html",
+    "write_report",
+]

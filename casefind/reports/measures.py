@@ -1,0 +1,519 @@
+"""Coding-rate measures computed in DuckDB: numerators, child-year denominators, rates and comparisons.
+
+Definitions (all dates inclusive):
+
+* A child is **eligible** on day ``d`` for an age range ``low..high`` when
+  ``dob + low years <= d <= dob + (high + 1) years - 1 day`` (a 29 February birthday falls on 28 February,
+  DuckDB's calendar arithmetic), ``registered_from <= d`` (null = registered since birth),
+  ``d <= registered_to`` (null = still registered) and ``d <= date_of_death`` (the day of death counts).
+* **Numerator**: eligible children with at least one code of the category dated in the period (codes dated
+  when the child was not eligible are ignored, so the numerator is always part of the denominator);
+  **codes**: the number of such coded events.
+* **Child-years**: days eligible within the period / 365.25.
+* **Registered at midpoint**: children eligible on the period's middle day; **cohort numerator**: those of
+  them in the numerator, so ``proportion = cohort_numerator / registered_midpoint`` is a true proportion
+  (Wilson interval).
+* "any safeguarding code" is the union of all categories: a child counts once, an event once.
+* **Clinician** rows count the codes each clinician recorded; their child-year denominator is that of the
+  clinician's *home practice*: the practice whose children received most of the clinician's codes in the
+  report window (ties go to the first practice id in sorted order).
+* Events are scanned once: one hash join of ``events`` to a (code_system, code) -> categories table.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import date
+
+import pandas as pd
+
+from casefind.errors import OptionError
+from casefind.reports import stats
+from casefind.reports.periods import AgeBand, Period, check_age_bands, default_age_bands
+
+ANY_CATEGORY = "any safeguarding code"
+BREAKDOWNS = ("overall", "practice", "clinician", "age_band", "sex")
+UNKNOWN = "unknown"
+
+RATE_COLUMNS = [
+    "period",
+    "period_start",
+    "period_end",
+    "category",
+    "breakdown",
+    "group",
+    "numerator",
+    "codes",
+    "child_years",
+    "rate",
+    "lower",
+    "upper",
+    "registered_midpoint",
+    "cohort_numerator",
+    "proportion",
+    "prop_lower",
+    "prop_upper",
+    "suppressed",
+]
+COMPARE_COLUMNS = [
+    "category",
+    "period_before",
+    "period_after",
+    "numerator_before",
+    "child_years_before",
+    "rate_before",
+    "numerator_after",
+    "child_years_after",
+    "rate_after",
+    "rate_ratio",
+    "lower",
+    "upper",
+    "suppressed",
+]
+COUNT_COLUMNS = ("numerator", "codes", "registered_midpoint", "cohort_numerator")
+
+Progress = Callable[[str], None]
+
+_T_CODES = "_casefind_report_codes"
+_T_MATCHED = "_casefind_report_matched"
+_T_PERIODS = "_casefind_report_periods"
+_T_BANDS = "_casefind_report_bands"
+_FAR_PAST = "DATE '0001-01-01'"
+_FAR_FUTURE = "DATE '9999-12-31'"
+
+
+def normalise_breakdowns(breakdowns: Iterable[str]) -> tuple[str, ...]:
+    """Overall rows are always produced; 'category' is accepted as a synonym since every row has one."""
+    chosen = {"overall"}
+    for name in breakdowns:
+        name = "overall" if name == "category" else name.replace("-", "_")
+        if name not in BREAKDOWNS:
+            raise OptionError(
+                f"--breakdown: unknown breakdown '{name}'; "
+                f"expected one of category, {', '.join(BREAKDOWNS[1:])}"
+            )
+        chosen.add(name)
+    return tuple(b for b in BREAKDOWNS if b in chosen)
+
+
+def pseudonym_map(ids: Iterable[str], salt: str = "casefind") -> dict[str, str]:
+    """Deterministic pseudonyms C01, C02, ... in the order of sha256(salt + NUL + id).
+
+    Ordering by a salted hash (rather than by the id) hides the original order; the same ids and salt give
+    the same pseudonyms on every run. 'unknown' (no clinician recorded) keeps its name.
+    """
+    real = sorted(
+        {i for i in ids if i != UNKNOWN}, key=lambda i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest()
+    )
+    width = max(2, len(str(len(real))))
+    mapping = {ident: f"C{n:0{width}d}" for n, ident in enumerate(real, start=1)}
+    mapping[UNKNOWN] = UNKNOWN
+    return mapping
+
+
+def _start_sql(p: str, low: str) -> str:
+    birthday = f"CAST({p}.date_of_birth + to_years({low}) AS DATE)"
+    return f"greatest({birthday}, coalesce({p}.registered_from, {_FAR_PAST}))"
+
+
+def _end_sql(p: str, high: str) -> str:
+    return (
+        f"least(CAST({p}.date_of_birth + to_years({high} + 1) AS DATE) - 1, "
+        f"coalesce({p}.registered_to, {_FAR_FUTURE}), coalesce({p}.date_of_death, {_FAR_FUTURE}))"
+    )
+
+
+@dataclass
+class CodingMeasures:
+    """Holds the once-scanned coded events for a report and computes rates over any periods.
+
+    Use as a context manager: the temporary tables it creates on the connection are dropped on exit.
+    """
+
+    con: object
+    categories: Mapping[str, Sequence[tuple[str, str]]]
+    age_min: int
+    age_max: int
+    span_start: date
+    span_end: date
+    progress: Progress | None = None
+
+    def __enter__(self) -> CodingMeasures:
+        self._check_inputs()
+        self._say("matching safeguarding codes in the events table")
+        self._create_codes_table()
+        self._create_matched_table()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for table in (_T_CODES, _T_MATCHED, _T_PERIODS, _T_BANDS):
+            self.con.execute(f"DROP TABLE IF EXISTS {table}")
+
+    @property
+    def category_names(self) -> list[str]:
+        return [*self.categories.keys(), ANY_CATEGORY]
+
+    # --- public computations ----------------------------------------------------------------------------
+
+    def rates(
+        self,
+        periods: Sequence[Period],
+        breakdowns: Iterable[str] = ("overall",),
+        age_bands: Sequence[AgeBand] | None = None,
+        suppress: bool = True,
+        pseudonymise_clinicians: bool = False,
+        clinician_salt: str = "casefind",
+    ) -> pd.DataFrame:
+        """Tidy rates: one row per period x category x breakdown group (see module docstring)."""
+        chosen = normalise_breakdowns(breakdowns)
+        self._create_periods_table(periods)
+        overall_band = [AgeBand(self.age_min, self.age_max)]
+        self._say("counting child-years")
+        denominators = self._denominators(overall_band)
+        frames = []
+        for breakdown in chosen:
+            self._say(f"rates by {breakdown}")
+            if breakdown == "age_band":
+                bands = check_age_bands(
+                    list(age_bands or default_age_bands(self.age_min, self.age_max)),
+                    self.age_min,
+                    self.age_max,
+                )
+                frames.append(self._age_band_rows(bands))
+            elif breakdown == "clinician":
+                frames.append(self._clinician_rows(denominators, pseudonymise_clinicians, clinician_salt))
+            else:
+                frames.append(self._simple_rows(breakdown, denominators))
+        raw = pd.concat(frames, ignore_index=True)
+        raw = _attach_period_dates(raw, periods)
+        return finalise_rates(raw, suppress, self.category_names)
+
+    def compare(self, before: Period, after: Period, suppress: bool = True) -> pd.DataFrame:
+        """Rate ratio after/before per category, from the (suppressed, if asked) overall figures."""
+        if before.label == after.label:
+            raise OptionError("--compare: the two date ranges are the same")
+        table = self.rates([before, after], ("overall",), suppress=suppress)
+        rows = []
+        for category in self.category_names:
+            b = table[(table.category == category) & (table.period == before.label)].iloc[0]
+            a = table[(table.category == category) & (table.period == after.label)].iloc[0]
+            ratio, lower, upper = stats.rate_ratio_ci(
+                _num(b.numerator), b.child_years, _num(a.numerator), a.child_years
+            )
+            rows.append(
+                {
+                    "category": category,
+                    "period_before": before.label,
+                    "period_after": after.label,
+                    "numerator_before": b.numerator,
+                    "child_years_before": b.child_years,
+                    "rate_before": b.rate,
+                    "numerator_after": a.numerator,
+                    "child_years_after": a.child_years,
+                    "rate_after": a.rate,
+                    "rate_ratio": ratio,
+                    "lower": lower,
+                    "upper": upper,
+                    "suppressed": bool(pd.isna(b.numerator) or pd.isna(a.numerator)),
+                }
+            )
+        frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
+        frame[["numerator_before", "numerator_after"]] = frame[
+            ["numerator_before", "numerator_after"]
+        ].astype("Int64")
+        return frame
+
+    def funnel_input(
+        self,
+        period: Period,
+        unit: str,
+        pseudonymise_clinicians: bool = False,
+        clinician_salt: str = "casefind",
+        category: str = ANY_CATEGORY,
+    ) -> pd.DataFrame:
+        """Unsuppressed observed counts and child-years per practice or clinician over one period.
+
+        Funnel limits need the true figures; callers apply disclosure control to what they publish.
+        """
+        table = self.rates(
+            [period],
+            ("overall", unit),
+            suppress=False,
+            pseudonymise_clinicians=pseudonymise_clinicians,
+            clinician_salt=clinician_salt,
+        )
+        rows = table[(table.breakdown == unit) & (table.category == category)]
+        return rows[["group", "numerator", "child_years"]].reset_index(drop=True)
+
+    # --- set-up -----------------------------------------------------------------------------------------
+
+    def _check_inputs(self) -> None:
+        if not self.categories:
+            raise OptionError("protocol: no codelist categories to report on")
+        if ANY_CATEGORY in self.categories:
+            raise OptionError(f"protocol: the category name '{ANY_CATEGORY}' is reserved for the union")
+        if not (0 <= self.age_min <= self.age_max):
+            raise OptionError(f"protocol: age range {self.age_min}-{self.age_max} is not valid")
+
+    def _create_codes_table(self) -> None:
+        rows = [
+            (str(system).strip().lower(), str(code).strip(), name)
+            for name, codes in self.categories.items()
+            for system, code in codes
+        ]
+        codes = pd.DataFrame(rows, columns=["code_system", "code", "category"], dtype="string")
+        self.con.register("_casefind_report_codes_df", codes)
+        try:
+            self.con.execute(
+                f"""CREATE OR REPLACE TEMP TABLE {_T_CODES} AS
+                SELECT code_system, code, list(DISTINCT category ORDER BY category) AS categories
+                FROM _casefind_report_codes_df GROUP BY code_system, code"""
+            )
+        finally:
+            self.con.unregister("_casefind_report_codes_df")
+
+    def _create_matched_table(self) -> None:
+        """The single scan of ``events``: coded events of eligible children within the report span."""
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_T_MATCHED} AS
+            SELECT e.patient_id, e.date AS event_date, coalesce(e.clinician_id, '{UNKNOWN}') AS clinician,
+                   c.categories, p.date_of_birth, p.registered_from, p.registered_to, p.date_of_death,
+                   coalesce(p.practice_id, '{UNKNOWN}') AS practice, coalesce(p.sex, '{UNKNOWN}') AS sex
+            FROM events e
+            JOIN {_T_CODES} c ON lower(e.code_system) = c.code_system AND e.code = c.code
+            JOIN patients p ON p.patient_id = e.patient_id
+            WHERE e.date BETWEEN $span_start AND $span_end
+              AND e.date BETWEEN {_start_sql("p", "$age_min")} AND {_end_sql("p", "$age_max")}""",
+            {
+                "span_start": self.span_start,
+                "span_end": self.span_end,
+                "age_min": self.age_min,
+                "age_max": self.age_max,
+            },
+        )
+
+    def _create_periods_table(self, periods: Sequence[Period]) -> None:
+        frame = pd.DataFrame(
+            {
+                "label": [p.label for p in periods],
+                "ps": [p.start for p in periods],
+                "pe": [p.end for p in periods],
+                "mid": [p.midpoint for p in periods],
+            }
+        )
+        for period in periods:
+            if period.start < self.span_start or period.end > self.span_end:
+                raise OptionError(f"period {period.label} lies outside the scanned dates")
+        self._replace_table(
+            _T_PERIODS, frame, "label::VARCHAR AS label, ps::DATE AS ps, pe::DATE AS pe, mid::DATE AS mid"
+        )
+
+    def _create_bands_table(self, bands: Sequence[AgeBand]) -> None:
+        frame = pd.DataFrame(
+            {
+                "label": [b.label for b in bands],
+                "low": [b.low for b in bands],
+                "high": [b.high for b in bands],
+            }
+        )
+        self._replace_table(
+            _T_BANDS, frame, "label::VARCHAR AS label, low::INTEGER AS low, high::INTEGER AS high"
+        )
+
+    def _replace_table(self, name: str, frame: pd.DataFrame, select: str) -> None:
+        self.con.register("_casefind_report_tmp_df", frame)
+        try:
+            self.con.execute(
+                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM _casefind_report_tmp_df"
+            )
+        finally:
+            self.con.unregister("_casefind_report_tmp_df")
+
+    # --- denominators and numerators -----------------------------------------------------------------------
+
+    def _denominators(self, bands: Sequence[AgeBand]) -> pd.DataFrame:
+        """Child-days and midpoint counts per period x practice x sex x band, in one pass over patients."""
+        self._create_bands_table(bands)
+        return self.con.execute(
+            f"""WITH spells AS (
+                SELECT coalesce(p.practice_id, '{UNKNOWN}') AS practice, coalesce(p.sex, '{UNKNOWN}') AS sex,
+                       b.label AS band, {_start_sql("p", "b.low")} AS s, {_end_sql("p", "b.high")} AS e
+                FROM patients p CROSS JOIN {_T_BANDS} b)
+            SELECT per.label AS period, practice, sex, band,
+                   sum(date_diff('day', greatest(s, per.ps), least(e, per.pe)) + 1)::BIGINT AS child_days,
+                   count(*) FILTER (WHERE per.mid BETWEEN s AND e)::BIGINT AS registered_midpoint
+            FROM spells JOIN {_T_PERIODS} per ON spells.s <= per.pe AND spells.e >= per.ps
+            WHERE spells.s <= spells.e
+            GROUP BY ALL"""
+        ).df()
+
+    def _numerators(self, group_sql: str, bands: Sequence[AgeBand]) -> pd.DataFrame:
+        """Distinct children, codes and midpoint-cohort children per period x category x group."""
+        self._create_bands_table(bands)
+        return self.con.execute(
+            f"""WITH m AS (SELECT *, unnest(list_append(categories, $any)) AS category FROM {_T_MATCHED})
+            SELECT per.label AS period, m.category, {group_sql} AS "group",
+                   count(DISTINCT m.patient_id)::BIGINT AS numerator, count(*)::BIGINT AS codes,
+                   count(DISTINCT m.patient_id) FILTER (
+                       WHERE per.mid BETWEEN {_start_sql("m", "b.low")} AND {_end_sql("m", "b.high")})::BIGINT
+                       AS cohort_numerator
+            FROM m JOIN {_T_PERIODS} per ON m.event_date BETWEEN per.ps AND per.pe
+            JOIN {_T_BANDS} b ON m.event_date BETWEEN {_start_sql("m", "b.low")} AND {_end_sql("m", "b.high")}
+            GROUP BY ALL""",
+            {"any": ANY_CATEGORY},
+        ).df()
+
+    def _simple_rows(self, breakdown: str, denominators: pd.DataFrame) -> pd.DataFrame:
+        column = {"overall": None, "practice": "practice", "sex": "sex"}[breakdown]
+        group_sql = f"m.{column}" if column else "'all'"
+        numerators = self._numerators(group_sql, [AgeBand(self.age_min, self.age_max)])
+        keyed = denominators.assign(group=denominators[column] if column else "all")
+        dens = keyed.groupby(["period", "group"], as_index=False)[["child_days", "registered_midpoint"]].sum()
+        groups = ["all"] if column is None else sorted(set(dens["group"]))
+        return self._grid(breakdown, self._complete(dens, groups), numerators)
+
+    def _age_band_rows(self, bands: Sequence[AgeBand]) -> pd.DataFrame:
+        numerators = self._numerators("b.label", bands)
+        denominators = self._denominators(bands)
+        dens = (
+            denominators.rename(columns={"band": "group"})
+            .groupby(["period", "group"], as_index=False)[["child_days", "registered_midpoint"]]
+            .sum()
+        )
+        return self._grid("age_band", self._complete(dens, [b.label for b in bands]), numerators)
+
+    def _clinician_rows(self, denominators: pd.DataFrame, pseudonymise: bool, salt: str) -> pd.DataFrame:
+        band = [AgeBand(self.age_min, self.age_max)]
+        numerators = self._numerators("m.clinician", band)
+        homes = self._home_practices()
+        # The proportion's numerator must sit inside its denominator: only the home practice's children.
+        by_practice = self._numerators("m.clinician || chr(31) || m.practice", band)
+        home_keys = set(homes["clinician"] + "\x1f" + homes["practice"])
+        cohort = by_practice[by_practice["group"].isin(home_keys)].assign(
+            group=lambda f: f["group"].str.split("\x1f").str[0]
+        )[["period", "category", "group", "cohort_numerator"]]
+        numerators = numerators.drop(columns="cohort_numerator").merge(
+            cohort, on=["period", "category", "group"], how="left"
+        )
+        practice_dens = denominators.groupby(["period", "practice"], as_index=False)[
+            ["child_days", "registered_midpoint"]
+        ].sum()
+        dens = homes.merge(practice_dens, on="practice", how="left").drop(columns="practice")
+        dens = dens.rename(columns={"clinician": "group"})
+        dens = self._complete(dens.dropna(subset=["period"]), list(homes["clinician"]))
+        frame = self._grid("clinician", dens, numerators)
+        if pseudonymise:
+            frame["group"] = frame["group"].map(pseudonym_map(frame["group"], salt))
+        return frame
+
+    def _home_practices(self) -> pd.DataFrame:
+        """Each clinician's home practice: most codes within the current periods, ties to the lowest id."""
+        return self.con.execute(
+            f"""SELECT clinician, practice FROM (
+                SELECT clinician, practice, row_number() OVER (
+                    PARTITION BY clinician ORDER BY count(*) DESC, practice) AS rank
+                FROM {_T_MATCHED}
+                WHERE event_date BETWEEN (SELECT min(ps) FROM {_T_PERIODS})
+                                     AND (SELECT max(pe) FROM {_T_PERIODS})
+                GROUP BY clinician, practice)
+            WHERE rank = 1 ORDER BY clinician"""
+        ).df()
+
+    def _complete(self, dens: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
+        """Every period x group, so a period nobody was eligible in shows zero child-years, not no row."""
+        periods = self.con.execute(f"SELECT label FROM {_T_PERIODS}").df()["label"]
+        full = pd.MultiIndex.from_product([periods, groups], names=["period", "group"]).to_frame(index=False)
+        full = full.merge(dens, on=["period", "group"], how="left")
+        full[["child_days", "registered_midpoint"]] = full[["child_days", "registered_midpoint"]].fillna(0)
+        return full.astype({"child_days": "int64", "registered_midpoint": "int64"})
+
+    def _grid(self, breakdown: str, dens: pd.DataFrame, numerators: pd.DataFrame) -> pd.DataFrame:
+        """Every period x group with a denominator, crossed with every category; absent numerators are 0."""
+        cats = pd.DataFrame({"category": self.category_names})
+        frame = dens.merge(cats, how="cross").merge(
+            numerators, on=["period", "group", "category"], how="left"
+        )
+        for column in ("numerator", "codes", "cohort_numerator"):
+            frame[column] = frame[column].fillna(0).astype("int64")
+        frame["breakdown"] = breakdown
+        return frame
+
+    def _say(self, message: str) -> None:
+        if self.progress is not None:
+            self.progress(message)
+
+
+def _num(value):
+    return None if pd.isna(value) else int(value)
+
+
+def _attach_period_dates(frame: pd.DataFrame, periods: Sequence[Period]) -> pd.DataFrame:
+    starts = {p.label: p.start for p in periods}
+    ends = {p.label: p.end for p in periods}
+    order = {p.label: i for i, p in enumerate(periods)}
+    frame = frame.assign(
+        period_start=frame["period"].map(starts),
+        period_end=frame["period"].map(ends),
+        period_order=frame["period"].map(order),
+    )
+    return frame
+
+
+def finalise_rates(raw: pd.DataFrame, suppress: bool, category_names: Sequence[str]) -> pd.DataFrame:
+    """Rates, intervals and (optionally) disclosure control from raw counts and child-days.
+
+    With ``suppress``: people and code counts follow :func:`stats.suppress_count`, codes are also hidden
+    wherever their numerator is, child-years are rounded to the nearest 5, and every rate, proportion and
+    interval is recomputed from those published figures (so it is hidden wherever its count is).
+    """
+    records = []
+    for row in raw.itertuples(index=False):
+        records.append(_finalise_row(row._asdict(), suppress))
+    frame = pd.DataFrame.from_records(records)
+    frame["_breakdown_order"] = frame["breakdown"].map({b: i for i, b in enumerate(BREAKDOWNS)})
+    category_order = {c: i for i, c in enumerate(category_names)}
+    frame["_category_order"] = frame["category"].map(category_order)
+    frame = frame.sort_values(["_breakdown_order", "_category_order", "group", "period_order"], kind="stable")
+    frame = frame[RATE_COLUMNS].reset_index(drop=True)
+    for column in COUNT_COLUMNS:
+        frame[column] = frame[column].astype("Int64")
+    for column in ("child_years", "rate", "lower", "upper", "proportion", "prop_lower", "prop_upper"):
+        frame[column] = frame[column].astype("float64")
+    frame.attrs["suppressed"] = suppress
+    return frame
+
+
+def _finalise_row(row: dict, suppress: bool) -> dict:
+    child_years = row["child_days"] / 365.25
+    counts = {c: int(row[c]) for c in COUNT_COLUMNS}
+    hidden = False
+    if suppress:
+        shown = {c: stats.suppress_count(v) for c, v in counts.items()}
+        if shown["numerator"] is None:
+            shown["codes"] = None
+        hidden = any(shown[c] is None for c in COUNT_COLUMNS)
+        counts = shown
+        child_years = stats.round_exposure(child_years)
+    rate, lower, upper = (
+        stats.rate_with_ci(counts["numerator"], child_years)
+        if counts["numerator"] is not None
+        else (float("nan"),) * 3
+    )
+    if counts["cohort_numerator"] is None or counts["registered_midpoint"] is None:
+        prop = (float("nan"),) * 3
+    else:
+        prop = stats.wilson_ci(counts["cohort_numerator"], counts["registered_midpoint"])
+    return {
+        **row,
+        **counts,
+        "child_years": child_years,
+        "rate": rate,
+        "lower": lower,
+        "upper": upper,
+        "proportion": prop[0],
+        "prop_lower": prop[1],
+        "prop_upper": prop[2],
+        "suppressed": hidden,
+    }

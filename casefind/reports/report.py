@@ -1,0 +1,430 @@
+"""The auditor coding-rate report: build it from a DuckDB connection, then write CSVs and HTML.
+
+``build_coding_report`` computes values only; ``render_*`` and ``write_report`` format them and never
+recompute, so the CLI, tests and notebooks share one code path.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import tempfile
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import asdict, dataclass, field
+from datetime import date
+from pathlib import Path
+
+import pandas as pd
+
+from casefind.errors import OptionError, OutputError
+from casefind.reports import html as h
+from casefind.reports import stats
+from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
+from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, Progress, normalise_breakdowns
+from casefind.reports.periods import AgeBand, Period, make_periods, range_period
+from casefind.reports.spc import SPC_COLUMNS, xmr
+from casefind.reports.tidy_csv import to_csv_text
+
+DISCLOSURE_ON = (
+    "counts 1-7 suppressed; other counts and child-years rounded to nearest 5; rates from rounded figures"
+)
+DISCLOSURE_OFF = "NONE (--no-suppress): for use inside the practice only; do not publish"
+
+RATES_CSV_COLUMNS = [
+    "period", "group", "numerator", "denominator", "rate", "lower", "upper",
+    "category", "breakdown", "period_start", "period_end", "codes", "registered_midpoint",
+    "cohort_numerator", "proportion", "prop_lower", "prop_upper", "suppressed", "disclosure_control",
+]  # fmt: skip
+FUNNEL_CSV_COLUMNS = [
+    "unit",
+    *FUNNEL_COLUMNS,
+    "suppressed",
+    "pooled_rate",
+    "phi",
+    "overdispersed",
+    "adjustment",
+]
+
+
+@dataclass(frozen=True)
+class ReportOptions:
+    """Everything that shaped the report; written into its provenance."""
+
+    age_min: int
+    age_max: int
+    date_from: date
+    date_to: date
+    by: str
+    breakdowns: tuple[str, ...]
+    compare: tuple[tuple[date, date], tuple[date, date]] | None
+    suppress: bool
+    pseudonymise_clinicians: bool
+    funnel_unit: str
+    categories: tuple[str, ...]
+
+    def as_dict(self) -> dict:
+        values = asdict(self)
+        values["date_from"], values["date_to"] = self.date_from.isoformat(), self.date_to.isoformat()
+        if self.compare:
+            values["compare"] = [[a.isoformat(), b.isoformat()] for a, b in self.compare]
+        return values
+
+
+@dataclass(frozen=True, eq=False)
+class CodingReport:
+    """The report's values. DataFrames are tidy; ``funnel_summary`` holds the funnel's target and test."""
+
+    options: ReportOptions
+    rates: pd.DataFrame
+    spc: pd.DataFrame
+    funnel: pd.DataFrame
+    funnel_curve: pd.DataFrame
+    funnel_summary: dict = field(default_factory=dict)
+    compare: pd.DataFrame | None = None
+
+
+def build_coding_report(
+    con,
+    categories: Mapping[str, Sequence[tuple[str, str]]],
+    age_min: int,
+    age_max: int,
+    date_from: date,
+    date_to: date,
+    by: str = "month",
+    breakdowns: Iterable[str] = ("category", "practice", "clinician", "age_band", "sex"),
+    compare: tuple[tuple[date, date], tuple[date, date]] | None = None,
+    suppress: bool = True,
+    pseudonymise_clinicians: bool = False,
+    funnel_unit: str | None = None,
+    age_bands: Sequence[AgeBand] | None = None,
+    clinician_salt: str = "casefind",
+    progress: Progress | None = None,
+) -> CodingReport:
+    """Compute every table of the coding-rate report with one scan of ``events``.
+
+    ``compare`` is ``((before_from, before_to), (after_from, after_to))``; the rate ratio is after/before.
+    ``funnel_unit`` is "practice" or "clinician"; by default practices when the extract has more than one,
+    otherwise clinicians. The SPC chart is always of monthly rates, whatever ``by`` is.
+    """
+    chosen = normalise_breakdowns(breakdowns)
+    periods = make_periods(date_from, date_to, by)
+    months = periods if by == "month" else make_periods(date_from, date_to, "month")
+    compare_periods = _compare_periods(compare)
+    span = [date_from, date_to] + [d for p in compare_periods for d in (p.start, p.end)]
+    with CodingMeasures(con, categories, age_min, age_max, min(span), max(span), progress) as measures:
+        rates = measures.rates(periods, chosen, age_bands, suppress, pseudonymise_clinicians, clinician_salt)
+        monthly = rates if by == "month" else measures.rates(months, ("overall",), suppress=suppress)
+        spc = _spc_table(monthly, measures.category_names)
+        unit = funnel_unit or _default_funnel_unit(con)
+        if unit not in ("practice", "clinician"):
+            raise OptionError(f"--funnel: expected 'practice' or 'clinician', got '{unit}'")
+        whole = Period(f"{date_from.isoformat()}..{date_to.isoformat()}", date_from, date_to)
+        raw = measures.funnel_input(whole, unit, pseudonymise_clinicians, clinician_salt)
+        compared = measures.compare(*compare_periods, suppress=suppress) if compare_periods else None
+    result = funnel(raw["group"], raw["numerator"], raw["child_years"])
+    options = ReportOptions(
+        age_min, age_max, date_from, date_to, by, chosen,
+        tuple(tuple(r) for r in compare) if compare else None,
+        suppress, pseudonymise_clinicians, unit, tuple(categories),
+    )  # fmt: skip
+    return CodingReport(
+        options=options,
+        rates=rates,
+        spc=spc,
+        funnel=_publishable_funnel(result, suppress),
+        funnel_curve=result.curve,
+        funnel_summary={
+            "unit": unit,
+            "category": ANY_CATEGORY,
+            "pooled_rate": result.pooled_rate,
+            "phi": result.phi,
+            "tau2": result.tau2,
+            "overdispersed": result.overdispersed,
+            "adjustment": result.adjustment,
+        },
+        compare=compared,
+    )
+
+
+def _compare_periods(compare) -> list[Period]:
+    if compare is None:
+        return []
+    try:
+        (b0, b1), (a0, a1) = compare
+    except (TypeError, ValueError):
+        raise OptionError("--compare: expected two date ranges, FROM..TO FROM..TO") from None
+    return [range_period(b0, b1), range_period(a0, a1)]
+
+
+def _default_funnel_unit(con) -> str:
+    practices = con.execute("SELECT count(DISTINCT coalesce(practice_id, '')) FROM patients").fetchall()[0][0]
+    return "practice" if practices > 1 else "clinician"
+
+
+def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataFrame:
+    """XmR per category on the overall monthly rates (suppressed points are skipped)."""
+    frames = []
+    overall = monthly[monthly["breakdown"] == "overall"]
+    for category in category_names:
+        series = overall[overall["category"] == category]
+        chart = xmr(list(series["period"]), [float(v) for v in series["rate"]])
+        chart.insert(0, "category", category)
+        frames.append(chart)
+    return pd.concat(frames, ignore_index=True)[["category", *SPC_COLUMNS]]
+
+
+def _publishable_funnel(result: Funnel, suppress: bool) -> pd.DataFrame:
+    """Funnel points as published: with disclosure control, counts and child-years are rounded (or hidden)
+    and each unit's rate, limits and flags are recomputed from the published figures. The pooled rate and
+    overdispersion test use the true figures of every unit."""
+    points = result.points.copy()
+    points["suppressed"] = False
+    if not suppress:
+        points["observed"] = points["observed"].astype("Int64")
+        return points
+    rows = []
+    for row in points.to_dict("records"):
+        observed = stats.suppress_count(row["observed"])
+        years = stats.round_exposure(row["child_years"])
+        limits = result.limits_at(years)
+        rate = observed / years * stats.PER if observed is not None and years > 0 else math.nan
+        visible = not math.isnan(rate)
+        rows.append({
+            **row, **limits, "observed": observed, "child_years": years, "rate": rate,
+            "expected": result.pooled_rate / stats.PER * years, "z": math.nan if not visible else row["z"],
+            "outside_95": visible and not limits["lower_95"] <= rate <= limits["upper_95"],
+            "outside_998": visible and not limits["lower_998"] <= rate <= limits["upper_998"],
+            "suppressed": observed is None,
+        })  # fmt: skip
+    frame = pd.DataFrame(rows, columns=[*FUNNEL_COLUMNS, "suppressed"])
+    frame["observed"] = frame["observed"].astype("Int64")
+    frame["z"] = frame["z"].astype("float64")
+    return frame
+
+
+# --- rendering ------------------------------------------------------------------------------------------
+
+
+def rates_csv(report: CodingReport) -> str:
+    frame = report.rates.rename(columns={"child_years": "denominator"}).assign(
+        disclosure_control=_disclosure(report)
+    )
+    return to_csv_text(frame, RATES_CSV_COLUMNS, ["breakdown", "category", "group", "period_start"])
+
+
+def compare_csv(report: CodingReport) -> str | None:
+    if report.compare is None:
+        return None
+    frame = report.compare.assign(disclosure_control=_disclosure(report))
+    return to_csv_text(frame, [*frame.columns], ["category"])
+
+
+def spc_csv(report: CodingReport) -> str:
+    return to_csv_text(report.spc, [*report.spc.columns], ["category", "period"])
+
+
+def funnel_csv(report: CodingReport) -> str:
+    summary = report.funnel_summary
+    frame = report.funnel.assign(
+        unit=summary["unit"], pooled_rate=summary["pooled_rate"], phi=summary["phi"],
+        overdispersed=summary["overdispersed"], adjustment=summary["adjustment"],
+    )  # fmt: skip
+    return to_csv_text(frame, FUNNEL_CSV_COLUMNS, ["group"])
+
+
+def _disclosure(report: CodingReport) -> str:
+    return DISCLOSURE_ON if report.options.suppress else DISCLOSURE_OFF
+
+
+def render_html(report: CodingReport, provenance: Mapping) -> str:
+    """The self-contained HTML report (see :mod:`casefind.reports.html`)."""
+    o = report.options
+    notice = None if o.suppress else "Small-number suppression is OFF. " + DISCLOSURE_OFF
+    any_spc = report.spc[report.spc["category"] == ANY_CATEGORY]
+    unit = report.funnel_summary["unit"]
+    sections = [
+        (
+            "Monthly rate: SPC chart",
+            _figure(h.spc_svg(any_spc, f"XmR chart: {ANY_CATEGORY}, monthly rate"), _spc_caption(any_spc)),
+        ),
+        (
+            f"Funnel plot of {unit}s",
+            _figure(
+                h.funnel_svg(
+                    report.funnel,
+                    report.funnel_curve,
+                    report.funnel_summary["pooled_rate"],
+                    f"Funnel plot: {ANY_CATEGORY} by {unit}",
+                ),
+                _funnel_caption(report),
+            ),
+        ),
+    ]
+    if report.compare is not None:
+        sections.append(("Before and after", _compare_table(report.compare)))
+    sections += _rate_tables(report)
+    sections.append(("Method in plain words", _method_html(report)))
+    sections.append(
+        (
+            "Provenance",
+            h.provenance_html(
+                {**provenance, "options": o.as_dict(), "disclosure_control": _disclosure(report)}
+            ),
+        )
+    )
+    title = f"Safeguarding coding rates, {o.date_from.isoformat()} to {o.date_to.isoformat()}"
+    return h.page(title, sections, notice)
+
+
+def _figure(svg: str, caption: str) -> str:
+    return f"<figure>{svg}<figcaption>{h.esc(caption)}</figcaption></figure>"
+
+
+def _spc_caption(spc: pd.DataFrame) -> str:
+    flagged = spc[spc["special_cause"]]["period"].tolist()
+    hidden = int(spc["value"].isna().sum())
+    text = "Grey: common-cause variation. Orange: special cause (outside limits, run of 7, trend of 6, "
+    text += "or 2 of 3 "
+    text += "beyond two sigma). Dashed lines: process limits; blue: mean. "
+    text += f"Special-cause periods: {', '.join(flagged) if flagged else 'none'}."
+    if hidden:
+        text += f" {hidden} period(s) not shown because their counts are suppressed."
+    return text
+
+
+def _funnel_caption(report: CodingReport) -> str:
+    s = report.funnel_summary
+    phi = "not estimated (fewer than 3 units)" if math.isnan(s["phi"]) else f"{s['phi']:.2f}"
+    return (
+        f"Blue line: pooled rate {s['pooled_rate']:.2f} per 1000 child-years. Dashed: 95% "
+        f"limits; solid: 99.8% "
+        f"limits. Overdispersion phi = {phi}; limits: {s['adjustment']}."
+    )
+
+
+def _compare_table(compare: pd.DataFrame) -> str:
+    columns = [
+        ("category", "Category", None),
+        ("period_before", "Before", None),
+        ("numerator_before", "Children", 0),
+        ("rate_before", "Rate", 2),
+        ("period_after", "After", None),
+        ("numerator_after", "Children", 0),
+        ("rate_after", "Rate", 2),
+        ("rate_ratio", "Rate ratio", 2),
+        ("lower", "95% CI low", 2),
+        ("upper", "95% CI high", 2),
+    ]
+    return h.table_html(compare, columns, "Rate ratio after / before, exact conditional 95% CI")
+
+
+def _rate_tables(report: CodingReport) -> list[tuple[str, str]]:
+    columns = [
+        ("period", "Period", None),
+        ("category", "Category", None),
+        ("group", "Group", None),
+        ("numerator", "Children coded", 0),
+        ("codes", "Codes", 0),
+        ("child_years", "Child-years", 1),
+        ("rate", "Rate /1000", 2),
+        ("lower", "95% CI low", 2),
+        ("upper", "95% CI high", 2),
+        ("registered_midpoint", "Registered at midpoint", 0),
+        ("proportion", "Proportion", 4),
+    ]
+    sections = []
+    for breakdown in report.options.breakdowns:
+        rows = report.rates[report.rates["breakdown"] == breakdown]
+        heading = (
+            "Rates: all children" if breakdown == "overall" else f"Rates by {breakdown.replace('_', ' ')}"
+        )
+        sections.append(
+            (heading, h.table_html(rows, columns, "Rates per 1000 child-years, exact Poisson 95% CI"))
+        )
+    return sections
+
+
+def _method_html(report: CodingReport) -> str:
+    o = report.options
+    paragraphs = [
+        f"Children are counted while they are aged {o.age_min} to {o.age_max} (whole years), registered with "
+        "the practice and alive. Each day they meet all three adds one day to the denominator; "
+        "child-years are "
+        "those days divided by 365.25.",
+        "The numerator is the number of different children with at least one code from the category on a day "
+        "they were counted, in the period. 'Any safeguarding code' counts a child once "
+        "whichever codes they had. "
+        "The rate is children coded per 1000 child-years, with an exact (Poisson) 95% confidence interval.",
+        "The proportion is, of the children registered on the middle day of the period, the "
+        "share coded during "
+        "the period, with a Wilson 95% interval.",
+        "Clinician rates use the child-years of the clinician's main practice (where most of "
+        "their codes were "
+        "recorded), because clinicians do not have registered lists."
+        + (" Clinician names are replaced by codes (C01, C02, ...)." if o.pseudonymise_clinicians else ""),
+        "The SPC chart shows the monthly rate with its mean and process limits (mean plus or "
+        "minus 2.66 times the "
+        "average month-to-month change). A point outside the limits, 7 points in a row on one "
+        "side of the mean, "
+        "6 points in a row going up or down, or 2 of 3 points near a limit suggest a real "
+        "change, not chance.",
+        "The funnel plot compares each unit's rate over the whole period with the overall rate. "
+        "Units outside "
+        "the funnel differ more than chance alone would explain. When units vary more than chance allows "
+        "(overdispersion), the funnel is widened to allow for it.",
+        "Before/after comparisons give the ratio of the later rate to the earlier one with an "
+        "exact 95% interval.",
+        (
+            "Small numbers: counts of 1 to 7 are hidden, other counts and child-years are "
+            "rounded to the nearest 5, "
+            "and rates are worked out from the rounded figures."
+            if o.suppress
+            else "Small numbers are NOT hidden in this report (--no-suppress). Keep it inside the practice."
+        ),
+    ]
+    return "".join(f"<p>{h.esc(p)}</p>" for p in paragraphs)
+
+
+# --- writing --------------------------------------------------------------------------------------------
+
+
+def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: Mapping) -> list[Path]:
+    """Write rates.csv, compare.csv (if compared), spc.csv, funnel.csv and report.html; return their paths.
+
+    Each file is written to a temporary file in ``out_dir`` and moved into place, so a reader never sees a
+    half-written file; files are readable by their owner only (0600).
+    """
+    directory = Path(out_dir)
+    try:
+        directory.mkdir(parents=True, exist_ok=True, mode=0o700)
+    except OSError as exc:
+        raise OutputError(f"{directory}: cannot create the output folder ({exc.strerror})") from None
+    outputs = {
+        "rates.csv": rates_csv(report),
+        "compare.csv": compare_csv(report),
+        "spc.csv": spc_csv(report),
+        "funnel.csv": funnel_csv(report),
+        "report.html": render_html(report, provenance),
+    }
+    written = []
+    for name, text in outputs.items():
+        if text is not None:
+            written.append(write_atomic(directory / name, text))
+    return written
+
+
+def write_atomic(path: Path, text: str) -> Path:
+    """Replace ``path`` with ``text`` (UTF-8) atomically, mode 0600."""
+    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
+            stream.write(text)
+            stream.flush()
+            os.fsync(stream.fileno())
+        os.chmod(temporary, 0o600)
+        os.replace(temporary, path)
+    except OSError as exc:
+        if os.path.exists(temporary):
+            os.unlink(temporary)
+        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
+    return path

@@ -1,0 +1,89 @@
+"""Funnel limits: exact Poisson without overdispersion; DerSimonian-Laird widening only when needed."""
+
+import math
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from casefind.reports.funnel import funnel, poisson_limit
+
+
+def poisson_cdf(r, mean):
+    return sum(math.exp(-mean) * mean**k / math.factorial(k) for k in range(r + 1)) if r >= 0 else 0.0
+
+
+def interpolated_quantile(mean, p):
+    """Spiegelhalter (2005) appendix A.1.2, computed from the Poisson pmf directly."""
+    r = 0
+    while poisson_cdf(r, mean) < p:
+        r += 1
+    alpha = (poisson_cdf(r, mean) - p) / (poisson_cdf(r, mean) - poisson_cdf(r - 1, mean))
+    return r - alpha
+
+
+@pytest.mark.parametrize("mean, p", [(5.0, 0.975), (5.0, 0.025), (12.3, 0.999), (12.3, 0.001), (0.4, 0.975)])
+def test_poisson_limit_is_the_interpolated_quantile(mean, p):
+    assert poisson_limit(mean, p) == pytest.approx(interpolated_quantile(mean, p), abs=1e-9)
+
+
+def test_poisson_limit_approaches_normal_for_large_counts():
+    assert poisson_limit(10000, 0.975) == pytest.approx(10000 + 1.96 * 100, abs=1.5)
+    assert poisson_limit(10000, 0.001) == pytest.approx(10000 - 3.09 * 100, abs=1.5)
+
+
+def test_consistent_units_get_exact_poisson_limits():
+    result = funnel(["A", "B", "C", "D"], [10, 20, 31, 39], [1000, 2000, 3000, 4000])
+    theta = 100 / 10000
+    assert result.pooled_rate == pytest.approx(theta * 1000)
+    assert not result.overdispersed and result.adjustment.startswith("none")
+    b = result.points.set_index("group").loc["B"]
+    assert b.lower_95 == pytest.approx(interpolated_quantile(theta * 2000, 0.025) / 2000 * 1000)
+    assert b.upper_998 == pytest.approx(interpolated_quantile(theta * 2000, 0.999) / 2000 * 1000)
+    assert not result.points["outside_95"].any()
+
+
+def test_outlier_falls_outside_limits_without_overdispersion():
+    groups, observed, years = list("ABCDEFGH"), [50, 50, 50, 50, 50, 50, 50, 80], [5000] * 8
+    result = funnel(groups, observed, years)
+    assert not result.overdispersed
+    outside = result.points[result.points["outside_95"]]["group"].tolist()
+    assert outside == ["H"]  # 80 vs 53.75 expected: above the 95% limit of about 68
+
+
+def _hand_dispersion(observed, years):
+    theta = sum(observed) / sum(years)
+    z = np.array([(o / n - theta) / math.sqrt(theta / n) for o, n in zip(observed, years, strict=True)])
+    low, high = np.percentile(z, [10, 90])
+    phi = float(np.mean(np.clip(z, low, high) ** 2))
+    w = np.array([n / theta for n in years])
+    tau2 = max(0.0, (len(z) * phi - (len(z) - 1)) / (w.sum() - (w**2).sum() / w.sum()))
+    return theta, phi, tau2
+
+
+def test_overdispersed_units_get_additive_random_effects_limits():
+    observed, years = [10, 50, 100, 200, 400], [1000, 1000, 1000, 1000, 1000]
+    theta, phi, tau2 = _hand_dispersion(observed, years)
+    assert 5 * phi > stats.chi2.ppf(0.95, 4)
+    result = funnel(list("ABCDE"), observed, years)
+    assert result.overdispersed and "DerSimonian-Laird" in result.adjustment
+    assert result.phi == pytest.approx(phi)
+    assert result.tau2 == pytest.approx(tau2 * 1e6)
+    a = result.points.set_index("group").loc["A"]
+    assert a.upper_95 == pytest.approx((theta + 1.959964 * math.sqrt(theta / 1000 + tau2)) * 1000, rel=1e-5)
+    assert a.upper_998 > a.upper_95
+
+
+def test_multiplicative_adjustment_option():
+    observed, years = [10, 50, 100, 200, 400], [1000] * 5
+    theta, phi, _ = _hand_dispersion(observed, years)
+    result = funnel(list("ABCDE"), observed, years, method="multiplicative")
+    a = result.points.set_index("group").loc["A"]
+    assert a.upper_95 == pytest.approx((theta + 1.959964 * math.sqrt(phi * theta / 1000)) * 1000, rel=1e-5)
+
+
+def test_too_few_units_skip_the_dispersion_test():
+    result = funnel(["A", "B"], [1, 100], [1000, 1000])
+    assert math.isnan(result.phi) and not result.overdispersed
+    assert list(result.curve.columns) == ["child_years", "lower_95", "upper_95", "lower_998", "upper_998"]
+    assert (result.curve["upper_998"] >= result.curve["upper_95"]).all()

@@ -1,0 +1,243 @@
+"""Numerators and denominators on tiny hand-worked extracts (ages 0-17, dates inclusive)."""
+
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from casefind.errors import OptionError
+from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, pseudonym_map
+from casefind.reports.periods import AgeBand, make_periods, range_period
+
+from .conftest import CATEGORIES, event, make_connection
+
+SPAN = (date(2020, 1, 1), date(2026, 12, 31))
+
+
+def rates(con, periods, breakdowns=("overall",), suppress=False, **kwargs):
+    with CodingMeasures(con, CATEGORIES, 0, 17, *SPAN) as measures:
+        return measures.rates(periods, breakdowns, suppress=suppress, **kwargs)
+
+
+def row(frame, period, category=ANY_CATEGORY, breakdown="overall", group="all"):
+    hit = frame[
+        (frame.period == period)
+        & (frame.category == category)
+        & (frame.breakdown == breakdown)
+        & (frame.group == group)
+    ]
+    assert len(hit) == 1, hit
+    return hit.iloc[0]
+
+
+def test_child_years_stop_the_day_before_the_eighteenth_birthday():
+    # Born 1 July 2006: turns 18 on 1 July 2024, so counts 1 Jan - 30 Jun 2024 = 31+29+31+30+31+30 = 182 days.
+    con = make_connection(
+        [("c1", date(2006, 7, 1), None, None, None, "F", "P1")],
+        [event("c1", "1001", date(2024, 6, 20)), event("c1", "2001", date(2024, 7, 15))],
+    )
+    frame = rates(con, make_periods(date(2024, 1, 1), date(2024, 12, 31), "year"))
+    r = row(frame, "2024")
+    assert r.child_years == pytest.approx(182 / 365.25)
+    assert r.numerator == 1 and r.codes == 1  # the code after the birthday does not count
+    assert row(frame, "2024", "cause_for_concern").numerator == 0
+    assert r.rate == pytest.approx(1000 / (182 / 365.25))
+    # Midpoint of 2024 is 1 Jan + 365 // 2 = 182 days = 1 July 2024: already 18, so not registered-as-child.
+    assert r.registered_midpoint == 0 and r.cohort_numerator == 0
+
+
+def test_registration_starting_mid_month_and_midpoint_census():
+    # Registered from 15 March 2024: 17 days in March (15..31); March's midpoint is 16 March.
+    con = make_connection(
+        [("c1", date(2015, 1, 1), None, date(2024, 3, 15), None, "M", "P1")],
+        [event("c1", "1001", date(2024, 3, 10)), event("c1", "1001", date(2024, 3, 20))],
+    )
+    frame = rates(con, make_periods(date(2024, 2, 1), date(2024, 3, 31), "month"))
+    feb, mar = row(frame, "2024-02"), row(frame, "2024-03")
+    assert feb.child_years == 0 and feb.registered_midpoint == 0
+    assert mar.child_years == pytest.approx(17 / 365.25)
+    assert mar.registered_midpoint == 1
+    assert mar.numerator == 1 and mar.codes == 1  # the 10 March code predates registration
+    assert mar.proportion == pytest.approx(1.0)
+
+
+def test_death_mid_month_counts_the_day_of_death():
+    # Died 10 April 2024: 10 days in April; midpoint 15 April is after death.
+    con = make_connection(
+        [("c1", date(2015, 1, 1), date(2024, 4, 10), None, None, "F", "P1")],
+        [event("c1", "2001", date(2024, 4, 10))],
+    )
+    frame = rates(con, make_periods(date(2024, 4, 1), date(2024, 5, 31), "month"))
+    apr, may = row(frame, "2024-04"), row(frame, "2024-05")
+    assert apr.child_years == pytest.approx(10 / 365.25)
+    assert apr.registered_midpoint == 0
+    assert apr.numerator == 1
+    assert may.child_years == 0
+
+
+def test_deregistration_and_birth_inside_the_period():
+    # Born 20 Jan 2024 (counts from birth: 12 days in Jan); another left on 5 Jan 2024 (5 days).
+    con = make_connection(
+        [
+            ("b", date(2024, 1, 20), None, None, None, "F", "P1"),
+            ("l", date(2010, 1, 1), None, None, date(2024, 1, 5), "M", "P1"),
+        ],
+        [],
+    )
+    frame = rates(con, make_periods(date(2024, 1, 1), date(2024, 1, 31), "month"))
+    assert row(frame, "2024-01").child_years == pytest.approx(17 / 365.25)
+    assert row(frame, "2024-01").registered_midpoint == 0  # midpoint 16 Jan: one unborn, one gone
+
+
+def test_any_code_counts_each_child_and_each_event_once():
+    categories = {"cp_plan": [("snomed", "1001")], "wide": [("SNOMED", "1001"), ("snomed", "2001")]}
+    con = make_connection(
+        [
+            ("c1", date(2015, 1, 1), None, None, None, "F", "P1"),
+            ("c2", date(2015, 1, 1), None, None, None, "M", "P1"),
+        ],
+        [
+            event("c1", "1001", date(2024, 1, 3)),
+            event("c1", "2001", date(2024, 1, 4)),
+            event("c2", "2001", date(2024, 1, 5), system="Snomed"),
+            event("c2", "2001", date(2024, 1, 6), system="ctv3"),
+        ],
+    )
+    with CodingMeasures(con, categories, 0, 17, *SPAN) as measures:
+        frame = measures.rates(make_periods(date(2024, 1, 1), date(2024, 1, 31)), suppress=False)
+    assert (row(frame, "2024-01", "cp_plan").numerator, row(frame, "2024-01", "cp_plan").codes) == (1, 1)
+    assert (row(frame, "2024-01", "wide").numerator, row(frame, "2024-01", "wide").codes) == (2, 3)
+    # The 1001 event is in both categories but one event: 'any' has 2 children and 3 codes (ctv3 ignored).
+    assert (row(frame, "2024-01").numerator, row(frame, "2024-01").codes) == (2, 3)
+    assert row(frame, "2024-01").child_years == pytest.approx(2 * 31 / 365.25)
+
+
+def _practice_extract():
+    patients = [
+        ("a1", date(2012, 1, 1), None, None, None, "F", "A"),
+        ("a2", date(2012, 1, 1), None, None, None, "M", "A"),
+        ("b1", date(2012, 1, 1), None, None, None, "F", "B"),
+        ("b2", date(2004, 1, 1), None, None, None, None, "B"),
+    ]  # 20 in 2024: never a child here
+    events = [
+        event("a1", "1001", date(2024, 2, 1), "zed"),
+        event("a2", "2001", date(2024, 2, 2), "zed"),
+        event("b1", "1001", date(2024, 2, 3), "amy"),
+        event("b1", "1001", date(2024, 2, 4), None),
+    ]
+    return make_connection(patients, events)
+
+
+def test_practice_sex_and_age_band_breakdowns():
+    frame = rates(
+        _practice_extract(),
+        make_periods(date(2024, 2, 1), date(2024, 2, 29)),
+        ("practice", "sex", "age_band"),
+        age_bands=[AgeBand(0, 11), AgeBand(12, 17)],
+    )
+    assert row(frame, "2024-02", breakdown="practice", group="A").numerator == 2
+    assert row(frame, "2024-02", breakdown="practice", group="A").child_years == pytest.approx(
+        2 * 29 / 365.25
+    )
+    b = row(frame, "2024-02", breakdown="practice", group="B")
+    assert (b.numerator, b.codes, b.registered_midpoint) == (1, 2, 1)
+    assert b.child_years == pytest.approx(29 / 365.25)
+    assert row(frame, "2024-02", breakdown="sex", group="F").numerator == 2
+    assert row(frame, "2024-02", breakdown="sex", group="M").numerator == 1
+    assert set(frame[frame.breakdown == "sex"].group) == {"F", "M"}  # the adult with no sex is not a child
+    assert row(frame, "2024-02", breakdown="age_band", group="12-17").numerator == 3
+    assert row(frame, "2024-02", breakdown="age_band", group="00-11").child_years == 0
+
+
+def test_clinician_rows_use_their_home_practice_denominator():
+    frame = rates(_practice_extract(), make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",))
+    zed = row(frame, "2024-02", breakdown="clinician", group="zed")
+    amy = row(frame, "2024-02", breakdown="clinician", group="amy")
+    unknown = row(frame, "2024-02", breakdown="clinician", group="unknown")
+    assert (zed.numerator, zed.codes, zed.child_years) == (2, 2, pytest.approx(2 * 29 / 365.25))  # practice A
+    assert (amy.numerator, amy.child_years) == (1, pytest.approx(29 / 365.25))  # practice B
+    assert unknown.codes == 1
+
+
+def test_pseudonyms_are_deterministic_and_hide_order():
+    first = pseudonym_map(["zed", "amy", "unknown"])
+    assert first == pseudonym_map(["amy", "zed", "unknown"])
+    assert sorted(first.values()) == ["C01", "C02", "unknown"]
+    frame = rates(
+        _practice_extract(),
+        make_periods(date(2024, 2, 1), date(2024, 2, 29)),
+        ("clinician",),
+        pseudonymise_clinicians=True,
+    )
+    groups = set(frame[frame.breakdown == "clinician"].group)
+    assert groups == {"C01", "C02", "unknown"}
+
+
+def test_suppression_rounds_counts_and_recomputes_rates():
+    # 9 children each with one code, 12 children in total, all eligible the whole of 2024 (366 days).
+    patients = [(f"k{i}", date(2015, 1, 1), None, None, None, "F", "P") for i in range(12)]
+    events = [event(f"k{i}", "1001", date(2024, 5, 1)) for i in range(9)]
+    con = make_connection(patients, events)
+    frame = rates(con, make_periods(date(2024, 1, 1), date(2024, 12, 31), "year"), suppress=True)
+    cp = row(frame, "2024", "cp_plan")
+    true_years = 12 * 366 / 365.25  # 12.02 -> rounded to 10
+    assert true_years == pytest.approx(12.0246, abs=1e-4)
+    assert (cp.numerator, cp.codes, cp.child_years, cp.registered_midpoint) == (10, 10, 10.0, 10)
+    assert cp.rate == pytest.approx(1000.0)  # 10 / 10 child-years, from the rounded figures
+    cfc = row(frame, "2024", "cause_for_concern")
+    assert cfc.numerator == 0 and cfc.rate == 0 and not cfc.suppressed
+    assert frame.attrs["suppressed"] is True
+
+
+def test_small_counts_are_suppressed_with_their_rates():
+    patients = [(f"k{i}", date(2015, 1, 1), None, None, None, "F", "P") for i in range(20)]
+    events = [event(f"k{i}", "1001", date(2024, 5, 1)) for i in range(3)]
+    frame = rates(
+        make_connection(patients, events),
+        make_periods(date(2024, 1, 1), date(2024, 12, 31), "year"),
+        suppress=True,
+    )
+    cp = row(frame, "2024", "cp_plan")
+    assert pd.isna(cp.numerator) and pd.isna(cp.codes) and pd.isna(cp.rate) and pd.isna(cp.upper)
+    assert pd.isna(cp.proportion) and cp.suppressed
+    assert cp.registered_midpoint == 20
+
+
+def test_compare_gives_rate_ratio_per_category():
+    # One child all of 2023 and 2024; 1 code-day in 2023, coded again in 2024: RR = (1/366)/(1/365) days.
+    con = make_connection(
+        [("c", date(2015, 1, 1), None, None, None, "F", "P")],
+        [event("c", "1001", date(2023, 5, 1)), event("c", "2001", date(2024, 5, 1))],
+    )
+    with CodingMeasures(con, CATEGORIES, 0, 17, *SPAN) as measures:
+        table = measures.compare(
+            range_period(date(2023, 1, 1), date(2023, 12, 31)),
+            range_period(date(2024, 1, 1), date(2024, 12, 31)),
+            suppress=False,
+        )
+    any_row = table[table.category == ANY_CATEGORY].iloc[0]
+    assert any_row.rate_ratio == pytest.approx(365 / 366)
+    cp = table[table.category == "cp_plan"].iloc[0]
+    assert (cp.numerator_before, cp.numerator_after, cp.rate_ratio) == (1, 0, 0.0)
+    assert cp.lower == 0.0
+
+
+def test_quarters_are_clipped_to_the_report_dates():
+    periods = make_periods(date(2024, 1, 15), date(2024, 5, 10), "quarter")
+    assert [(p.label, p.start, p.end) for p in periods] == [
+        ("2024-Q1", date(2024, 1, 15), date(2024, 3, 31)),
+        ("2024-Q2", date(2024, 4, 1), date(2024, 5, 10)),
+    ]
+    assert periods[1].midpoint == date(2024, 4, 20)  # 1 Apr + 39 // 2 days
+
+
+def test_bad_options_are_user_errors():
+    with pytest.raises(OptionError, match="--by"):
+        make_periods(date(2024, 1, 1), date(2024, 2, 1), "week")
+    with pytest.raises(OptionError, match="ends"):
+        make_periods(date(2024, 2, 1), date(2024, 1, 1))
+    con = make_connection([], [])
+    with pytest.raises(OptionError, match="unknown breakdown"):
+        rates(con, make_periods(date(2024, 1, 1), date(2024, 1, 31)), ("postcode",))
+    with pytest.raises(OptionError, match="reserved"), CodingMeasures(con, {ANY_CATEGORY: []}, 0, 17, *SPAN):
+        pass
