@@ -11,9 +11,6 @@ from __future__ import annotations
 
 import io
 import json
-import os
-import tempfile
-from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 
@@ -22,43 +19,10 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casefind.errors import OutputError, Problem
+from casefind.files import atomic_write, neutralise_formula
 from casefind.results import CaseList
 
 FORMATS = (".csv", ".parquet", ".json", ".xlsx")
-_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
-
-
-def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, overwrite: bool = True) -> None:
-    """Write ``path`` via a 0600 temporary file in the same folder; never leave a half-written file."""
-    path = Path(path)
-    if not overwrite and path.exists():
-        raise OutputError(Problem(str(path), "already exists and is never overwritten"))
-    try:
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    except OSError as exc:
-        raise OutputError(Problem(str(path.parent), f"cannot write here: {exc.strerror}")) from None
-    try:
-        os.fchmod(fd, 0o600)
-        with os.fdopen(fd, "wb") as handle:
-            write(handle)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if another writer created it meanwhile
-            os.unlink(tmp)
-    except BaseException:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-        raise
-
-
-def neutralise_formula(value):
-    """Make a text cell inert in spreadsheets (OWASP CSV-injection advice)."""
-    if isinstance(value, str) and value.startswith(_FORMULA_START):
-        return "'" + value
-    return value
 
 
 def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:

@@ -12,6 +12,7 @@ import pytest
 
 from casefind import api, export
 from casefind.errors import OutputError
+from casefind.files import atomic_write
 
 AS_OF = date(2026, 11, 24)
 
@@ -113,14 +114,14 @@ def test_atomic_write_leaves_no_partial_file(tmp_path):
         raise RuntimeError("disk full")
 
     with pytest.raises(RuntimeError):
-        export.atomic_write(target, explode)
+        atomic_write(target, explode)
     assert target.read_text() == "previous\n"
     assert [p.name for p in tmp_path.iterdir()] == ["out.csv"]
 
 
 def test_never_overwrite_mode(tmp_path):
     target = tmp_path / "archive.json"
-    export.atomic_write(target, lambda f: f.write(b"1"), overwrite=False)
+    atomic_write(target, lambda f: f.write(b"1"), overwrite=False)
     with pytest.raises(OutputError, match="already exists and is never overwritten"):
-        export.atomic_write(target, lambda f: f.write(b"2"), overwrite=False)
+        atomic_write(target, lambda f: f.write(b"2"), overwrite=False)
     assert target.read_bytes() == b"1"

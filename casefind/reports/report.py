@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import tempfile
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import date
@@ -17,6 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from casefind.errors import OptionError, OutputError
+from casefind.files import write_text
 from casefind.reports import html as h
 from casefind.reports import stats
 from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
@@ -25,9 +25,7 @@ from casefind.reports.periods import AgeBand, Period, make_periods, range_period
 from casefind.reports.spc import SPC_COLUMNS, xmr
 from casefind.reports.tidy_csv import to_csv_text
 
-DISCLOSURE_ON = (
-    "counts 1-7 suppressed; other counts and child-years rounded to nearest 5; rates from rounded figures"
-)
+DISCLOSURE_ON = "counts 1-7 suppressed; other counts and child-years rounded to nearest 5; rates from rounded figures"
 DISCLOSURE_OFF = "NONE (--no-suppress): for use inside the practice only; do not publish"
 
 RATES_CSV_COLUMNS = [
@@ -206,9 +204,7 @@ def _publishable_funnel(result: Funnel, suppress: bool) -> pd.DataFrame:
 
 
 def rates_csv(report: CodingReport) -> str:
-    frame = report.rates.rename(columns={"child_years": "denominator"}).assign(
-        disclosure_control=_disclosure(report)
-    )
+    frame = report.rates.rename(columns={"child_years": "denominator"}).assign(disclosure_control=_disclosure(report))
     return to_csv_text(frame, RATES_CSV_COLUMNS, ["breakdown", "category", "group", "period_start"])
 
 
@@ -267,9 +263,7 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
     sections.append(
         (
             "Provenance",
-            h.provenance_html(
-                {**provenance, "options": o.as_dict(), "disclosure_control": _disclosure(report)}
-            ),
+            h.provenance_html({**provenance, "options": o.as_dict(), "disclosure_control": _disclosure(report)}),
         )
     )
     title = f"Safeguarding coding rates, {o.date_from.isoformat()} to {o.date_to.isoformat()}"
@@ -335,12 +329,8 @@ def _rate_tables(report: CodingReport) -> list[tuple[str, str]]:
     sections = []
     for breakdown in report.options.breakdowns:
         rows = report.rates[report.rates["breakdown"] == breakdown]
-        heading = (
-            "Rates: all children" if breakdown == "overall" else f"Rates by {breakdown.replace('_', ' ')}"
-        )
-        sections.append(
-            (heading, h.table_html(rows, columns, "Rates per 1000 child-years, exact Poisson 95% CI"))
-        )
+        heading = "Rates: all children" if breakdown == "overall" else f"Rates by {breakdown.replace('_', ' ')}"
+        sections.append((heading, h.table_html(rows, columns, "Rates per 1000 child-years, exact Poisson 95% CI")))
     return sections
 
 
@@ -372,8 +362,7 @@ def _method_html(report: CodingReport) -> str:
         "Units outside "
         "the funnel differ more than chance alone would explain. When units vary more than chance allows "
         "(overdispersion), the funnel is widened to allow for it.",
-        "Before/after comparisons give the ratio of the later rate to the earlier one with an "
-        "exact 95% interval.",
+        "Before/after comparisons give the ratio of the later rate to the earlier one with an exact 95% interval.",
         (
             "Small numbers: counts of 1 to 7 are hidden, other counts and child-years are "
             "rounded to the nearest 5, "
@@ -409,22 +398,5 @@ def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: M
     written = []
     for name, text in outputs.items():
         if text is not None:
-            written.append(write_atomic(directory / name, text))
+            written.append(write_text(directory / name, text))
     return written
-
-
-def write_atomic(path: Path, text: str) -> Path:
-    """Replace ``path`` with ``text`` (UTF-8) atomically, mode 0600."""
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "w", encoding="utf-8", newline="") as stream:
-            stream.write(text)
-            stream.flush()
-            os.fsync(stream.fileno())
-        os.chmod(temporary, 0o600)
-        os.replace(temporary, path)
-    except OSError as exc:
-        if os.path.exists(temporary):
-            os.unlink(temporary)
-        raise OutputError(f"{path}: cannot write ({exc.strerror})") from None
-    return path

@@ -16,8 +16,9 @@ from datetime import date
 import numpy as np
 import pandas as pd
 
+from casefind.files import neutralise_formula
+
 FLOAT_DECIMALS = 4
-FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 def format_cell(value, decimals: int = FLOAT_DECIMALS) -> str:
@@ -32,7 +33,7 @@ def format_cell(value, decimals: int = FLOAT_DECIMALS) -> str:
         return _format_float(float(value), decimals)
     if isinstance(value, date):
         return value.isoformat()
-    return _defuse(str(value))
+    return neutralise_formula(str(value))
 
 
 def _format_float(value: float, decimals: int) -> str:
@@ -42,11 +43,6 @@ def _format_float(value: float, decimals: int) -> str:
         return "inf" if value > 0 else "-inf"
     text = f"{value:.{decimals}f}"
     return text[1:] if text.startswith("-") and float(text) == 0 else text
-
-
-def _defuse(text: str) -> str:
-    """Text that a spreadsheet would run as a formula gets a leading apostrophe (identifiers only)."""
-    return "'" + text if text[:1] in FORMULA_STARTS else text
 
 
 def to_csv_text(frame: pd.DataFrame, columns: Sequence[str], sort_by: Sequence[str]) -> str:

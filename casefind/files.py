@@ -1,0 +1,58 @@
+"""Writing files safely: atomic, owner-only (0600), and spreadsheet-formula safe.
+
+Used by every writer (lists, rejects, provenance, coding reports) so the rules live in one place.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import tempfile
+from collections.abc import Callable
+from pathlib import Path
+
+from casefind.errors import OutputError, Problem
+
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, overwrite: bool = True) -> Path:
+    """Write ``path`` via a 0600 temporary file in the same folder; never leave a half-written file.
+
+    With ``overwrite=False`` an existing file is never replaced (archives).
+    """
+    path = Path(path)
+    if not overwrite and path.exists():
+        raise OutputError(Problem(str(path), "already exists and is never overwritten"))
+    try:
+        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    except OSError as exc:
+        raise OutputError(Problem(str(path.parent), f"cannot write here: {exc.strerror}")) from None
+    try:
+        os.fchmod(fd, 0o600)
+        with os.fdopen(fd, "wb") as handle:
+            write(handle)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if overwrite:
+            os.replace(tmp, path)
+        else:
+            os.link(tmp, path)  # fails if another writer created it meanwhile
+            os.unlink(tmp)
+    except OSError as exc:
+        raise OutputError(Problem(str(path), f"cannot write: {exc.strerror}")) from None
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+    return path
+
+
+def write_text(path: Path, text: str, *, overwrite: bool = True) -> Path:
+    return atomic_write(path, lambda f: f.write(text.encode("utf-8")), overwrite=overwrite)
+
+
+def neutralise_formula(value):
+    """Make a text cell inert in spreadsheets (OWASP CSV-injection advice): prefix ``'``."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
