@@ -6,8 +6,9 @@ import dataclasses
 from datetime import date
 from pathlib import Path
 
-from casefind import __version__
+from casefind import __version__, reports
 from casefind.engine import duckdb_engine
+from casefind.errors import Problem, ProtocolError
 from casefind.extract import Extract, read_extract
 from casefind.protocol import Protocol, default_protocol_path, load_protocol
 from casefind.ranking import rank
@@ -62,3 +63,53 @@ def run_info(extract: Extract, protocol: Protocol, as_of: date, *, population: i
 def with_rejects_file(case_list: CaseList, path: str) -> CaseList:
     """The same list, recording where its rejected rows were written."""
     return dataclasses.replace(case_list, info=dataclasses.replace(case_list.info, rejects_file=path))
+
+
+def coding_report(
+    data_dir: str | Path,
+    out_dir: str | Path,
+    *,
+    date_from: date,
+    date_to: date,
+    by: str = "month",
+    rules: str | Path | Protocol | None = None,
+    mapping: str | Path | None = None,
+    skip_bad_rows: bool = False,
+    compare: tuple[tuple[date, date], tuple[date, date]] | None = None,
+    breakdowns: tuple[str, ...] = ("category", "practice", "clinician", "age_band", "sex"),
+    suppress: bool = True,
+    pseudonymise_clinicians: bool = False,
+    progress=None,
+) -> tuple[reports.CodingReport, list[Path]]:
+    """Coding rates of the protocol's report categories; writes CSVs and report.html into ``out_dir``."""
+    protocol = resolve_protocol(rules)
+    categories = protocol.report_categories()
+    if not categories:
+        raise ProtocolError(
+            Problem("", "no codelist has a report_category", "add 'report_category: NAME' to the codelists to count")
+        )
+    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    report = reports.build_coding_report(
+        extract.con,
+        categories,
+        protocol.population.min_age,
+        protocol.population.max_age,
+        date_from,
+        date_to,
+        by=by,
+        breakdowns=breakdowns,
+        compare=compare,
+        suppress=suppress,
+        pseudonymise_clinicians=pseudonymise_clinicians,
+        progress=progress,
+    )
+    provenance = {
+        "protocol": {"name": protocol.name, "version": protocol.version, "sha256": protocol.fingerprint()},
+        "codelists_sha256": {n: cl.file_sha256 or "inline" for n, cl in sorted(protocol.codelists.items())},
+        "input_files": {t: {"file": f.path.name, "sha256": f.sha256} for t, f in sorted(extract.files.items())},
+        "rows_read": dict(sorted(extract.rows_read.items())),
+        "rows_rejected": extract.rejected_rows,
+        "options": report.options.as_dict(),
+        "casefind_version": __version__,
+    }
+    return report, reports.write_report(report, out_dir, provenance)

@@ -52,13 +52,15 @@ def _friendly_errors(func):
     return wrapper
 
 
-def _parse_as_of(value: str | None) -> date:
-    if value is None:
-        return date.today()
+def _parse_date(value: str, option: str) -> date:
     try:
-        return datetime.strptime(value, "%Y-%m-%d").date()
+        return datetime.strptime(value.strip(), "%Y-%m-%d").date()
     except ValueError:
-        raise OptionError(f"--as-of: expected a date as YYYY-MM-DD, got '{value}'") from None
+        raise OptionError(f"{option}: expected a date as YYYY-MM-DD, got '{value}'") from None
+
+
+def _parse_as_of(value: str | None) -> date:
+    return date.today() if value is None else _parse_date(value, "--as-of")
 
 
 def _print_list(case_list) -> None:
@@ -126,6 +128,70 @@ def build_list(
     out.print(_summary(case_list.info), highlight=False, soft_wrap=True)
     if out_file is not None:
         out.print(f"Wrote {out_file} and {export.provenance_path(out_file).name}.", highlight=False, soft_wrap=True)
+
+
+def _parse_range(text: str, option: str) -> tuple[date, date]:
+    start, sep, end = text.partition("..")
+    if not sep:
+        raise OptionError(f"{option}: expected FROM..TO such as 2024-01-01..2024-12-31, got '{text}'")
+    return _parse_date(start, option), _parse_date(end, option)
+
+
+@app.command("coding-report")
+@_friendly_errors
+def coding_report(
+    data_dir: Path = typer.Argument(..., help="Extract folder (as for build-list)."),
+    date_from: str = typer.Option(..., "--from", help="First day of the report, YYYY-MM-DD."),
+    date_to: str = typer.Option(..., "--to", help="Last day of the report, YYYY-MM-DD (inclusive)."),
+    by: str = typer.Option("month", "--by", help="Period: month, quarter or year."),
+    out_dir: Path = typer.Option(Path("coding-report"), "--out", help="Folder for the CSVs and report.html."),
+    rules: Path = typer.Option(None, "--rules", help="Protocol whose report_category codelists are counted."),
+    compare: tuple[str, str] = typer.Option(
+        (None, None), "--compare", help="Before and after ranges, e.g. 2024-01-01..2024-12-31 2025-01-01..2025-12-31."
+    ),
+    breakdown: list[str] = typer.Option(
+        ["category", "practice", "clinician", "age_band", "sex"], "--breakdown", help="Repeat to choose breakdowns."
+    ),
+    no_suppress: bool = typer.Option(
+        False, "--no-suppress", help="Show small numbers (for use inside the practice only; recorded in the output)."
+    ),
+    pseudonymise_clinicians: bool = typer.Option(
+        False, "--pseudonymise-clinicians", help="Replace clinician ids with C01, C02, ..."
+    ),
+    mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Leave bad rows out instead of stopping."),
+) -> None:
+    """Coding-rate report for auditors: children coded per 1000 child-years, SPC chart, funnel plot."""
+    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    start, end = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
+    ranges = None
+    if compare[0] is not None:
+        ranges = (_parse_range(compare[0], "--compare"), _parse_range(compare[1], "--compare"))
+    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
+        task = bar.add_task("reading the extract", total=None)
+        report, written = api.coding_report(
+            data_dir,
+            out_dir,
+            date_from=start,
+            date_to=end,
+            by=by,
+            rules=rules,
+            mapping=mapping,
+            skip_bad_rows=skip_bad_rows,
+            compare=ranges,
+            breakdowns=tuple(breakdown),
+            suppress=not no_suppress,
+            pseudonymise_clinicians=pseudonymise_clinicians,
+            progress=lambda step: bar.update(task, description=step),
+        )
+    control = "small numbers suppressed" if not no_suppress else "NOT suppressed (for use inside the practice only)"
+    out.print(
+        f"Coding-rate report {start}..{end} by {by}: {control}. Wrote {', '.join(p.name for p in written)} "
+        f"to {out_dir}.",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 @app.command("schema")

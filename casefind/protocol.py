@@ -78,6 +78,9 @@ class Codelist(Frozen):
     code_system: Literal["snomed", "read2", "ctv3", "emis"] = "snomed"
     file: str | None = Field(None, description="CSV path relative to the protocol file")
     file_sha256: str | None = None
+    report_category: str | None = Field(
+        None, description="Category this codelist counts towards in coding-rate reports (e.g. 'Child protection')"
+    )
     codes: tuple[Annotated[Code, BeforeValidator(_code_entry)], ...] = ()
 
     @model_validator(mode="after")
@@ -245,6 +248,15 @@ class Protocol(Frozen):
         if problems:
             raise ValueError("\n".join(problems))
         return self
+
+    def report_categories(self) -> dict[str, list[tuple[str, str]]]:
+        """Coding-report category -> (code_system, code) pairs, from codelists with a ``report_category``."""
+        categories: dict[str, list[tuple[str, str]]] = {}
+        for codelist in self.codelists.values():
+            if codelist.report_category:
+                pairs = categories.setdefault(codelist.report_category, [])
+                pairs += [(codelist.code_system, c.code) for c in codelist.codes]
+        return {name: sorted(set(pairs)) for name, pairs in sorted(categories.items())}
 
     def criterion(self, criterion_id: str) -> AnyCriterion:
         return next(c for c in self.criteria if c.id == criterion_id)
