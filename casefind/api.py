@@ -28,16 +28,30 @@ def build_list(
     as_of: date | None = None,
     mapping: str | Path | None = None,
     skip_bad_rows: bool = False,
+    show_all: bool = False,
+    full: bool = False,
 ) -> CaseList:
-    """Read the extract in ``data_dir``, apply the protocol on ``as_of`` (default today), rank the list."""
+    """Read the extract in ``data_dir``, apply the protocol on ``as_of`` (default today), rank the list.
+
+    ``show_all`` also lists children below the tier threshold (marked in ``notes``); ``full`` names the
+    linked adults (the full meeting list) instead of giving only their relationship and patient id.
+    """
     as_of = as_of or date.today()
     protocol = resolve_protocol(rules)
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
-    entries, evidence = rank(evaluation, protocol)
+    ranked = rank(evaluation, protocol, as_of, show_all=show_all, full=full)
     population = int((evaluation.people["exclusion"].isna() & evaluation.people["in_age_range"]).sum())
-    info = run_info(extract, protocol, as_of, population=population, listed=len(entries))
-    return CaseList(entries=entries, evidence=evidence, info=info, rejects=extract.rejects)
+    info = run_info(extract, protocol, as_of, population=population, listed=len(ranked.entries))
+    info = dataclasses.replace(
+        info,
+        held_back_without_concern=ranked.held_back,
+        data_gaps=ranked.data_gaps,
+        warnings=info.warnings + evaluation.warnings,
+    )
+    return CaseList(
+        entries=ranked.entries, evidence=ranked.evidence, info=info, adults=ranked.adults, rejects=extract.rejects
+    )
 
 
 def run_info(extract: Extract, protocol: Protocol, as_of: date, *, population: int, listed: int) -> RunInfo:

@@ -65,7 +65,7 @@ def _parse_as_of(value: str | None) -> date:
 
 def _print_list(case_list) -> None:
     info = case_list.info
-    table = Table(title=f"Discussion list for the meeting on {info.as_of:%d %B %Y}", show_lines=False, expand=False)
+    table = Table(title=f"Discussion list for the meeting on {info.as_of:%d %B %Y}", show_lines=True, expand=False)
     for name, justify in (
         ("#", "right"),
         ("Name", "left"),
@@ -75,12 +75,18 @@ def _print_list(case_list) -> None:
         ("Why", "left"),
     ):
         table.add_column(name, justify=justify, overflow="fold")
-    for row in case_list.entries.itertuples():
-        name = ", ".join(p for p in (row.family_name, row.given_name) if isinstance(p, str) and p) or "(no name)"
-        if row.notes:
-            name += f" [{row.notes}]"
-        nhs = row.nhs_number if isinstance(row.nhs_number, str) else ""
-        table.add_row(str(row.rank), name, str(row.age), nhs, f"{row.score:g}", row.evidence.replace(" | ", "\n"))
+    for family_rank, family in case_list.entries.groupby("family_rank", sort=True):
+        first = family.iloc[0]
+        adults = first.linked_adults if isinstance(first.linked_adults, str) else ""
+        header = f"Family {family_rank} ({first.family_id})"
+        table.add_row("", f"[bold]{header}[/]", "", "", "", f"[dim]Adults: {adults or 'none linked'}[/]")
+        for row in family.itertuples():
+            name = ", ".join(p for p in (row.family_name, row.given_name) if isinstance(p, str) and p) or "(no name)"
+            nhs = row.nhs_number if isinstance(row.nhs_number, str) else ""
+            why = row.evidence.replace(" | ", "\n")
+            if row.notes:
+                why += f"\n[italic]{row.notes}[/]"
+            table.add_row(str(row.rank), name, str(row.age), nhs, f"{row.score:.3g}", why)
     out.print(table)
 
 
@@ -90,6 +96,15 @@ def _summary(info) -> str:
         f"Read {read}; population {info.population}; listed {info.listed}; as of {info.as_of.isoformat()}; "
         f"protocol '{info.protocol_name}' version {info.protocol_version} (sha256 {info.protocol_sha256[:12]})."
     )
+    if info.held_back_without_concern:
+        n = info.held_back_without_concern
+        text += (
+            f" {n} more child{'ren' if n != 1 else ''} meet{'s' if n == 1 else ''} criteria that need a "
+            "professional-concern flag but have none."
+        )
+    gaps = "; ".join(f"{n} {what}" for what, n in info.data_gaps.items() if n)
+    if gaps:
+        text += f" Data gaps: {gaps}."
     if info.rows_rejected:
         text += f" {info.rows_rejected} bad rows were left out (see {info.rejects_file})."
     return text
@@ -107,6 +122,12 @@ def build_list(
         False, "--skip-bad-rows", help="Leave bad rows out (written to a rejects file) instead of stopping."
     ),
     quiet: bool = typer.Option(False, "--quiet", help="Print only the summary line, not the table."),
+    show_all: bool = typer.Option(
+        False, "--all", help="Also list children below the tier threshold (marked in the notes)."
+    ),
+    full: bool = typer.Option(
+        False, "--full", help="Name linked adults (the full meeting list), not just relationship."
+    ),
 ) -> None:
     """Build the ranked discussion list for a meeting and print it (and write it with --out)."""
     meeting = _parse_as_of(as_of)
@@ -114,7 +135,15 @@ def build_list(
         raise OptionError(
             f"--out: unknown format '{out_file.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}"
         )
-    case_list = api.build_list(data_dir, rules=rules, as_of=meeting, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    case_list = api.build_list(
+        data_dir,
+        rules=rules,
+        as_of=meeting,
+        mapping=mapping,
+        skip_bad_rows=skip_bad_rows,
+        show_all=show_all,
+        full=full,
+    )
     if len(case_list.rejects):
         path = export.rejects_path(out_file, meeting)
         export.write_rejects(case_list.rejects, path)

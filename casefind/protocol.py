@@ -53,6 +53,9 @@ def _as_tuple(value: Any) -> Any:
 
 Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
 Tier = Literal["significant", "minor"]
+# Whose record a criterion reads (see casefind.engine.families for how each is found).
+Record = Literal["own", "parent", "household_adult", "sibling"]
+RECORDS = ("own", "parent", "household_adult", "sibling")
 
 
 class Frozen(BaseModel):
@@ -111,12 +114,31 @@ class Criterion(Frozen):
     tier: Tier
     lists_adults: bool = Field(
         False,
-        description="Also list patients older than the population's max_age (a pregnant woman for her unborn baby)",
+        description="A pregnancy criterion: the woman is the case for her unborn baby (see README, Families)",
+    )
+    record: Annotated[tuple[Record, ...], BeforeValidator(_as_tuple), Field(min_length=1)] = Field(
+        ("own",), description="Whose record is read: own, parent, household_adult, sibling (any of those listed)"
+    )
+    requires_concern: bool = Field(
+        False, description="Counts only when the child or family has a professional-concern flag"
+    )
+    half_life: DurationField | None = Field(
+        None, description="Recency: the weight halves for every half_life the evidence is old"
+    )
+    reciprocal: Names = Field(
+        (), description="Child-side codelists; a relative's hit without one in the child's record is a data gap"
     )
 
     def codelist_refs(self) -> dict[str, tuple[str, ...]]:
         """Field name -> codelist names, for reference checking and for engines' code tables."""
-        return {}
+        return {"reciprocal": self.reciprocal} if self.reciprocal else {}
+
+    @field_validator("record")
+    @classmethod
+    def _no_repeats(cls, value: tuple) -> tuple:
+        if len(set(value)) != len(value):
+            raise ValueError("each record appears once")
+        return value
 
 
 class CodedActive(Criterion):
@@ -132,7 +154,7 @@ class CodedActive(Criterion):
     window: DurationField | None = None
 
     def codelist_refs(self) -> dict[str, tuple[str, ...]]:
-        return {"start": self.start, "end": self.end}
+        return {**super().codelist_refs(), "start": self.start, "end": self.end}
 
 
 class CodedInWindow(Criterion):
@@ -143,7 +165,7 @@ class CodedInWindow(Criterion):
     window: DurationField
 
     def codelist_refs(self) -> dict[str, tuple[str, ...]]:
-        return {"codes": self.codes}
+        return {**super().codelist_refs(), "codes": self.codes}
 
 
 class NewBirth(Criterion):
@@ -171,7 +193,7 @@ class AntenatalBooking(Criterion):
     late_only: bool = False
 
     def codelist_refs(self) -> dict[str, tuple[str, ...]]:
-        return {"booking": self.booking, "end": self.end, "late": self.late}
+        return {**super().codelist_refs(), "booking": self.booking, "end": self.end, "late": self.late}
 
     @model_validator(mode="after")
     def _late_defined(self) -> AntenatalBooking:
@@ -180,8 +202,34 @@ class AntenatalBooking(Criterion):
         return self
 
 
-AnyCriterion = Annotated[CodedActive | CodedInWindow | NewBirth | AntenatalBooking, Field(discriminator="kind")]
-CRITERION_KINDS = ("coded_active", "coded_in_window", "new_birth", "antenatal_booking")
+class MissedAppointments(Criterion):
+    """At least ``min_count`` missed appointments within ``window``.
+
+    Missed means an appointment whose status is in ``statuses`` (by default was_not_brought and
+    did_not_attend: for a child, "did not attend" is treated as "was not brought", as the RCGP advises), or
+    a ``codes`` event (e.g. 901441000000108 Child not brought to appointment, DNA codes). Several records
+    on one day count once. A single missed appointment is enough when the child meets any criterion in
+    ``single_if`` (e.g. a CP or CIN plan).
+    """
+
+    kind: Literal["missed_appointments"]
+    window: DurationField
+    min_count: Annotated[int, Field(ge=1)] = 2
+    statuses: tuple[Literal["was_not_brought", "did_not_attend", "cancelled_by_patient"], ...] = (
+        "was_not_brought",
+        "did_not_attend",
+    )
+    codes: Names = ()
+    single_if: Names = Field((), description="Criterion ids that make one missed appointment enough")
+
+    def codelist_refs(self) -> dict[str, tuple[str, ...]]:
+        return {**super().codelist_refs(), "codes": self.codes}
+
+
+AnyCriterion = Annotated[
+    CodedActive | CodedInWindow | NewBirth | AntenatalBooking | MissedAppointments, Field(discriminator="kind")
+]
+CRITERION_KINDS = ("coded_active", "coded_in_window", "new_birth", "antenatal_booking", "missed_appointments")
 
 
 class Population(Frozen):
@@ -201,7 +249,21 @@ class Population(Frozen):
         return self
 
 
-REFERENCE_FIELDS = ("start", "end", "codes", "booking", "late")
+REFERENCE_FIELDS = ("start", "end", "codes", "booking", "late", "reciprocal")
+
+
+class Concern(Frozen):
+    """What counts as professional concern: an open flag in the concerns table on the as-of date, or a
+    code from ``codes`` within ``window``, on the child or anyone in the child's family."""
+
+    codes: Names = ()
+    window: DurationField | None = None
+
+
+class Ranking(Frozen):
+    """Who qualifies: one significant criterion, or at least ``minor_criteria_needed`` minor ones."""
+
+    minor_criteria_needed: Annotated[int, Field(ge=1)] = 4
 
 
 def reference_problems(codelist_names: set[str], criteria: list) -> list[str]:
@@ -218,12 +280,22 @@ def reference_problems(codelist_names: set[str], criteria: list) -> list[str]:
             problems.append(f"criteria[{i}].id: duplicate id '{cid}' (also criteria[{seen[cid]}])")
         seen.setdefault(cid, i)
         for field in REFERENCE_FIELDS:
-            names = _as_tuple(criterion.get(field) or ())
-            for name in names if isinstance(names, list | tuple) else ():
-                if name not in codelist_names:
-                    close = difflib.get_close_matches(str(name), sorted(codelist_names), n=1)
-                    hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(codelist_names))}"
-                    problems.append(f"criteria[{i}].{field}: unknown codelist '{name}' ({hint})")
+            problems += _unknown(f"criteria[{i}].{field}", criterion.get(field), codelist_names, "codelist")
+    ids = {c.get("id") for c in criteria if isinstance(c, dict)}
+    for i, criterion in enumerate(criteria):
+        if isinstance(criterion, dict):
+            problems += _unknown(f"criteria[{i}].single_if", criterion.get("single_if"), ids, "criterion")
+    return problems
+
+
+def _unknown(path: str, value, known: set, what: str) -> list[str]:
+    names = _as_tuple(value or ())
+    problems = []
+    for name in names if isinstance(names, list | tuple) else ():
+        if name not in known:
+            close = difflib.get_close_matches(str(name), sorted(k for k in known if k), n=1)
+            hint = f"did you mean '{close[0]}'?" if close else f"known: {', '.join(sorted(k for k in known if k))}"
+            problems.append(f"{path}: unknown {what} '{name}' ({hint})")
     return problems
 
 
@@ -234,6 +306,8 @@ class Protocol(Frozen):
     population: Population = Population()
     codelists: dict[str, Codelist]
     criteria: tuple[AnyCriterion, ...]
+    concern: Concern = Concern()
+    ranking: Ranking = Ranking()
 
     @field_validator("criteria")
     @classmethod
@@ -245,6 +319,7 @@ class Protocol(Frozen):
     @model_validator(mode="after")
     def _references(self) -> Protocol:
         problems = reference_problems(set(self.codelists), [c.model_dump() for c in self.criteria])
+        problems += _unknown("concern.codes", self.concern.codes, set(self.codelists), "codelist")
         if problems:
             raise ValueError("\n".join(problems))
         return self

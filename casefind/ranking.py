@@ -1,15 +1,25 @@
-"""Turning an engine's ``Evaluation`` into the ranked discussion list.
+"""Turning an engine's ``Evaluation`` into the ranked, family-grouped discussion list.
 
-A patient is listed when they are eligible on the as-of date (registered, alive or recently died as the
-protocol says) and meet at least one criterion that applies to them: children's criteria within the
-population's age range, ``lists_adults`` criteria (pregnancy) at any age.
+Rules (the README's "Ranking" section says the same):
 
-Score = the sum of the weights of the criteria met. Order: score (highest first), then the most recent
-evidence (newest first), then patient_id (text order) so the order is total and the same on every run.
-Tier is ``significant`` when any significant criterion is met, else ``minor``.
+* A criterion **counts** for a patient who is eligible on the as-of date (registered, alive or recently
+  died as the protocol says) and in the population's age range — or who is the case for her unborn baby
+  (``expectant``). A criterion with ``requires_concern`` counts only when the child, or anyone in the
+  child's family, has professional concern (an open flag, or a concern code in the protocol's window);
+  otherwise it is *held back* and only counted in the summary.
+* A child **qualifies** with one significant criterion, or with at least ``ranking.minor_criteria_needed``
+  minor ones. Others are listed only with ``show_all`` (``--all``), marked as not qualifying.
+* **Score** = the sum over criteria met of weight x recency, where recency is 1, or
+  0.5 ** (age of the evidence / half_life) when the criterion sets ``half_life``. A criterion reached by
+  several routes (mother and father) counts once, with its most recent evidence. Every component is shown.
+* **Order**: families by their highest-ranked child; children within a family by score. Ties break by
+  the most recent evidence (newest first), then patient_id (text order), so the order is total.
 """
 
 from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
 
 import pandas as pd
 
@@ -17,57 +27,225 @@ from casefind.protocol import Protocol
 from casefind.results import LIST_COLUMNS, Evaluation
 
 
+@dataclass(frozen=True)
+class Ranked:
+    entries: pd.DataFrame  # LIST_COLUMNS
+    evidence: pd.DataFrame  # one row per (child, criterion, route)
+    adults: pd.DataFrame  # linked adults of listed children, with what reached the children through them
+    held_back: int  # eligible children meeting only concern-gated criteria without a concern flag
+    data_gaps: dict[str, int]
+
+
+def _criteria_table(protocol: Protocol, as_of: date) -> pd.DataFrame:
+    return pd.DataFrame(
+        [
+            (
+                c.id,
+                c.label,
+                c.tier,
+                c.weight,
+                c.requires_concern,
+                (as_of - c.half_life.before(as_of)).days if c.half_life else None,
+                i,
+            )
+            for i, c in enumerate(protocol.criteria)
+        ],
+        columns=["criterion_id", "label", "tier", "weight", "requires_concern", "half_life_days", "order"],
+    )
+
+
+def _route_text(row) -> str:
+    if isinstance(row.via_patient_id, str) and row.via_patient_id != row.patient_id:
+        return f"{row.via_relation} (patient {row.via_patient_id}): "
+    if isinstance(row.via_relation, str):
+        return f"{row.via_relation}: "
+    return ""
+
+
 def _format_evidence(row) -> str:
-    parts = [row.label + ":"]
+    what = row.term if isinstance(row.term, str) and row.term else ""
     if isinstance(row.code, str):
-        parts.append(f"{row.term} ({row.code})" if isinstance(row.term, str) and row.term else row.code)
-    elif isinstance(row.term, str):
-        parts.append(row.term)
-    parts.append(row.date.strftime("%Y-%m-%d"))
-    text = " ".join(parts[:-1]) + ", " + parts[-1]
+        what = f"{what} ({row.code})" if what else row.code
+    text = f"{row.label}: {_route_text(row)}{what}, {row.date:%Y-%m-%d}"
     if isinstance(row.detail, str) and row.detail:
         text += f" [{row.detail}]"
     return text
 
 
-def evidence_table(evaluation: Evaluation, protocol: Protocol) -> pd.DataFrame:
-    """Hits that count for listing, with each criterion's label, tier and weight."""
-    crit = pd.DataFrame(
-        [(c.id, c.label, c.tier, c.weight, c.lists_adults, i) for i, c in enumerate(protocol.criteria)],
-        columns=["criterion_id", "label", "tier", "weight", "lists_adults", "order"],
+def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> pd.DataFrame:
+    """Every hit with its criterion's meta, whether it counts, and its recency-weighted component."""
+    people = evaluation.people.set_index("patient_id")
+    hits = evaluation.hits.merge(_criteria_table(protocol, as_of), on="criterion_id")
+    person = people.reindex(hits["patient_id"])
+    family_concern = set(people.loc[people["concern"].notna(), "family_id"].dropna())
+    eligible = person["exclusion"].isna().to_numpy() & (
+        person["in_age_range"].astype(bool).to_numpy() | person["expectant"].astype(bool).to_numpy()
     )
-    people = evaluation.people[["patient_id", "exclusion", "in_age_range"]]
-    hits = evaluation.hits.merge(crit, on="criterion_id").merge(people, on="patient_id")
-    counts = hits["exclusion"].isna() & (hits["in_age_range"].astype(bool) | hits["lists_adults"].astype(bool))
-    hits = hits[counts].copy()
-    hits["date"] = pd.to_datetime(hits["date"])
+    concerned = person["concern"].notna().to_numpy() | person["family_id"].isin(family_concern).to_numpy()
+    hits = hits.assign(
+        eligible=eligible,
+        held_back=hits["requires_concern"].to_numpy() & ~concerned,
+        date=pd.to_datetime(hits["date"]),
+    )
+    age_days = (pd.Timestamp(as_of) - hits["date"]).dt.days.clip(lower=0)
+    recency = 0.5 ** (age_days / hits["half_life_days"].astype(float))
+    hits["recency"] = recency.where(hits["half_life_days"].notna(), 1.0)
+    hits["component"] = hits["weight"] * hits["recency"]
     hits["text"] = [_format_evidence(r) for r in hits.itertuples()]
-    return hits.sort_values(["patient_id", "order"]).drop(columns=["exclusion", "in_age_range", "lists_adults"])
+    return hits.sort_values(["patient_id", "order", "date", "via_patient_id"], ascending=[True, True, False, True])
 
 
-def rank(evaluation: Evaluation, protocol: Protocol) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """(entries in LIST_COLUMNS order, evidence rows) for everyone listed."""
-    evidence = evidence_table(evaluation, protocol)
-    if evidence.empty:
-        return pd.DataFrame(columns=list(LIST_COLUMNS)), evidence
-    grouped = evidence.groupby("patient_id", sort=True)
+def _components(group: pd.DataFrame) -> str:
+    parts = []
+    for row in group.itertuples():
+        if row.recency == 1.0:
+            parts.append(f"{row.criterion_id} {row.weight:g}")
+        else:
+            parts.append(f"{row.criterion_id} {row.weight:g}x{row.recency:.2f}={row.component:.2f}")
+    return " + ".join(parts) + f" = {group['component'].sum():.4g}"
+
+
+def rank(
+    evaluation: Evaluation, protocol: Protocol, as_of: date, *, show_all: bool = False, full: bool = False
+) -> Ranked:
+    """Rank the eligible children; see the module docstring for every rule.
+
+    Linked adults are named by relationship and patient id; ``full`` (the full meeting list) adds names.
+    """
+    evidence = evidence_table(evaluation, protocol, as_of)
+    usable = evidence[evidence["eligible"]]
+    counted = usable[~usable["held_back"]]
+    # One component per (child, criterion): the most recent route.
+    best = counted.sort_values("date", ascending=False, kind="mergesort").drop_duplicates(
+        ["patient_id", "criterion_id"]
+    )
+    best = best.sort_values(["patient_id", "order"])
+    if best.empty:
+        held_back = len(set(usable.loc[usable["held_back"], "patient_id"]))
+        empty = pd.DataFrame(columns=list(LIST_COLUMNS))
+        return Ranked(empty, evidence.iloc[0:0], _adults(evaluation, empty, evidence), held_back, {})
+    grouped = best.groupby("patient_id", sort=True)
+    n_sig = grouped["tier"].agg(lambda t: int((t == "significant").sum()))
+    n_minor = grouped["tier"].agg(lambda t: int((t == "minor").sum()))
+    qualifies = (n_sig >= 1) | (n_minor >= protocol.ranking.minor_criteria_needed)
+    listed_ids = set(qualifies.index if show_all else qualifies[qualifies].index)
+    held_back = len(set(usable.loc[usable["held_back"], "patient_id"]) - listed_ids)
+
+    texts = counted.groupby("patient_id", sort=True)["text"].agg(" | ".join)
     summary = pd.DataFrame(
         {
-            "score": grouped["weight"].sum(),
-            "tier": grouped["tier"].agg(lambda t: "significant" if (t == "significant").any() else "minor"),
+            "score": grouped["component"].sum().round(4),
+            "tier": n_sig.map(lambda n: "significant" if n else "minor"),
             "criteria": grouped["criterion_id"].agg(";".join),
             "reasons": grouped["label"].agg("; ".join),
-            "evidence": grouped["text"].agg(" | ".join),
+            "score_components": grouped[["criterion_id", "weight", "recency", "component"]].apply(_components),
             "latest_evidence": grouped["date"].max(),
+            "qualifies": qualifies,
+            "evidence": texts,
         }
-    ).reset_index()
+    )
+    summary = summary[summary.index.isin(listed_ids)].reset_index()
     people = evaluation.people.drop(columns=["exclusion", "in_age_range"])
     entries = summary.merge(people, on="patient_id", how="left")
-    entries["notes"] = [f"died {d:%Y-%m-%d}" if pd.notna(d) else "" for d in pd.to_datetime(entries["date_of_death"])]
+    gaps = (
+        counted[counted["reciprocal_missing"].astype(bool)]
+        .groupby("patient_id")["label"]
+        .agg(lambda labels: "; ".join(sorted(set(labels))))
+    )
+    entries["notes"] = [_notes(row, gaps.get(row.patient_id)) for row in entries.itertuples()]
+    entries = _order(entries)
+    listed = set(entries["patient_id"])
+    shown = evidence[evidence["patient_id"].isin(listed) & evidence["eligible"] & ~evidence["held_back"]]
+    adults = _adults(evaluation, entries, shown)
+    entries["linked_adults"] = _linked_adults_text(evaluation, entries, adults, full)
+    data_gaps = {
+        "children under 5 with no linked adult": int(
+            (evaluation.people["no_linked_adult"] & evaluation.people["exclusion"].isna()).sum()
+        ),
+        "listed children whose relative's risk code has no matching code in the child's record": int(
+            gaps.index.isin(listed).sum()
+        ),
+    }
+    return Ranked(entries[list(LIST_COLUMNS)], shown, adults, held_back, data_gaps)
+
+
+def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:
+    """Per child: its linked adults as 'mother (patient P9): risk factors', names only when ``full``."""
+    if adults.empty:
+        return [""] * len(entries)
+    names = evaluation.people.set_index("patient_id")[["given_name", "family_name"]]
+    links = evaluation.links[evaluation.links["role"].isin(["parent", "household_adult"])]
+    by_adult = adults.set_index("patient_id")
+    texts = []
+    for child in entries["patient_id"]:
+        parts = []
+        for row in links[links["child_id"] == child].drop_duplicates("relative_id").itertuples():
+            who = f"{row.relation} (patient {row.relative_id}"
+            if full and row.relative_id in names.index:
+                name = " ".join(p for p in names.loc[row.relative_id] if isinstance(p, str))
+                who += f", {name}"
+            text = who + ")"
+            risks = by_adult.loc[row.relative_id, "risk_factors"] if row.relative_id in by_adult.index else ""
+            if isinstance(risks, str) and risks:
+                text += f": {risks}"
+            parts.append(text)
+        texts.append("; ".join(parts))
+    return texts
+
+
+def _notes(row, gap_labels: str | None) -> str:
+    notes = []
+    if pd.notna(row.date_of_death):
+        notes.append(f"died {pd.Timestamp(row.date_of_death):%Y-%m-%d}")
+    if row.expectant:
+        notes.append("case for her unborn baby")
+    if row.no_linked_adult:
+        notes.append("data gap: under 5 with no linked adult")
+    if gap_labels:
+        notes.append(f"data gap: no child-side code for {gap_labels} (RCGP: code both records)")
+    if not row.qualifies:
+        notes.append("below the listing threshold (shown with --all)")
+    return "; ".join(notes)
+
+
+def _order(entries: pd.DataFrame) -> pd.DataFrame:
+    """Families by their best child, children by score; ties by newest evidence then patient_id."""
+    entries = entries.copy()
+    entries["family_id"] = entries["family_id"].fillna("F-" + entries["patient_id"])
     entries = entries.sort_values(
         ["score", "latest_evidence", "patient_id"], ascending=[False, False, True], kind="mergesort"
     ).reset_index(drop=True)
+    first_seen = {fam: i for i, fam in reversed(list(enumerate(entries["family_id"])))}
+    entries["family_rank"] = entries["family_id"].map(first_seen)
+    entries = entries.sort_values(["family_rank"], kind="mergesort").reset_index(drop=True)
+    entries["family_rank"] = entries["family_rank"].rank(method="dense").astype(int)
     entries["rank"] = range(1, len(entries) + 1)
     entries["date_of_birth"] = pd.to_datetime(entries["date_of_birth"]).dt.date
-    entries["latest_evidence"] = entries["latest_evidence"].dt.date
-    return entries[list(LIST_COLUMNS)], evidence
+    entries["latest_evidence"] = pd.to_datetime(entries["latest_evidence"]).dt.date
+    return entries
+
+
+def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
+    """Linked adults (parents, household adults) of listed children, with what reached the children."""
+    columns = ["family_rank", "family_id", "patient_id", "relation", "children", "risk_factors"]
+    if entries.empty or evaluation.links.empty:
+        return pd.DataFrame(columns=columns)
+    links = evaluation.links[evaluation.links["role"].isin(["parent", "household_adult"])]
+    links = links[links["child_id"].isin(entries["patient_id"])]
+    family = entries.set_index("patient_id")[["family_rank", "family_id"]]
+    links = links.join(family, on="child_id")
+    routed = evidence[evidence["via_patient_id"].notna()]
+    reached = routed.groupby("via_patient_id")["label"].agg(lambda labels: "; ".join(dict.fromkeys(labels)))
+    rows = []
+    for (fam_rank, fam_id, adult), group in links.groupby(["family_rank", "family_id", "relative_id"], sort=True):
+        rows.append(
+            (
+                fam_rank,
+                fam_id,
+                adult,
+                ", ".join(sorted(set(group["relation"]))),
+                len(set(group["child_id"])),
+                reached.get(adult, ""),
+            )
+        )
+    return pd.DataFrame(rows, columns=columns)

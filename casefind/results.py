@@ -16,6 +16,8 @@ HIT_COLUMNS = ("patient_id", "criterion_id", "date", "code", "code_system", "ter
 
 # Columns of CaseList.entries, in export order.
 LIST_COLUMNS = (
+    "family_rank",
+    "family_id",
     "rank",
     "patient_id",
     "nhs_number",
@@ -28,6 +30,9 @@ LIST_COLUMNS = (
     "criteria",
     "reasons",
     "evidence",
+    "score_components",
+    "concern",
+    "linked_adults",
     "latest_evidence",
     "notes",
 )
@@ -37,8 +42,10 @@ LIST_COLUMNS = (
 class Evaluation:
     """What an engine found: every patient with eligibility, and every criterion met."""
 
-    people: pd.DataFrame  # patient_id, names, nhs_number, date_of_birth, age, date_of_death, eligible, exclusion
-    hits: pd.DataFrame  # HIT_COLUMNS
+    people: pd.DataFrame  # patient_id, names, nhs_number, date_of_birth, age, family_id, concern, exclusion, ...
+    hits: pd.DataFrame  # HIT_COLUMNS + via_patient_id, via_relation (whose record), reciprocal_missing
+    links: pd.DataFrame = field(default_factory=pd.DataFrame)  # child_id, relative_id, relation, role
+    warnings: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -56,6 +63,8 @@ class RunInfo:
     rows_rejected: int
     population: int
     listed: int
+    held_back_without_concern: int = 0
+    data_gaps: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     rejects_file: str | None = None
 
@@ -70,15 +79,19 @@ class RunInfo:
             "rows_rejected": self.rows_rejected,
             "population": self.population,
             "listed": self.listed,
+            "held_back_without_concern": self.held_back_without_concern,
+            "data_gaps": dict(sorted(self.data_gaps.items())),
             "warnings": list(self.warnings),
         }
 
 
 @dataclass(frozen=True)
 class CaseList:
-    """The ranked discussion list (``entries``, LIST_COLUMNS) with per-criterion ``evidence`` rows."""
+    """The ranked discussion list (``entries``, LIST_COLUMNS) with per-criterion ``evidence`` rows and the
+    listed children's linked ``adults``."""
 
     entries: pd.DataFrame
-    evidence: pd.DataFrame  # patient_id, criterion_id, label, tier, weight, date, code, term, detail
+    evidence: pd.DataFrame  # patient_id, criterion_id, label, tier, weight, date, code, term, detail, via_*
     info: RunInfo
+    adults: pd.DataFrame = field(default_factory=pd.DataFrame)
     rejects: pd.DataFrame = field(default_factory=pd.DataFrame)

@@ -28,6 +28,7 @@ def case_list(make_extract):
         events="""
         patient_id | code            | date       | term
         P1         | 342191000000101 | 2026-01-01 | +Subject to child protection plan
+        P2         | 135891007       | 2026-11-02 | Child in need
         """,
     )
     return api.build_list(folder, as_of=AS_OF)
@@ -57,7 +58,9 @@ def test_same_inputs_give_byte_identical_files(case_list, make_extract, tmp_path
 def test_csv_columns_and_formula_injection(case_list, tmp_path):
     path = export.write_list(case_list, tmp_path / "list.csv")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
-    assert list(frame.columns[:10]) == [
+    assert list(frame.columns[:12]) == [
+        "family_rank",
+        "family_id",
         "rank",
         "patient_id",
         "nhs_number",
@@ -74,7 +77,7 @@ def test_csv_columns_and_formula_injection(case_list, tmp_path):
     assert frame["given_name"].tolist() == ["Ann", "'-Bob"]
     assert frame.loc[0, "criteria"] == "cp_plan"
     assert "342191000000101" in frame.loc[0, "evidence"] and "2026-01-01" in frame.loc[0, "evidence"]
-    assert frame.loc[1, "criteria"] == "new_birth"
+    assert frame.loc[1, "criteria"] == "child_in_need"  # the new birth needs a concern flag
 
 
 def test_xlsx_cells_are_text_never_formulas(case_list, tmp_path):
@@ -83,7 +86,7 @@ def test_xlsx_cells_are_text_never_formulas(case_list, tmp_path):
     sheet = openpyxl.load_workbook(path)["List"]
     cells = [c for row in sheet.iter_rows() for c in row]
     assert all(c.data_type != "f" for c in cells)
-    assert sheet["D2"].value.startswith("'=HYPERLINK")
+    assert sheet["F2"].value.startswith("'=HYPERLINK")
     about = openpyxl.load_workbook(path)["Provenance"]
     assert about["A1"].value == "as_of" and about["B1"].value == "2026-11-24"
 

@@ -31,7 +31,7 @@ def test_every_problem_is_reported_with_file_line_and_path():
         f"{f}, line 20, criteria[1].weight: expected a number, got 'ten'",
         f"{f}, line 21, criteria[1].tier: expected 'significant' or 'minor', got 'major'",
         f"{f}, line 24, criteria[2].kind: unknown kind 'coded_sometimes'; expected one of: coded_active, "
-        "coded_in_window, new_birth, antenatal_booking",
+        "coded_in_window, new_birth, antenatal_booking, missed_appointments",
         f"{f}, line 33, criteria[3].colour: unknown field 'colour' (check the spelling; see the protocol format "
         "in the README)",
     ]

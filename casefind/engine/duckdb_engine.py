@@ -1,10 +1,13 @@
-"""The DuckDB engine: one scan of ``events`` joined to a code -> criterion table, then one small query per
-criterion kind over the per-patient latest events.
+"""The DuckDB engine: one scan of ``events`` joined to a code -> criterion table, one small query per
+criterion kind, then routing through family links.
 
-The scan keeps, for every patient, criterion and role (start / end / late), only the latest event on or
-before the as-of date. Every criterion kind is decidable from those rows, because "latest code wins" and
-look-back windows both only need the latest date: if the latest start is outside a window, so is every
-earlier one.
+The scan keeps, for every patient, criterion and role (start / end / late / reciprocal), only the latest
+event on or before the as-of date (plus, for missed-appointment criteria, the distinct dates within the
+window). Every criterion kind is decidable from those rows, because "latest code wins" and look-back
+windows both only need the latest date: if the latest start is outside a window, so is every earlier one.
+
+Each kind is first evaluated on every patient's *own* record; ``_route`` then carries a relative's hit to
+the children whose criterion reads that relative's record (``record: [parent, household_adult, ...]``).
 """
 
 from __future__ import annotations
@@ -15,7 +18,15 @@ from datetime import date
 import duckdb
 import pandas as pd
 
-from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, NewBirth, Protocol
+from casefind.engine import duckdb_families as families
+from casefind.protocol import (
+    AntenatalBooking,
+    CodedActive,
+    CodedInWindow,
+    MissedAppointments,
+    NewBirth,
+    Protocol,
+)
 from casefind.results import HIT_COLUMNS, Evaluation
 
 ROLE_FIELDS = {  # criterion field -> role in the code map
@@ -24,26 +35,41 @@ ROLE_FIELDS = {  # criterion field -> role in the code map
     "booking": "start",
     "end": "end",
     "late": "late",
+    "reciprocal": "reciprocal",
 }
+CONCERN = "__concern__"  # pseudo-criterion id for the protocol's concern codes
 
 
-def code_map(protocol: Protocol) -> pd.DataFrame:
-    """One row per (code_system, code, criterion, role): the table the events scan joins to."""
+def code_map(protocol: Protocol, as_of: date) -> pd.DataFrame:
+    """One row per (code_system, code, criterion, role): the table the events scan joins to.
+
+    ``window_start`` is set for missed-appointment criteria, whose scan also collects dates in the window.
+    """
     rows = []
+
+    def add(criterion_id: str, role: str, names, window_start=None):
+        for name in names:
+            codelist = protocol.codelists[name]
+            for code in codelist.codes:
+                rows.append((codelist.code_system, code.code, criterion_id, role, code.term, window_start))
+
     for criterion in protocol.criteria:
+        window_start = criterion.window.before(as_of) if isinstance(criterion, MissedAppointments) else None
         for field, names in criterion.codelist_refs().items():
-            for name in names:
-                codelist = protocol.codelists[name]
-                for code in codelist.codes:
-                    rows.append((codelist.code_system, code.code, criterion.id, ROLE_FIELDS[field], code.term))
-    frame = pd.DataFrame(rows, columns=["code_system", "code", "criterion_id", "role", "term"])
+            add(criterion.id, ROLE_FIELDS[field], names, window_start)
+    add(CONCERN, "start", protocol.concern.codes)
+    frame = pd.DataFrame(rows, columns=["code_system", "code", "criterion_id", "role", "term", "window_start"])
+    frame["window_start"] = pd.to_datetime(frame["window_start"]).dt.date
     # The same code may sit in two codelists of one criterion role; keep one term for it.
     return frame.drop_duplicates(["code_system", "code", "criterion_id", "role"]).reset_index(drop=True)
 
 
 def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) -> None:
-    con.register("code_map_df", code_map(protocol))
-    con.execute("CREATE OR REPLACE TEMP TABLE code_map AS SELECT * FROM code_map_df")
+    con.register("code_map_df", code_map(protocol, as_of))
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE code_map AS SELECT * EXCLUDE (window_start), "
+        "CAST(window_start AS DATE) AS window_start FROM code_map_df"
+    )
     con.unregister("code_map_df")
     # max() over a struct compares field by field: the latest date, ties broken by code, term, value, so the
     # chosen evidence is deterministic.
@@ -52,7 +78,8 @@ def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date
         CREATE OR REPLACE TEMP TABLE latest AS
         SELECT e.patient_id, m.criterion_id, m.role,
                max({'date': e.date, 'code': e.code, 'term': coalesce(e.term, m.term), 'value': e.value,
-                    'code_system': e.code_system}) AS ev
+                    'code_system': e.code_system}) AS ev,
+               list(DISTINCT e.date) FILTER (WHERE e.date >= m.window_start) AS dates
         FROM events e JOIN code_map m ON e.code = m.code AND e.code_system = m.code_system
         WHERE e.date <= ?
         GROUP BY ALL
@@ -84,7 +111,7 @@ def _coded_active(con, c: CodedActive, as_of: date) -> pd.DataFrame:
         SELECT {_EVIDENCE},
                CASE WHEN e.ev.date = s.ev.date THEN 'an end code on the same day does not close it'
                     WHEN e.ev IS NOT NULL THEN 'restarted after an end code on ' || e.ev.date
-                                 END AS detail
+               END AS detail
         {_latest_start_joined("end")}
           AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
           AND (CAST(? AS DATE) IS NULL OR s.ev.date >= ?)
@@ -135,22 +162,47 @@ def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
     return frame
 
 
+def _missed_appointments(con, c: MissedAppointments, as_of: date) -> pd.DataFrame:
+    """Patients with any missed appointment in the window; ``value`` is the number of distinct days.
+
+    ``min_count`` and ``single_if`` are applied in ``evaluate``, which knows the other criteria's hits.
+    """
+    statuses = ", ".join(f"'{s}'" for s in c.statuses)
+    return con.execute(
+        f"""
+        WITH missed AS (
+          SELECT patient_id, date, replace(status, '_', ' ') AS what FROM appointments
+          WHERE status IN ({statuses}) AND date BETWEEN $from AND $as_of
+          UNION ALL
+          SELECT patient_id, unnest(dates), ev.term FROM latest WHERE criterion_id = $id AND role = 'start'
+        )
+        SELECT patient_id, $id AS criterion_id, max(date) AS date, NULL AS code, NULL AS code_system,
+               'Latest missed appointment' AS term, CAST(count(DISTINCT date) AS VARCHAR) AS value,
+               count(DISTINCT date) || ' since ' || strftime($from, '%Y-%m-%d') || ': '
+               || string_agg(DISTINCT what, ', ' ORDER BY what) AS detail
+        FROM missed WHERE date IS NOT NULL GROUP BY patient_id
+        """,
+        {"id": c.id, "from": c.window.before(as_of), "as_of": as_of},
+    ).df()
+
+
 KIND_EVALUATORS: dict[type, Callable] = {
     CodedActive: _coded_active,
     CodedInWindow: _coded_in_window,
     NewBirth: _new_birth,
     AntenatalBooking: _antenatal_booking,
+    MissedAppointments: _missed_appointments,
 }
 
 
 def _people(con, protocol: Protocol, as_of: date) -> pd.DataFrame:
-    """Every patient with age on the as-of date and whether (and why not) they can be listed."""
+    """Every patient with age on the as-of date, family, concern, and whether (and why not) they can be listed."""
     pop = protocol.population
     death_from = pop.include_deaths_within.before(as_of) if pop.include_deaths_within else None
     return con.execute(
         """
-        SELECT patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
-               age,
+        SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
+               age, f.family_id, c.evidence AS concern,
                CASE
                  WHEN date_of_birth > $as_of THEN 'not born by the as-of date'
                  WHEN $registered AND (registered_from > $as_of OR registered_to < $as_of)
@@ -158,13 +210,17 @@ def _people(con, protocol: Protocol, as_of: date) -> pd.DataFrame:
                  WHEN date_of_death <= $as_of AND ($death_from IS NULL OR date_of_death < $death_from)
                    THEN 'died before the as-of date'
                END AS exclusion,
-               age BETWEEN $min_age AND $max_age AS in_age_range
+               age BETWEEN $min_age AND $max_age AS in_age_range,
+               age < 5 AND NOT EXISTS (SELECT 1 FROM links l WHERE l.child_id = p.patient_id
+                                       AND l.role IN ('parent', 'household_adult')) AS no_linked_adult
         FROM (
           SELECT *, year($as_of) - year(date_of_birth)
                     - CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END AS age
           FROM patients
-        )
-        ORDER BY patient_id
+        ) p
+        LEFT JOIN family f USING (patient_id)
+        LEFT JOIN concern c USING (patient_id)
+        ORDER BY p.patient_id
         """,
         {
             "as_of": as_of,
@@ -176,11 +232,105 @@ def _people(con, protocol: Protocol, as_of: date) -> pd.DataFrame:
     ).df()
 
 
+def _route(con, protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
+    """Carry hits along family links to the children whose criterion reads that relative's record.
+
+    Pregnancy criteria (``lists_adults``) are carried from the expectant woman to the children she is
+    linked to (her children, and children in her household) who are in the population; only when there are
+    none is the woman herself the case, and then parental criteria read her own record too.
+    """
+    records = pd.DataFrame([(c.id, r) for c in protocol.criteria for r in c.record], columns=["criterion_id", "role"])
+    links = con.execute("SELECT child_id, relative_id, relation, role, priority FROM links").df()
+    eligible_children = set(people.loc[people["exclusion"].isna() & people["in_age_range"], "patient_id"])
+    pregnancy = {c.id for c in protocol.criteria if c.lists_adults}
+
+    preg = own[own["criterion_id"].isin(pregnancy)]
+    to_children = links[links["role"].isin(["parent", "household_adult"]) & links["child_id"].isin(eligible_children)]
+    carried = preg.merge(to_children, left_on="patient_id", right_on="relative_id")
+    carried = carried.assign(
+        patient_id=carried["child_id"],
+        via_patient_id=carried["relative_id"],
+        via_relation=carried["relation"] + " (expectant)",
+    )
+    expectant = set(preg["patient_id"]) - set(carried["via_patient_id"])
+    kept_preg = preg[preg["patient_id"].isin(expectant | eligible_children)]
+
+    self_links = pd.DataFrame(
+        {
+            "child_id": sorted(expectant),
+            "relative_id": sorted(expectant),
+            "relation": "expectant mother (own record)",
+            "role": "parent",
+        }
+    )
+    all_links = pd.concat([links, self_links], ignore_index=True)
+    others = own[~own["criterion_id"].isin(pregnancy)]
+    via = others.merge(records[records["role"] != "own"], on="criterion_id").merge(
+        all_links, left_on=["patient_id", "role"], right_on=["relative_id", "role"]
+    )
+    via = via.assign(patient_id=via["child_id"], via_patient_id=via["relative_id"], via_relation=via["relation"])
+    # One route per relative: the most specific relationship (explicit link before shared household).
+    via = via.sort_values(["priority", "relation"], kind="mergesort").drop_duplicates(
+        ["patient_id", "criterion_id", "via_patient_id"]
+    )
+    own_kept = others.merge(records[records["role"] == "own"][["criterion_id"]], on="criterion_id")
+    columns = list(HIT_COLUMNS) + ["via_patient_id", "via_relation"]
+    frames = [f.reindex(columns=columns) for f in (own_kept, kept_preg, via, carried) if len(f)]
+    hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    hits.attrs["expectant"] = expectant
+    return hits.drop_duplicates(["patient_id", "criterion_id", "via_patient_id", "via_relation"])
+
+
+def _reciprocal_gaps(con, protocol: Protocol, hits: pd.DataFrame) -> pd.Series:
+    """True where a relative's hit has no child-side (reciprocal) code in the child's own record."""
+    have = con.execute("SELECT patient_id, criterion_id FROM latest WHERE role = 'reciprocal'").df()
+    have_set = set(zip(have["patient_id"], have["criterion_id"], strict=True))
+    needs = {c.id for c in protocol.criteria if c.reciprocal}
+    return pd.Series(
+        [
+            isinstance(via, str) and cid in needs and (pid, cid) not in have_set
+            for pid, cid, via in zip(hits["patient_id"], hits["criterion_id"], hits["via_patient_id"], strict=True)
+        ],
+        index=hits.index,
+        dtype=bool,
+    )
+
+
+def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame) -> pd.DataFrame:
+    """Keep missed-appointment hits that reach min_count, or one miss when a ``single_if`` criterion is met."""
+    keep = pd.Series(True, index=hits.index)
+    met = set(zip(hits["patient_id"], hits["criterion_id"], strict=True))
+    for c in protocol.criteria:
+        if not isinstance(c, MissedAppointments):
+            continue
+        rows = hits["criterion_id"] == c.id
+        counts = pd.to_numeric(hits.loc[rows, "value"])
+        single = hits.loc[rows, "patient_id"].map(lambda p, c=c: any((p, s) in met for s in c.single_if))
+        keep[rows] = (counts >= c.min_count) | ((counts >= 1) & single)
+        detail = hits.loc[rows, "detail"].astype(str)
+        hits.loc[rows, "detail"] = detail.where(
+            counts >= c.min_count,
+            detail + "; one is enough: " + ", ".join(protocol.criterion(s).label for s in c.single_if),
+        )
+    return hits[keep]
+
+
 def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) -> Evaluation:
     """Evaluate every criterion of ``protocol`` on the as-of date over the tables on ``con``."""
     _scan_latest(con, protocol, as_of)
+    warnings = families.build_links(con, as_of)
+    concern_from = protocol.concern.window.before(as_of) if protocol.concern.window else None
+    families.concern_table(con, as_of, concern_from)
     frames = [KIND_EVALUATORS[type(c)](con, c, as_of) for c in protocol.criteria]
-    hits = pd.concat([f for f in frames if len(f)], ignore_index=True) if any(len(f) for f in frames) else None
-    if hits is None:
-        hits = pd.DataFrame(columns=list(HIT_COLUMNS))
-    return Evaluation(people=_people(con, protocol, as_of), hits=hits[list(HIT_COLUMNS)])
+    frames = [f for f in frames if len(f)]
+    own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
+    people = _people(con, protocol, as_of)
+    hits = _route(con, protocol, own, people)
+    expectant = hits.attrs.get("expectant", set())
+    hits = _apply_missed_thresholds(protocol, hits)
+    hits = hits.assign(reciprocal_missing=_reciprocal_gaps(con, protocol, hits))
+    people["expectant"] = people["patient_id"].isin(expectant)
+    links = con.execute(
+        "SELECT child_id, relative_id, relation, role FROM links ORDER BY child_id, priority, relation, relative_id"
+    ).df()
+    return Evaluation(people=people, hits=hits.reset_index(drop=True), links=links, warnings=tuple(warnings))

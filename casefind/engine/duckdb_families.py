@@ -1,0 +1,179 @@
+"""Family linking in DuckDB: who is a child's parent, household adult or sibling on the as-of date, which
+family each patient belongs to, and who has professional concern.
+
+How explicit links and shared households combine (the README's Families section says the same):
+
+* A ``relationships`` row counts only while valid on the as-of date (start_date <= as-of <= end_date, an
+  empty date meaning open). ``patient_id`` is the child and ``related_patient_id`` is the child's
+  ``relationship`` (mother, father, parent, step-parent, carer, guardian, foster carer, partner of parent).
+  Rows written the other way round (``child``, ``son``, ``daughter``) are read as the reverse link.
+* **parent**: an explicit parent-type link, wherever the parent lives and whether or not they are
+  registered here (a parent with no record here simply has no codes to read).
+* **household_adult**: a patient aged 18 or over on the as-of date who shares the child's ``household_id``
+  and is registered and alive on the as-of date, or an explicit ``household member`` link to an adult. An
+  adult who has left the household (a different household_id now) no longer counts; an explicit parent
+  link still does.
+* **sibling**: an explicit sibling link (either direction), another child of a linked parent (so
+  half-siblings with different surnames are found), or another child (under 18) in the same household.
+* A **family** is the connected set of patients joined by any of these links; its ``family_id`` is
+  ``F`` + the first 8 hex digits of the MD5 of the smallest member's patient_id, so it is stable while
+  the family's membership is.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+
+import duckdb
+
+PARENT_WORDS = (
+    "mother", "father", "parent", "step parent", "stepparent", "step mother", "stepmother", "step father",
+    "stepfather", "carer", "guardian", "foster carer", "adoptive parent", "partner of parent", "special guardian",
+)  # fmt: skip
+CHILD_WORDS = ("child", "son", "daughter", "step child", "stepchild", "step son", "step daughter")
+SIBLING_WORDS = (
+    "sibling", "brother", "sister", "half sibling", "half brother", "half sister", "step sibling",
+    "step brother", "step sister",
+)  # fmt: skip
+HOUSEHOLD_WORDS = ("household member", "lives with")
+ROLE_ORDER = {"own": 0, "parent": 1, "household_adult": 2, "sibling": 3}
+
+
+def run_script(con: duckdb.DuckDBPyConnection, script: str, params: dict | None = None) -> None:
+    """Run ``;``-separated statements, giving each the named parameters it uses (DuckDB binds only one)."""
+    for statement in (s.strip() for s in script.split(";\n")):
+        if statement:
+            used = {k: v for k, v in (params or {}).items() if f"${k}" in statement}
+            con.execute(statement, used or None)
+
+
+def _words(words: tuple[str, ...]) -> str:
+    return ", ".join(f"'{w}'" for w in words)
+
+
+def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
+    """Create ``links(child_id, relative_id, relation, role)`` and ``family(patient_id, family_id)``.
+
+    Returns warnings (counts only) about relationship rows that could not be used.
+    """
+    run_script(
+        con,
+        f"""
+        CREATE OR REPLACE TEMP TABLE rel AS
+        SELECT patient_id, related_patient_id,
+               trim(regexp_replace(lower(relationship), '[_\\-]+', ' ', 'g')) AS word
+        FROM relationships
+        WHERE (start_date IS NULL OR start_date <= $as_of) AND (end_date IS NULL OR end_date >= $as_of)
+          AND patient_id <> related_patient_id;
+
+        CREATE OR REPLACE TEMP TABLE adults_here AS
+        SELECT patient_id, household_id FROM patients
+        WHERE household_id IS NOT NULL
+          AND year($as_of) - year(date_of_birth)
+              - CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END >= 18
+          AND (registered_from IS NULL OR registered_from <= $as_of)
+          AND (registered_to IS NULL OR registered_to >= $as_of)
+          AND (date_of_death IS NULL OR date_of_death > $as_of);
+
+        CREATE OR REPLACE TEMP TABLE children_here AS
+        SELECT patient_id, household_id FROM patients
+        WHERE household_id IS NOT NULL AND date_of_birth <= $as_of
+          AND year($as_of) - year(date_of_birth)
+              - CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END < 18
+          AND (registered_from IS NULL OR registered_from <= $as_of)
+          AND (registered_to IS NULL OR registered_to >= $as_of)
+          AND (date_of_death IS NULL OR date_of_death > $as_of);
+
+        CREATE OR REPLACE TEMP TABLE parent_links AS
+        SELECT patient_id AS child_id, related_patient_id AS relative_id, word AS relation
+        FROM rel WHERE word IN ({_words(PARENT_WORDS)})
+        UNION
+        SELECT related_patient_id, patient_id, 'parent' FROM rel WHERE word IN ({_words(CHILD_WORDS)});
+
+        CREATE OR REPLACE TEMP TABLE links AS
+        SELECT DISTINCT child_id, relative_id, relation, role,
+               -- explicit links first, then shared-parent siblings, household adults, household children
+               CASE WHEN relation = 'household adult' THEN 2 WHEN relation = 'child in household' THEN 3
+                    WHEN relation LIKE 'sibling (shared %' THEN 1 ELSE 0 END AS priority
+        FROM (
+          SELECT child_id, relative_id, relation, 'parent' AS role FROM parent_links
+          UNION ALL
+          SELECT c.patient_id, a.patient_id, 'household adult', 'household_adult'
+          FROM children_here c JOIN adults_here a USING (household_id)
+          UNION ALL
+          SELECT r.patient_id, r.related_patient_id, 'household member', 'household_adult'
+          FROM rel r JOIN adults_here a ON a.patient_id = r.related_patient_id
+          WHERE r.word IN ({_words(HOUSEHOLD_WORDS)})
+          UNION ALL
+          SELECT patient_id, related_patient_id, 'sibling', 'sibling' FROM rel WHERE word IN ({_words(SIBLING_WORDS)})
+          UNION ALL
+          SELECT related_patient_id, patient_id, 'sibling', 'sibling' FROM rel WHERE word IN ({_words(SIBLING_WORDS)})
+          UNION ALL
+          SELECT a.child_id, b.child_id, 'sibling (shared ' || a.relation || ')', 'sibling'
+          FROM parent_links a JOIN parent_links b ON a.relative_id = b.relative_id AND a.child_id <> b.child_id
+          UNION ALL
+          SELECT a.patient_id, b.patient_id, 'child in household', 'sibling'
+          FROM children_here a JOIN children_here b USING (household_id) WHERE a.patient_id <> b.patient_id
+        );
+        """,
+        {"as_of": as_of},
+    )
+    _family_ids(con)
+    known = _words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)
+    unused = con.execute(f"SELECT count(*) FROM rel WHERE word NOT IN ({known})").fetchone()[0]
+    if unused:
+        return [
+            f"relationships: {unused} row{'s' if unused != 1 else ''} valid on the as-of date "
+            f"{'have' if unused != 1 else 'has'} a relationship casefind does not recognise and "
+            f"{'were' if unused != 1 else 'was'} not used for linking (recognised: parent, carer, sibling, "
+            "household member and the words listed in casefind/engine/duckdb_families.py)"
+        ]
+    return []
+
+
+def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
+    """Connected components by label propagation (families are small, so few rounds are needed)."""
+    run_script(
+        con,
+        """
+        CREATE OR REPLACE TEMP TABLE edges AS
+        SELECT child_id AS a, relative_id AS b FROM links UNION SELECT relative_id, child_id FROM links;
+        CREATE OR REPLACE TEMP TABLE label AS SELECT patient_id, patient_id AS lab FROM patients;
+        """,
+    )
+    while True:
+        con.execute(
+            """
+            CREATE OR REPLACE TEMP TABLE label_next AS
+            SELECT l.patient_id, least(l.lab, coalesce(min(n.lab), l.lab)) AS lab
+            FROM label l LEFT JOIN edges e ON e.a = l.patient_id LEFT JOIN label n ON n.patient_id = e.b
+            GROUP BY l.patient_id, l.lab
+            """
+        )
+        changed = con.execute(
+            "SELECT count(*) FROM label_next n JOIN label l USING (patient_id) WHERE n.lab <> l.lab"
+        ).fetchone()[0]
+        run_script(con, "DROP TABLE label;\nALTER TABLE label_next RENAME TO label")
+        if not changed:
+            break
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE family AS "
+        "SELECT patient_id, 'F' || substr(md5(lab), 1, 8) AS family_id FROM label"
+    )
+
+
+def concern_table(con: duckdb.DuckDBPyConnection, as_of: date, window_start: date | None) -> None:
+    """``concern(patient_id, evidence)``: open flags and concern codes (from the scan's ``__concern__`` rows)."""
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE concern AS
+        SELECT patient_id, string_agg(evidence, '; ' ORDER BY evidence) AS evidence FROM (
+          SELECT patient_id, 'concern flag raised ' || strftime(raised_on, '%Y-%m-%d') AS evidence
+          FROM concerns WHERE raised_on <= $as_of AND (resolved_on IS NULL OR resolved_on > $as_of)
+          UNION
+          SELECT patient_id, ev.term || ' ' || strftime(ev.date, '%Y-%m-%d')
+          FROM latest WHERE criterion_id = '__concern__' AND ($from IS NULL OR ev.date >= $from)
+        ) GROUP BY patient_id
+        """,
+        {"as_of": as_of, "from": window_start},
+    )
