@@ -239,7 +239,7 @@ def show_schema() -> None:
 @_friendly_errors
 def sample_data(
     directory: Path = typer.Argument(..., help="Folder to write the synthetic extract into (created if needed)."),
-    patients: int = typer.Option(5000, "--patients", min=10, help="Number of patients."),
+    patients: int = typer.Option(5000, "--patients", min=300, help="Number of patients (300 or more)."),
     seed: int = typer.Option(1, "--seed", help="Random seed: the same seed gives identical files."),
     as_of: str = typer.Option("2026-11-24", "--as-of", help="Date the practice is generated around."),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),

@@ -171,7 +171,7 @@ def concern_table(con: duckdb.DuckDBPyConnection, as_of: date, window_start: dat
           SELECT patient_id, 'concern flag raised ' || strftime(raised_on, '%Y-%m-%d') AS evidence
           FROM concerns WHERE raised_on <= $as_of AND (resolved_on IS NULL OR resolved_on > $as_of)
           UNION
-          SELECT patient_id, ev.term || ' ' || strftime(ev.date, '%Y-%m-%d')
+          SELECT patient_id, coalesce(ev.term, ev.code) || ' ' || strftime(ev.date, '%Y-%m-%d')
           FROM latest WHERE criterion_id = '__concern__' AND ($from IS NULL OR ev.date >= $from)
         ) GROUP BY patient_id
         """,

@@ -49,6 +49,8 @@ def test_spec(case, make_extract):
 
 
 def _text(value) -> str:
+    if value is None or (isinstance(value, float) and value != value):  # None or NaN: an empty cell
+        return ""
     if isinstance(value, float):
         return f"{value:g}"
-    return "" if value is None else str(value)
+    return str(value)
