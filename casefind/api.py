@@ -6,7 +6,7 @@ import dataclasses
 from datetime import date
 from pathlib import Path
 
-from casefind import __version__, reports
+from casefind import __version__
 from casefind.engine import duckdb_engine
 from casefind.errors import Problem, ProtocolError
 from casefind.extract import Extract, read_extract
@@ -94,8 +94,13 @@ def coding_report(
     suppress: bool = True,
     pseudonymise_clinicians: bool = False,
     progress=None,
-) -> tuple[reports.CodingReport, list[Path]]:
-    """Coding rates of the protocol's report categories; writes CSVs and report.html into ``out_dir``."""
+) -> tuple:
+    """Coding rates of the protocol's report categories; writes CSVs and report.html into ``out_dir``.
+
+    Returns the ``casefind.reports.CodingReport`` and the files written.
+    """
+    from casefind import reports  # scipy is slow to import; build-list does not need it
+
     protocol = resolve_protocol(rules)
     categories = protocol.report_categories()
     if not categories:

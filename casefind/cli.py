@@ -175,8 +175,8 @@ def coding_report(
     by: str = typer.Option("month", "--by", help="Period: month, quarter or year."),
     out_dir: Path = typer.Option(Path("coding-report"), "--out", help="Folder for the CSVs and report.html."),
     rules: Path = typer.Option(None, "--rules", help="Protocol whose report_category codelists are counted."),
-    compare: tuple[str, str] = typer.Option(
-        (None, None), "--compare", help="Before and after ranges, e.g. 2024-01-01..2024-12-31 2025-01-01..2025-12-31."
+    compare: tuple[str, str] | None = typer.Option(
+        None, "--compare", help="Before and after ranges, e.g. 2024-01-01..2024-12-31 2025-01-01..2025-12-31."
     ),
     breakdown: list[str] = typer.Option(
         ["category", "practice", "clinician", "age_band", "sex"], "--breakdown", help="Repeat to choose breakdowns."
@@ -195,7 +195,7 @@ def coding_report(
 
     start, end = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
     ranges = None
-    if compare[0] is not None:
+    if compare is not None:
         ranges = (_parse_range(compare[0], "--compare"), _parse_range(compare[1], "--compare"))
     with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
         task = bar.add_task("reading the extract", total=None)

@@ -5,9 +5,16 @@ Every person is invented; NHS numbers use the 999 prefix reserved for test data.
 everything; nothing depends on the clock, hashing or set order).
 
 Planted cases are written on top of a background population whose records hold no code from the default
-protocol's codelists and no parental risk-factor code, and in which no child was born in the last 12
-weeks. So with the default protocol, a patient is listed exactly when ``planted`` holds a case for them
-with ``expect_listed=True``, and listed for exactly those criteria.
+protocol's codelists, in which no child was born in the last 12 weeks, no child misses more than one
+appointment in 12 months and no concern flag is open. So with the default protocol
+(``rules/vulnerable-families.yaml``), a child is listed exactly when ``planted`` holds a case for them with
+``expect_listed=True``, for exactly those criteria; a pregnancy case planted on a woman is listed on the
+children she is linked to (``routed_to``), and on her only when there are none.
+
+The planted families also show each family situation the engine's linking rules handle (see
+``casefind/engine/duckdb_families.py``): an ended step-parent link, separated parents, half-siblings with
+different surnames in different households, a father who left the household, a father not registered at
+the practice, a child under 5 with no linked adult, and a parent's risk code with no child-side code.
 """
 
 from __future__ import annotations
@@ -32,9 +39,12 @@ PRACTICE = "Z99001"  # not a real ODS code
 class PlantedCase:
     """A patient planted to meet (or narrowly miss) one criterion.
 
-    ``criterion_id`` is a criterion id of the default protocol when ``expect_listed`` is true; otherwise a
-    near-miss label (``cp_plan_ended``) or a parental risk factor (``parental_drug_misuse``), planted but not
-    expected on the list (the criteria for them came after this sample).
+    ``criterion_id`` is a criterion id of the default protocol, or a near-miss label (``cp_plan_ended``,
+    ``booking_delivered``) for a patient who must not be listed at all. ``expect_listed`` says whether the
+    default protocol lists the criterion for this patient (``False``: a near miss, a concern-gated criterion
+    held back because the family has no concern flag, a minor criterion alone below the threshold, or a
+    relative whose record must not reach the child). ``routed_to`` holds, for a pregnancy criterion
+    (``lists_adults``), the children the woman's hit is carried to; it is empty when she is listed herself.
     ``codes`` are the codes planted for this case, on this patient's record or a linked relative's.
     """
 
@@ -43,6 +53,7 @@ class PlantedCase:
     expect_listed: bool
     note: str
     codes: tuple[str, ...] = ()
+    routed_to: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -65,11 +76,12 @@ class SampleSummary:
         return f"{tables}; {len(self.planted)} planted cases ({listed} patients expected on the default list)"
 
     def expected_listed(self) -> dict[str, tuple[str, ...]]:
-        """patient_id -> the default-protocol criteria they should be listed for."""
-        listed: dict[str, list[str]] = {}
+        """patient_id -> the default-protocol criteria they should be listed for (pregnancies on the children)."""
+        listed: dict[str, set[str]] = {}
         for case in self.planted:
             if case.expect_listed:
-                listed.setdefault(case.patient_id, []).append(case.criterion_id)
+                for pid in case.routed_to or (case.patient_id,):
+                    listed.setdefault(pid, set()).add(case.criterion_id)
         return {pid: tuple(sorted(ids)) for pid, ids in sorted(listed.items())}
 
 
@@ -278,6 +290,7 @@ class _Case:
     expect_listed: bool
     note: str
     codes: tuple[str, ...] = ()
+    routed_to: tuple[_Person, ...] = ()
 
 
 @dataclass
@@ -290,6 +303,7 @@ class _Practice:
     appointments: list[tuple] = field(default_factory=list)  # (person, date, status, clinician)
     concerns: list[tuple] = field(default_factory=list)  # (person, raised_on, raised_by, resolved_on, note)
     cases: list[_Case] = field(default_factory=list)
+    unregistered: list[_Person] = field(default_factory=list)  # relatives with no patients row
     _household_seq: int = 0
 
     # ---- dates
@@ -357,8 +371,16 @@ class _Practice:
         self.events.append((person, code[0], day, code[1], system, value, clinician or self.rng.choice(CLINICIANS_GP)))
         return code[0]
 
-    def plant(self, person: _Person, criterion: str, listed: bool, note: str, codes: tuple[str, ...] = ()) -> None:
-        self.cases.append(_Case(person, criterion, listed, note, tuple(dict.fromkeys(codes))))
+    def plant(
+        self,
+        person: _Person,
+        criterion: str,
+        listed: bool,
+        note: str,
+        codes: tuple[str, ...] = (),
+        routed_to: tuple[_Person, ...] = (),
+    ) -> None:
+        self.cases.append(_Case(person, criterion, listed, note, tuple(dict.fromkeys(codes)), routed_to))
 
 
 # ------------------------------------------------------------------------------------- background people
@@ -664,15 +686,17 @@ def _plant_protocol_cases(p: _Practice) -> None:
 
     # --- cp_plan: a current plan, a re-started plan, an end code on the start day, a recent death
     mother, dad, (a, b, c) = _planted_family(p, kids=((6, 2), (3, 5), (10, 8)))
-    codes = (p.event(a, CP_PLAN, ago(months=4)), p.event(a, CP_CATEGORY_NEGLECT, ago(months=4)))
+    cp_codes = (p.event(a, CP_PLAN, ago(months=4)), p.event(a, CP_CATEGORY_NEGLECT, ago(months=4)))
     p.event(a, CP_CONFERENCE, ago(months=4, days=3))
     p.plant(
         a,
         "cp_plan",
         True,
         "CP plan (neglect) started 4 months ago; siblings carry the family-member code",
-        codes,
+        cp_codes,
     )
+    p.appointments.append((a, ago(months=2, days=6), "was_not_brought", "PN01"))
+    p.plant(a, "was_not_brought", True, "1 was-not-brought appointment: one is enough on a CP plan")
     for sib in (b, c):
         code = p.event(sib, FAMILY_CP, ago(months=4), clinician="HV01")
         p.plant(
@@ -682,19 +706,28 @@ def _plant_protocol_cases(p: _Practice) -> None:
             "sibling on a CP plan (family-member code on own record)",
             (code,),
         )
+        p.plant(sib, "sibling_cp_plan", True, "sibling on a CP plan (recorded sibling, same household)", cp_codes)
 
+    # half-siblings with different surnames in different households, linked only through their father
     _, dad, (child,) = _planted_family(p, father="elsewhere", kids=((8, 3),))
+    while dad.family == child.family:
+        dad.family = rng.choice(_FAMILY_NAMES)
     half = p.person(rng.choice("FM"), p.born_aged(4, 10), dad.household, dad.family)
     _household_of(p, dad).append(half)
     p.relate(half, dad, "father")
-    p.relate(child, half, "sibling")
-    p.relate(half, child, "sibling")
     code = p.event(half, CP_PLAN, ago(months=6))
     p.plant(
         half,
         "cp_plan",
         True,
         "CP plan 6 months ago; lives with father, half-sibling lives elsewhere",
+        (code,),
+    )
+    p.plant(
+        child,
+        "sibling_cp_plan",
+        True,
+        "half-sibling (same father, another surname and household, no sibling link recorded) on a CP plan",
         (code,),
     )
     code = p.event(child, FAMILY_CP_REGISTER, ago(months=5), clinician="GP04")
@@ -785,15 +818,24 @@ def _plant_protocol_cases(p: _Practice) -> None:
         planted,
     )
 
-    # --- pregnant women: unborn concern, bookings, late bookings
+    # --- pregnant women: unborn concern, bookings, late bookings. A woman with no children is listed
+    # herself; otherwise the pregnancy is carried to the children she is linked to (issue 3).
     for age, code, months, weeks in ((19, UNBORN_CP, 2, "11"), (27, UNBORN_CFC, 4, "10")):
         hh = p.new_household()
         woman = p.adult("F", hh, age=(age, age))
         p.add_household([woman])
         booking = p.event(woman, BOOKING, ago(months=months, weeks=2), value=weeks, clinician="PN01")
         planted = p.event(woman, code, ago(months=months))
-        p.plant(woman, "unborn_concern", True, f"unborn baby concern coded {months} months ago", (planted,))
-        p.plant(woman, "antenatal_booking", True, f"booked at {weeks} weeks, not delivered", (booking,))
+        p.plant(
+            woman, "unborn_concern", True, f"unborn baby concern coded {months} months ago; no children", (planted,)
+        )
+        p.plant(woman, "antenatal_booking", True, f"booked at {weeks} weeks, not delivered; no children", (booking,))
+    woman, _, kids = _planted_family(p, mother_age=(26, 34), kids=((6, 1), (2, 9)))
+    booking = p.event(woman, BOOKING, ago(months=1, weeks=2), value="11", clinician="PN01")
+    planted = p.event(woman, UNBORN_CP, ago(months=1))
+    to_kids = "; listed on her two children (mother link and household)"
+    p.plant(woman, "unborn_concern", True, "unborn baby on a CP plan 1 month ago" + to_kids, (planted,), tuple(kids))
+    p.plant(woman, "antenatal_booking", True, "booked at 11 weeks, not delivered" + to_kids, (booking,), tuple(kids))
 
     for code, months, value, late_code in (
         (BOOKING, 1, "9", None),
@@ -804,8 +846,19 @@ def _plant_protocol_cases(p: _Practice) -> None:
         (BOOKING_17_30, 3, "19", None),
         (BOOKING, 6, "13", None),
     ):
+        children: tuple[_Person, ...] = ()
+        where = "; no children"
         if months == 3 and code is BOOKING:
-            woman, _, _ = _planted_family(p, mother_age=(25, 38), kids=((3, 2),))
+            woman, _, kids = _planted_family(p, mother_age=(25, 38), kids=((3, 2),))
+            children, where = tuple(kids), "; listed on her child"
+        elif months == 2:  # she lives with her partner and his child from an earlier relationship
+            hh = p.new_household()
+            woman = p.adult("F", hh, age=(24, 38))
+            partner = p.adult("M", hh, age=(28, 44))
+            stepchild = p.person(rng.choice("FM"), p.born_aged(7, 3, rng.randint(0, 20)), hh, partner.family)
+            p.add_household([woman, partner, stepchild])
+            p.relate(stepchild, partner, "father")
+            children, where = (stepchild,), "; listed on her partner's child in her household (no link to her)"
         else:
             hh = p.new_household()
             woman = p.adult("F", hh, age=(18, 42))
@@ -819,7 +872,7 @@ def _plant_protocol_cases(p: _Practice) -> None:
             planted.append(p.event(woman, late_code, booked + 1, clinician="PN02"))
         late = bool(late_code) or code is BOOKING_17_30 or (value and int(value) >= 13)
         why = f"booked {months} month{'s' if months > 1 else ''} ago" + (f" at {value} weeks" if value else "")
-        p.plant(woman, "antenatal_booking", True, why + ", not delivered", tuple(planted))
+        p.plant(woman, "antenatal_booking", True, why + ", not delivered" + where, tuple(planted), children)
         if late:
             reason = (
                 "late-booker code"
@@ -828,7 +881,7 @@ def _plant_protocol_cases(p: _Practice) -> None:
                 if code is BOOKING_17_30
                 else (f"gestation {value} weeks (late from 13)")
             )
-            p.plant(woman, "late_booking", True, f"late booking: {reason}", tuple(planted))
+            p.plant(woman, "late_booking", True, f"late booking: {reason}" + where, tuple(planted), children)
 
     # --- new births (window 8 weeks): the mothers' bookings are ended by a delivery code
     for weeks in (1, 3, 7):
@@ -847,7 +900,8 @@ def _plant_protocol_cases(p: _Practice) -> None:
         if flagged:
             p.concerns.append((baby, baby.dob + 4, "HV01", None, "Health visitor concern after birth visit"))
         born = f"born {weeks} week{'s' if weeks > 1 else ''} ago"
-        p.plant(baby, "new_birth", True, born + ("; open concern flag" if flagged else "; no concern flag"), ())
+        why = "; open concern flag" if flagged else "; no concern flag in the family: held back"
+        p.plant(baby, "new_birth", flagged, born + why, ())
         p.plant(
             mother,
             "booking_delivered",

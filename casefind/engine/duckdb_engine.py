@@ -305,7 +305,7 @@ def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame) -> pd.DataF
             continue
         rows = hits["criterion_id"] == c.id
         counts = pd.to_numeric(hits.loc[rows, "value"])
-        single = hits.loc[rows, "patient_id"].map(lambda p, c=c: any((p, s) in met for s in c.single_if))
+        single = hits.loc[rows, "patient_id"].map(lambda p, c=c: any((p, s) in met for s in c.single_if)).astype(bool)
         keep[rows] = (counts >= c.min_count) | ((counts >= 1) & single)
         detail = hits.loc[rows, "detail"].astype(str)
         hits.loc[rows, "detail"] = detail.where(

@@ -60,9 +60,7 @@ class Funnel:
     phi: float
     tau2: float  # additive variance on the per-1000 scale squared (0 unless applied)
     overdispersed: bool
-    adjustment: (
-        str  # "none (exact Poisson)", "additive random effects (DerSimonian-Laird)" or "multiplicative"
-    )
+    adjustment: str  # "none (exact Poisson)", "additive random effects (DerSimonian-Laird)" or "multiplicative"
     method: str = "additive"
 
     def limits_at(self, child_years: float) -> dict[str, float]:
@@ -81,9 +79,7 @@ def funnel(
     """Funnel plot data for units with positive child-years (units without exposure are left out)."""
     if method not in ("additive", "multiplicative"):
         raise ValueError("method must be 'additive' or 'multiplicative'")
-    units = [
-        (str(g), int(o), float(n)) for g, o, n in zip(groups, observed, child_years, strict=True) if n > 0
-    ]
+    units = [(str(g), int(o), float(n)) for g, o, n in zip(groups, observed, child_years, strict=True) if n > 0]
     units.sort(key=lambda u: u[0])
     total_n = sum(n for _, _, n in units)
     theta = sum(o for _, o, _ in units) / total_n if total_n else math.nan

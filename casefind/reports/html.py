@@ -115,9 +115,7 @@ def _tick_text(value: float) -> str:
     return f"{value:g}" if abs(value) < 1e6 else f"{value:.3g}"
 
 
-def _polyline(
-    xs: Sequence[float], ys: Sequence[float], colour: str, dash: str = "", width: float = 1.5
-) -> str:
+def _polyline(xs: Sequence[float], ys: Sequence[float], colour: str, dash: str = "", width: float = 1.5) -> str:
     points = " ".join(f"{_f(x)},{_f(y)}" for x, y in zip(xs, ys, strict=True))
     dash_attr = f' stroke-dasharray="{dash}"' if dash else ""
     return f'<polyline fill="none" stroke="{colour}" stroke-width="{width}"{dash_attr} points="{points}"/>'
@@ -251,15 +249,11 @@ def funnel_svg(points: pd.DataFrame, curve: pd.DataFrame, pooled_rate: float, ti
 
 def _x_axis(ticks: list[float], x: _Scale, title: str) -> list[str]:
     base = HEIGHT - MARGIN["bottom"]
-    parts = [
-        f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{base}" y2="{base}" '
-        'stroke="#4c6272"/>'
-    ]
+    parts = [f'<line x1="{MARGIN["left"]}" x2="{WIDTH - MARGIN["right"]}" y1="{base}" y2="{base}" stroke="#4c6272"/>']
     for tick in ticks:
         px = _f(x(tick))
         parts.append(
-            f'<text x="{px}" y="{base + 16}" font-size="11" text-anchor="middle">'
-            f"{esc(_tick_text(tick))}</text>"
+            f'<text x="{px}" y="{base + 16}" font-size="11" text-anchor="middle">{esc(_tick_text(tick))}</text>'
         )
     parts.append(
         f'<text x="{_f((MARGIN["left"] + WIDTH - MARGIN["right"]) / 2)}" y="{HEIGHT - 20}" '
@@ -285,8 +279,7 @@ def table_html(frame: pd.DataFrame, columns: Sequence[tuple[str, str, int | None
         )
         rows.append(f"<tr>{cells}</tr>")
     return (
-        f"<table><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead>"
-        f"<tbody>{''.join(rows)}</tbody></table>"
+        f"<table><caption>{esc(caption)}</caption><thead><tr>{head}</tr></thead><tbody>{''.join(rows)}</tbody></table>"
     )
 
 

@@ -91,8 +91,7 @@ def normalise_breakdowns(breakdowns: Iterable[str]) -> tuple[str, ...]:
         name = "overall" if name == "category" else name.replace("-", "_")
         if name not in BREAKDOWNS:
             raise OptionError(
-                f"--breakdown: unknown breakdown '{name}'; "
-                f"expected one of category, {', '.join(BREAKDOWNS[1:])}"
+                f"--breakdown: unknown breakdown '{name}'; expected one of category, {', '.join(BREAKDOWNS[1:])}"
             )
         chosen.add(name)
     return tuple(b for b in BREAKDOWNS if b in chosen)
@@ -104,9 +103,7 @@ def pseudonym_map(ids: Iterable[str], salt: str = "casefind") -> dict[str, str]:
     Ordering by a salted hash (rather than by the id) hides the original order; the same ids and salt give
     the same pseudonyms on every run. 'unknown' (no clinician recorded) keeps its name.
     """
-    real = sorted(
-        {i for i in ids if i != UNKNOWN}, key=lambda i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest()
-    )
+    real = sorted({i for i in ids if i != UNKNOWN}, key=lambda i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest())
     width = max(2, len(str(len(real))))
     mapping = {ident: f"C{n:0{width}d}" for n, ident in enumerate(real, start=1)}
     mapping[UNKNOWN] = UNKNOWN
@@ -220,9 +217,7 @@ class CodingMeasures:
                 }
             )
         frame = pd.DataFrame(rows, columns=COMPARE_COLUMNS)
-        frame[["numerator_before", "numerator_after"]] = frame[
-            ["numerator_before", "numerator_after"]
-        ].astype("Int64")
+        frame[["numerator_before", "numerator_after"]] = frame[["numerator_before", "numerator_after"]].astype("Int64")
         return frame
 
     def funnel_input(
@@ -318,16 +313,12 @@ class CodingMeasures:
                 "high": [b.high for b in bands],
             }
         )
-        self._replace_table(
-            _T_BANDS, frame, "label::VARCHAR AS label, low::INTEGER AS low, high::INTEGER AS high"
-        )
+        self._replace_table(_T_BANDS, frame, "label::VARCHAR AS label, low::INTEGER AS low, high::INTEGER AS high")
 
     def _replace_table(self, name: str, frame: pd.DataFrame, select: str) -> None:
         self.con.register("_casefind_report_tmp_df", frame)
         try:
-            self.con.execute(
-                f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM _casefind_report_tmp_df"
-            )
+            self.con.execute(f"CREATE OR REPLACE TEMP TABLE {name} AS SELECT {select} FROM _casefind_report_tmp_df")
         finally:
             self.con.unregister("_casefind_report_tmp_df")
 
@@ -432,9 +423,7 @@ class CodingMeasures:
     def _grid(self, breakdown: str, dens: pd.DataFrame, numerators: pd.DataFrame) -> pd.DataFrame:
         """Every period x group with a denominator, crossed with every category; absent numerators are 0."""
         cats = pd.DataFrame({"category": self.category_names})
-        frame = dens.merge(cats, how="cross").merge(
-            numerators, on=["period", "group", "category"], how="left"
-        )
+        frame = dens.merge(cats, how="cross").merge(numerators, on=["period", "group", "category"], how="left")
         for column in ("numerator", "codes", "cohort_numerator"):
             frame[column] = frame[column].fillna(0).astype("int64")
         frame["breakdown"] = breakdown
@@ -497,9 +486,7 @@ def _finalise_row(row: dict, suppress: bool) -> dict:
         counts = shown
         child_years = stats.round_exposure(child_years)
     rate, lower, upper = (
-        stats.rate_with_ci(counts["numerator"], child_years)
-        if counts["numerator"] is not None
-        else (float("nan"),) * 3
+        stats.rate_with_ci(counts["numerator"], child_years) if counts["numerator"] is not None else (float("nan"),) * 3
     )
     if counts["cohort_numerator"] is None or counts["registered_midpoint"] is None:
         prop = (float("nan"),) * 3

@@ -64,9 +64,7 @@ def make_periods(date_from: date, date_to: date, by: str = "month") -> list[Peri
 def range_period(start: date, end: date) -> Period:
     """A single period spanning a before/after comparison range, labelled ``start..end``."""
     if end < start:
-        raise OptionError(
-            f"--compare: the range {start.isoformat()}..{end.isoformat()} ends before it starts"
-        )
+        raise OptionError(f"--compare: the range {start.isoformat()}..{end.isoformat()} ends before it starts")
     return Period(f"{start.isoformat()}..{end.isoformat()}", start, end)
 
 

@@ -1,0 +1,300 @@
+"""`casefind coding-report` end to end, as an auditor runs it: files, exit codes, messages, privacy.
+
+The extract is made so the figures can be worked out by hand. 750 children are registered and aged 8 to 10
+throughout two 487-day comparison periods, so each period holds 750 x 487 / 365.25 = 1000 child-years.
+Ten children get a child-protection code in the first period and fourteen in the second: 10 and 14 per
+1000 child-years, a rate ratio of 14 / 10 = 1.4. Adults with the same codes add nothing.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+import shlex
+import stat
+from pathlib import Path
+
+import pytest
+from typer.testing import CliRunner
+
+from casefind.cli import app
+from tests.conftest import REPO, parse_table, write_csv
+
+runner = CliRunner()
+
+CP_CODE = "342191000000101"  # Subject to child protection plan -> report_category "Child protection"
+BEFORE = "2023-01-01..2024-05-01"  # 487 days
+AFTER = "2024-05-02..2025-08-31"  # 487 days
+CHILDREN = 750
+CODED_BEFORE, CODED_AFTER = 10, 14
+CLINICIANS = ("DRSMITHX", "HVJONESQ")
+
+
+def pipe_table(columns: list[str], rows: list[list[str]]) -> str:
+    lines = [" | ".join(columns)] + [" | ".join(row) for row in rows]
+    return "\n".join(lines)
+
+
+def nhs_numbers(count: int) -> list[str]:
+    """Distinct valid (modulus 11) NHS numbers from the 999 test range."""
+    numbers, n = [], 1000
+    while len(numbers) < count:
+        stem = f"999{n:06d}"
+        check = 11 - sum(int(d) * w for d, w in zip(stem, range(10, 1, -1), strict=True)) % 11
+        if check != 10:
+            numbers.append(stem + str(check % 11))
+        n += 1
+    return numbers
+
+
+PATIENT_COLUMNS = [
+    "patient_id", "nhs_number", "family_name", "given_name", "date_of_birth", "sex",
+    "date_of_death", "registered_from", "registered_to", "practice_id",
+]  # fmt: skip
+EVENT_COLUMNS = ["patient_id", "code", "date", "clinician_id"]
+
+# Two adults whose child-protection codes (on their own records) are outside the age range: never counted.
+ADULTS = """
+patient_id  | nhs_number | family_name | given_name | date_of_birth | sex | registered_from | practice_id
+PATID-A0001 | 9990000026 | Quixotely   | Adult      | 1980-02-02    | F   | 2000-01-01      | PRACT-A
+PATID-A0002 | 9990000034 | Quixotely   | Grown      | 1979-03-03    | M   | 2000-01-01      | PRACT-B
+"""
+ADULT_EVENTS = f"""
+patient_id  | code      | date       | clinician_id
+PATID-A0001 | {CP_CODE} | 2023-06-01 | DRSMITHX
+PATID-A0002 | {CP_CODE} | 2025-06-01 | HVJONESQ
+"""
+
+
+def patient_id(i: int) -> str:
+    return f"PATID-{i:04d}"
+
+
+def children() -> list[list[str]]:
+    return [
+        [patient_id(i), nhs, f"Zyxname{i:04d}", f"Given{i:04d}", "2015-01-01", "FM"[i % 2],
+         "", "", "", ("PRACT-A", "PRACT-B")[i % 2]]
+        for i, nhs in enumerate(nhs_numbers(CHILDREN))
+    ]  # fmt: skip
+
+
+def child_events() -> list[list[str]]:
+    """Codes for children 0-9 in the first period, children 10-23 in the second; background codes for some."""
+    rows = []
+    for i in range(CODED_BEFORE):
+        rows.append([patient_id(i), CP_CODE, f"2023-{1 + i:02d}-15", CLINICIANS[i % 2]])
+    for i in range(CODED_BEFORE, CODED_BEFORE + CODED_AFTER):
+        rows.append([patient_id(i), CP_CODE, f"2024-{6 + (i - 10) % 7:02d}-{1 + i}", CLINICIANS[i % 2]])
+        rows.append([patient_id(i), CP_CODE, f"2025-0{1 + i % 8}-03", CLINICIANS[(i + 1) % 2]])  # a second code
+    for i in range(100, 130):
+        rows.append([patient_id(i), "390906007", "2024-03-03", CLINICIANS[i % 2]])  # follow-up encounter
+    return rows
+
+
+@pytest.fixture(scope="module")
+def extract(tmp_path_factory) -> Path:
+    folder = tmp_path_factory.mktemp("coding") / "extract"
+    folder.mkdir()
+    patients = parse_table(pipe_table(PATIENT_COLUMNS, children())) + parse_table(ADULTS)
+    events = parse_table(pipe_table(EVENT_COLUMNS, child_events())) + parse_table(ADULT_EVENTS)
+    write_csv(folder / "patients.csv", patients, PATIENT_COLUMNS)  # cells missing from ADULTS stay empty
+    write_csv(folder / "events.csv", events, EVENT_COLUMNS)
+    return folder
+
+
+def run(*args: str):
+    return runner.invoke(app, ["coding-report", *map(str, args)])
+
+
+def report(extract: Path, out: Path, *options: str) -> Path:
+    args = [extract, "--from", "2023-01-01", "--to", "2025-08-31", "--by", "quarter", "--out", out]
+    result = run(*args, "--compare", BEFORE, AFTER, *options)
+    assert result.exit_code == 0, result.output
+    return out
+
+
+@pytest.fixture(scope="module")
+def default_report(extract, tmp_path_factory) -> Path:
+    return report(extract, tmp_path_factory.mktemp("default") / "out")
+
+
+@pytest.fixture(scope="module")
+def open_report(extract, tmp_path_factory) -> Path:
+    return report(extract, tmp_path_factory.mktemp("open") / "out", "--no-suppress")
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    return list(csv.DictReader(io.StringIO(path.read_text(encoding="utf-8"))))
+
+
+def compare_row(out: Path, category: str) -> dict[str, str]:
+    (row,) = [r for r in read_csv(out / "compare.csv") if r["category"] == category]
+    return row
+
+
+OUTPUTS = ["compare.csv", "funnel.csv", "rates.csv", "report.html", "spc.csv"]
+
+
+def test_writes_every_file_owner_only_and_says_so(extract, tmp_path):
+    result = run(extract, "--from", "2023-01-01", "--to", "2025-08-31", "--by", "quarter", "--out", tmp_path / "o",
+                 "--compare", BEFORE, AFTER)  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert "small numbers suppressed" in result.stdout
+    assert "Wrote rates.csv, compare.csv, spc.csv, funnel.csv, report.html" in result.stdout
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == OUTPUTS  # no temporary files left
+    for name in OUTPUTS:
+        assert stat.S_IMODE((tmp_path / "o" / name).stat().st_mode) == 0o600, name
+
+
+def test_rerun_is_byte_identical(extract, default_report, tmp_path):
+    again = report(extract, tmp_path / "again")
+    for name in OUTPUTS:
+        assert (again / name).read_bytes() == (default_report / name).read_bytes(), name
+
+
+def test_rate_ratio_worked_by_hand(open_report):
+    row = compare_row(open_report, "Child protection")
+    assert (row["period_before"], row["period_after"]) == (BEFORE, AFTER)
+    assert (row["numerator_before"], row["child_years_before"], row["rate_before"]) == ("10", "1000.0000", "10.0000")
+    assert (row["numerator_after"], row["child_years_after"], row["rate_after"]) == ("14", "1000.0000", "14.0000")
+    assert row["rate_ratio"] == "1.4000"
+    # exact conditional CI: 14 of the 24 coded children fall after; Clopper-Pearson for p = 14/24 is
+    # beta(0.025; 14, 11) = 0.36643 .. beta(0.975; 15, 10) = 0.77890, and RR = p / (1 - p) at equal exposure
+    assert (row["lower"], row["upper"]) == ("0.5784", "3.5229")
+    assert row["suppressed"] == "false"
+    assert compare_row(open_report, "any safeguarding code")["rate_ratio"] == "1.4000"
+    nothing = compare_row(open_report, "Looked after")
+    assert (nothing["numerator_before"], nothing["numerator_after"], nothing["rate_ratio"]) == ("0", "0", "")
+
+
+def test_rate_ratio_with_disclosure_control_uses_the_rounded_counts(default_report):
+    row = compare_row(default_report, "Child protection")
+    # 10 stays 10; 14 is published as 15; child-years 1000 stay 1000; so the ratio is 15 / 10
+    assert (row["numerator_before"], row["numerator_after"]) == ("10", "15")
+    assert (row["rate_ratio"], row["lower"], row["upper"]) == ("1.5000", "0.6304", "3.7336")
+    assert row["disclosure_control"].startswith("counts 1-7 suppressed")
+
+
+def test_rates_count_children_not_codes_and_ignore_adults(open_report):
+    rows = read_csv(open_report / "rates.csv")
+    overall = {r["period"]: r for r in rows if r["breakdown"] == "overall" and r["category"] == "Child protection"}
+    assert overall["2023-Q1"]["numerator"] == "3"  # children 0, 1, 2 (January to March 2023)
+    assert overall["2023-Q1"]["codes"] == "3"
+    assert sum(int(r["codes"]) for r in overall.values()) == CODED_BEFORE + 2 * CODED_AFTER
+    # registered at the middle of every quarter: all 750 children, none of the adults
+    assert {r["registered_midpoint"] for r in overall.values()} == {str(CHILDREN)}
+
+
+def test_no_suppress_is_recorded_in_every_output(open_report, default_report):
+    for name in ("rates.csv", "compare.csv"):
+        assert all(r["disclosure_control"].startswith("NONE (--no-suppress)") for r in read_csv(open_report / name))
+        assert not any("NONE" in r["disclosure_control"] for r in read_csv(default_report / name))
+    html = (open_report / "report.html").read_text(encoding="utf-8")
+    assert "Small-number suppression is OFF" in html
+    assert "NONE (--no-suppress): for use inside the practice only; do not publish" in html
+    assert "Small-number suppression is OFF" not in (default_report / "report.html").read_text(encoding="utf-8")
+
+
+def test_suppressed_counts_are_hidden_or_multiples_of_five(default_report):
+    rows = read_csv(default_report / "rates.csv")
+    counts = [r[c] for r in rows for c in ("numerator", "codes", "registered_midpoint", "cohort_numerator")]
+    assert all(c == "" or int(c) % 5 == 0 for c in counts)
+    assert "" in counts  # 1-7 children coded in a quarter is common here
+
+
+def test_pseudonymised_clinicians_do_not_appear(extract, default_report, tmp_path):
+    plain = "".join((default_report / n).read_text(encoding="utf-8") for n in OUTPUTS)
+    assert all(c in plain for c in CLINICIANS)  # shown by default
+    out = report(extract, tmp_path / "pseudo", "--pseudonymise-clinicians", "--no-suppress")
+    text = "".join((out / n).read_text(encoding="utf-8") for n in OUTPUTS)
+    for clinician in CLINICIANS:
+        assert clinician not in text
+    groups = {r["group"] for r in read_csv(out / "rates.csv") if r["breakdown"] == "clinician"}
+    assert groups == {"C01", "C02"}
+    assert '"pseudonymise_clinicians": true' in text or "pseudonymise_clinicians" in text
+
+
+def test_no_patient_identifiers_in_any_output(extract, default_report, open_report):
+    patients = read_csv(extract / "patients.csv")
+    identifiers = {p[c] for p in patients for c in ("patient_id", "nhs_number", "family_name", "given_name")}
+    assert len(identifiers) == 4 * CHILDREN + 7  # the two adults share a family name
+    for folder in (default_report, open_report):
+        for name in OUTPUTS:
+            text = (folder / name).read_text(encoding="utf-8")
+            assert "PATID" not in text and "Zyxname" not in text and "Quixotely" not in text, name
+            leaked = {i for i in identifiers if i in text}
+            assert not leaked, f"{name} contains {len(leaked)} patient identifier(s)"
+
+
+@pytest.mark.parametrize(
+    ("options", "message"),
+    [
+        (["--from", "2024-13-01", "--to", "2025-08-31"], "--from: expected a date as YYYY-MM-DD, got '2024-13-01'"),
+        (["--from", "2024-01-01", "--to", "31/12/2025"], "--to: expected a date as YYYY-MM-DD, got '31/12/2025'"),
+        (
+            ["--from", "2025-01-01", "--to", "2024-12-31"],
+            "--from/--to: the report ends (2024-12-31) before it starts (2025-01-01)",
+        ),
+        (
+            ["--from", "2024-01-01", "--to", "2025-08-31", "--compare", "2024-01-01-2024-12-31", AFTER],
+            "--compare: expected FROM..TO such as 2024-01-01..2024-12-31, got '2024-01-01-2024-12-31'",
+        ),
+        (
+            ["--from", "2024-01-01", "--to", "2025-08-31", "--compare", BEFORE, "2025-02-30..2025-08-31"],
+            "--compare: expected a date as YYYY-MM-DD, got '2025-02-30'",
+        ),
+        (
+            ["--from", "2024-01-01", "--to", "2025-08-31", "--compare", AFTER, AFTER],
+            "--compare: the two date ranges are the same",
+        ),
+        (
+            ["--from", "2024-01-01", "--to", "2025-08-31", "--by", "week"],
+            "--by: expected one of month, quarter, year, got 'week'",
+        ),
+    ],
+    ids=["bad-from", "bad-to", "to-before-from", "compare-no-dots", "compare-bad-date", "compare-same", "by-week"],
+)
+def test_bad_options_exit_2_with_one_clear_line(extract, tmp_path, options, message):
+    if "--compare" not in options:
+        options = [*options, "--compare", BEFORE, AFTER]  # so only the option under test is wrong
+    result = run(extract, "--out", tmp_path / "o", *options)
+    assert result.exit_code == 2, result.output
+    assert message in result.stderr
+    assert "Traceback" not in result.output
+    assert not (tmp_path / "o").exists()
+
+
+def test_compare_needs_two_ranges(extract, tmp_path):
+    result = run(extract, "--from", "2024-01-01", "--to", "2025-08-31", "--out", tmp_path / "o", "--compare", BEFORE)
+    assert result.exit_code == 2
+    assert "--compare" in result.stderr
+
+
+def test_compare_is_optional(extract, tmp_path):
+    result = run(extract, "--from", "2024-01-01", "--to", "2024-12-31", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (tmp_path / "o").iterdir()) == [n for n in OUTPUTS if n != "compare.csv"]
+
+
+# --- the README example --------------------------------------------------------------------------------
+
+
+def readme_example() -> str:
+    readme = (REPO / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Coding-rate reports for auditors", 1)[1].split("\n## ", 1)[0]
+    match = re.search(r"<!-- coding-report-example -->\n```bash\n(.*?)\n```", section, flags=re.S)
+    assert match, "the README's coding-rate section must show its example command"
+    return match.group(1).strip()
+
+
+def test_readme_example_runs(monkeypatch, tmp_path):
+    args = shlex.split(readme_example())
+    assert args[:3] == ["casefind", "coding-report", "sample_data"]
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "sample_data").symlink_to(REPO / "sample_data")
+    result = runner.invoke(app, args[1:])
+    assert result.exit_code == 0, result.output
+    out = Path(args[args.index("--out") + 1]) if "--out" in args else Path("coding-report")
+    written = sorted(p.name for p in out.iterdir())
+    assert {"rates.csv", "spc.csv", "funnel.csv", "report.html"} <= set(written)
