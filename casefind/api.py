@@ -41,8 +41,7 @@ def build_list(
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     ranked = rank(evaluation, protocol, as_of, show_all=show_all, full=full)
-    population = int((evaluation.people["exclusion"].isna() & evaluation.people["in_age_range"]).sum())
-    info = run_info(extract, protocol, as_of, population=population, listed=len(ranked.entries))
+    info = run_info(extract, protocol, as_of, population=evaluation.population, listed=len(ranked.entries))
     info = dataclasses.replace(
         info,
         held_back_without_concern=ranked.held_back,

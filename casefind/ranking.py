@@ -54,22 +54,20 @@ def _criteria_table(protocol: Protocol, as_of: date) -> pd.DataFrame:
     )
 
 
-def _route_text(row) -> str:
-    if isinstance(row.via_patient_id, str) and row.via_patient_id != row.patient_id:
-        return f"{row.via_relation} (patient {row.via_patient_id}): "
-    if isinstance(row.via_relation, str):
-        return f"{row.via_relation}: "
-    return ""
+def _text_or_empty(series: pd.Series) -> pd.Series:
+    return series.where(series.notna(), "").astype(str)
 
 
-def _format_evidence(row) -> str:
-    what = row.term if isinstance(row.term, str) and row.term else ""
-    if isinstance(row.code, str):
-        what = f"{what} ({row.code})" if what else row.code
-    text = f"{row.label}: {_route_text(row)}{what}, {row.date:%Y-%m-%d}"
-    if isinstance(row.detail, str) and row.detail:
-        text += f" [{row.detail}]"
-    return text
+def _evidence_text(hits: pd.DataFrame) -> pd.Series:
+    """'label: relation (patient X): term (code), date [detail]' for every row, vectorised."""
+    term, code = _text_or_empty(hits["term"]), _text_or_empty(hits["code"])
+    what = (term + " (" + code + ")").where((code != "") & (term != ""), term + code)
+    via_id, via_rel = _text_or_empty(hits["via_patient_id"]), _text_or_empty(hits["via_relation"])
+    route = (via_rel + " (patient " + via_id + "): ").where((via_id != "") & (via_id != hits["patient_id"]), "")
+    route = route.where((route != "") | (via_rel == ""), via_rel + ": ")
+    detail = _text_or_empty(hits["detail"])
+    text = hits["label"] + ": " + route + what + ", " + hits["date"].dt.strftime("%Y-%m-%d")
+    return text + (" [" + detail + "]").where(detail != "", "")
 
 
 def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> pd.DataFrame:
@@ -77,11 +75,10 @@ def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> p
     people = evaluation.people.set_index("patient_id")
     hits = evaluation.hits.merge(_criteria_table(protocol, as_of), on="criterion_id")
     person = people.reindex(hits["patient_id"])
-    family_concern = set(people.loc[people["concern"].notna(), "family_id"].dropna())
     eligible = person["exclusion"].isna().to_numpy() & (
         person["in_age_range"].astype(bool).to_numpy() | person["expectant"].astype(bool).to_numpy()
     )
-    concerned = person["concern"].notna().to_numpy() | person["family_id"].isin(family_concern).to_numpy()
+    concerned = person["concerned"].astype(bool).to_numpy()
     hits = hits.assign(
         eligible=eligible,
         held_back=hits["requires_concern"].to_numpy() & ~concerned,
@@ -91,18 +88,15 @@ def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> p
     recency = 0.5 ** (age_days / hits["half_life_days"].astype(float))
     hits["recency"] = recency.where(hits["half_life_days"].notna(), 1.0)
     hits["component"] = hits["weight"] * hits["recency"]
-    hits["text"] = [_format_evidence(r) for r in hits.itertuples()]
+    hits["text"] = _evidence_text(hits) if len(hits) else pd.Series(dtype=str)
     return hits.sort_values(["patient_id", "order", "date", "via_patient_id"], ascending=[True, True, False, True])
 
 
-def _components(group: pd.DataFrame) -> str:
-    parts = []
-    for row in group.itertuples():
-        if row.recency == 1.0:
-            parts.append(f"{row.criterion_id} {row.weight:g}")
-        else:
-            parts.append(f"{row.criterion_id} {row.weight:g}x{row.recency:.2f}={row.component:.2f}")
-    return " + ".join(parts) + f" = {group['component'].sum():.4g}"
+def _component_text(best: pd.DataFrame) -> pd.Series:
+    """'cp_plan 10' or, with recency, 'parental_domestic_abuse 6x0.50=3.00'."""
+    plain = best["criterion_id"] + " " + best["weight"].map("{:g}".format)
+    decayed = plain + "x" + best["recency"].map("{:.2f}".format) + "=" + best["component"].map("{:.2f}".format)
+    return plain.where(best["recency"] == 1.0, decayed)
 
 
 def rank(
@@ -124,9 +118,11 @@ def rank(
         held_back = len(set(usable.loc[usable["held_back"], "patient_id"]))
         empty = pd.DataFrame(columns=list(LIST_COLUMNS))
         return Ranked(empty, evidence.iloc[0:0], _adults(evaluation, empty, evidence), held_back, {})
+    best = best.assign(
+        significant=best["tier"] == "significant", minor=best["tier"] == "minor", part=_component_text(best)
+    )
     grouped = best.groupby("patient_id", sort=True)
-    n_sig = grouped["tier"].agg(lambda t: int((t == "significant").sum()))
-    n_minor = grouped["tier"].agg(lambda t: int((t == "minor").sum()))
+    n_sig, n_minor = grouped["significant"].sum(), grouped["minor"].sum()
     qualifies = (n_sig >= 1) | (n_minor >= protocol.ranking.minor_criteria_needed)
     listed_ids = set(qualifies.index if show_all else qualifies[qualifies].index)
     held_back = len(set(usable.loc[usable["held_back"], "patient_id"]) - listed_ids)
@@ -138,7 +134,9 @@ def rank(
             "tier": n_sig.map(lambda n: "significant" if n else "minor"),
             "criteria": grouped["criterion_id"].agg(";".join),
             "reasons": grouped["label"].agg("; ".join),
-            "score_components": grouped[["criterion_id", "weight", "recency", "component"]].apply(_components),
+            "score_components": grouped["part"].agg(" + ".join)
+            + " = "
+            + grouped["component"].sum().map("{:.4g}".format),
             "latest_evidence": grouped["date"].max(),
             "qualifies": qualifies,
             "evidence": texts,
@@ -159,9 +157,7 @@ def rank(
     adults = _adults(evaluation, entries, shown)
     entries["linked_adults"] = _linked_adults_text(evaluation, entries, adults, full)
     data_gaps = {
-        "children under 5 with no linked adult": int(
-            (evaluation.people["no_linked_adult"] & evaluation.people["exclusion"].isna()).sum()
-        ),
+        "children under 5 with no linked adult": evaluation.no_linked_adult,
         "listed children whose relative's risk code has no matching code in the child's record": int(
             gaps.index.isin(listed).sum()
         ),
@@ -171,26 +167,101 @@ def rank(
 
 def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:
     """Per child: its linked adults as 'mother (patient P9): risk factors', names only when ``full``."""
-    if adults.empty:
+    links = evaluation.links[
+        evaluation.links["role"].isin(["parent", "household_adult"])
+        & evaluation.links["child_id"].isin(entries["patient_id"])
+    ].drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
+    if links.empty:
         return [""] * len(entries)
-    names = evaluation.people.set_index("patient_id")[["given_name", "family_name"]]
+    who = links["relation"] + " (patient " + links["relative_id"]
+    if full:
+        people = evaluation.people.set_index("patient_id")
+        name = (_text_or_empty(people["given_name"]) + " " + _text_or_empty(people["family_name"])).str.strip()
+        named = name.reindex(links["relative_id"]).fillna("").to_numpy()
+        who = who + pd.Series(named, index=links.index).map(lambda n: f", {n}" if n else "")
+    risks = adults.drop_duplicates("patient_id").set_index("patient_id")["risk_factors"] if len(adults) else None
+    risk = risks.reindex(links["relative_id"]).fillna("").to_numpy() if risks is not None else ""
+    risk = pd.Series(risk, index=links.index) if risks is not None else pd.Series("", index=links.index)
+    text = who + ")" + (": " + risk).where(risk != "", "")
+    joined = text.groupby(links["child_id"], sort=False).agg("; ".join)
+    return [joined.get(child, "") for child in entries["patient_id"]]
+
+
+def _notes(row, gap_labels: str | None) -> str:
+    notes = []
+    if pd.notna(row.date_of_death):
+        notes.append(f"died {pd.Timestamp(row.date_of_death):%Y-%m-%d}")
+    if row.expectant:
+        notes.append("case for her unborn baby")
+    if row.no_linked_adult:
+        notes.append("data gap: under 5 with no linked adult")
+    if gap_labels:
+        notes.append(f"data gap: no child-side code for {gap_labels} (RCGP: code both records)")
+    if not row.qualifies:
+        notes.append("below the listing threshold (shown with --all)")
+    return "; ".join(notes)
+
+
+def _order(entries: pd.DataFrame) -> pd.DataFrame:
+    """Families by their best child, children by score; ties by newest evidence then patient_id."""
+    entries = entries.copy()
+    entries["family_id"] = entries["family_id"].fillna("F-" + entries["patient_id"])
+    entries = entries.sort_values(
+        ["score", "latest_evidence", "patient_id"], ascending=[False, False, True], kind="mergesort"
+    ).reset_index(drop=True)
+    first_seen = {fam: i for i, fam in reversed(list(enumerate(entries["family_id"])))}
+    entries["family_rank"] = entries["family_id"].map(first_seen)
+    entries = entries.sort_values(["family_rank"], kind="mergesort").reset_index(drop=True)
+    entries["family_rank"] = entries["family_rank"].rank(method="dense").astype(int)
+    entries["rank"] = range(1, len(entries) + 1)
+    entries["date_of_birth"] = pd.to_datetime(entries["date_of_birth"]).dt.date
+    entries["latest_evidence"] = pd.to_datetime(entries["latest_evidence"]).dt.date
+    return entries
+
+
+def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
+    """Linked adults (parents, household adults) of listed children, with what reached the children."""
+    columns = ["family_rank", "family_id", "patient_id", "relation", "children", "risk_factors"]
+    if entries.empty or evaluation.links.empty:
+        return pd.DataFrame(columns=columns)
     links = evaluation.links[evaluation.links["role"].isin(["parent", "household_adult"])]
-    by_adult = adults.set_index("patient_id")
-    texts = []
-    for child in entries["patient_id"]:
-        parts = []
-        for row in links[links["child_id"] == child].drop_duplicates("relative_id").itertuples():
-            who = f"{row.relation} (patient {row.relative_id}"
-            if full and row.relative_id in names.index:
-                name = " ".join(p for p in names.loc[row.relative_id] if isinstance(p, str))
-                who += f", {name}"
-            text = who + ")"
-            risks = by_adult.loc[row.relative_id, "risk_factors"] if row.relative_id in by_adult.index else ""
-            if isinstance(risks, str) and risks:
-                text += f": {risks}"
-            parts.append(text)
-        texts.append("; ".join(parts))
-    return texts
+    links = links[links["child_id"].isin(entries["patient_id"])]
+    family = entries.set_index("patient_id")[["family_rank", "family_id"]]
+    links = links.join(family, on="child_id")
+    routed = evidence[evidence["via_patient_id"].notna()].drop_duplicates(["via_patient_id", "label"])
+    reached = routed.groupby("via_patient_id", sort=False)["label"].agg("; ".join)
+    keys = ["family_rank", "family_id", "relative_id"]
+    grouped = links.sort_values(keys + ["relation"]).groupby(keys, sort=True)
+    adults = pd.DataFrame(
+        {
+            "relation": grouped["relation"].agg(lambda r: ", ".join(dict.fromkeys(r))),
+            "children": grouped["child_id"].nunique(),
+        }
+    ).reset_index()
+    adults["risk_factors"] = adults["relative_id"].map(reached).fillna("")
+    return adults.rename(columns={"relative_id": "patient_id"})[columns]
+
+
+def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:
+    """Per child: its linked adults as 'mother (patient P9): risk factors', names only when ``full``."""
+    links = evaluation.links[
+        evaluation.links["role"].isin(["parent", "household_adult"])
+        & evaluation.links["child_id"].isin(entries["patient_id"])
+    ].drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
+    if links.empty:
+        return [""] * len(entries)
+    who = links["relation"] + " (patient " + links["relative_id"]
+    if full:
+        people = evaluation.people.set_index("patient_id")
+        name = (_text_or_empty(people["given_name"]) + " " + _text_or_empty(people["family_name"])).str.strip()
+        named = name.reindex(links["relative_id"]).fillna("").to_numpy()
+        who = who + pd.Series(named, index=links.index).map(lambda n: f", {n}" if n else "")
+    risks = adults.drop_duplicates("patient_id").set_index("patient_id")["risk_factors"] if len(adults) else None
+    risk = risks.reindex(links["relative_id"]).fillna("").to_numpy() if risks is not None else ""
+    risk = pd.Series(risk, index=links.index) if risks is not None else pd.Series("", index=links.index)
+    text = who + ")" + (": " + risk).where(risk != "", "")
+    joined = text.groupby(links["child_id"], sort=False).agg("; ".join)
+    return [joined.get(child, "") for child in entries["patient_id"]]
 
 
 def _notes(row, gap_labels: str | None) -> str:

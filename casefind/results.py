@@ -40,12 +40,14 @@ LIST_COLUMNS = (
 
 @dataclass(frozen=True)
 class Evaluation:
-    """What an engine found: every patient with eligibility, and every criterion met."""
+    """What an engine found: every criterion met, and the people and links those hits concern."""
 
-    people: pd.DataFrame  # patient_id, names, nhs_number, date_of_birth, age, family_id, concern, exclusion, ...
+    people: pd.DataFrame  # patients with hits and their relatives: names, age, family_id, concern, exclusion ...
     hits: pd.DataFrame  # HIT_COLUMNS + via_patient_id, via_relation (whose record), reciprocal_missing
     links: pd.DataFrame = field(default_factory=pd.DataFrame)  # child_id, relative_id, relation, role
     warnings: tuple[str, ...] = ()
+    population: int = 0  # eligible patients in the age range on the as-of date
+    no_linked_adult: int = 0  # eligible children under 5 with no linked adult (a data gap)
 
 
 @dataclass(frozen=True)

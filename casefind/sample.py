@@ -1025,69 +1025,188 @@ def _plant_near_misses(p: _Practice) -> None:
 
 
 def _plant_risk_factors(p: _Practice) -> None:
-    """Parental risk factors on linked parents (for a later protocol), missed appointments, concern flags."""
+    """Parental risk factors (with and without professional concern), missed appointments, and the family
+    situations of issue 3: ended step-parent link, separated parents, a father who left the household, a
+    father not registered here, a child under 5 with no linked adult, a risk code with no child-side code.
+
+    Parental risk criteria and new births count only when someone in the child's family has an open concern
+    flag or a recent cause-for-concern code; without one the child is held back (counted in the summary).
+    """
     rng = p.rng
     ago = p.ago
+    held_back = "; no concern flag in the family: held back"
 
-    def risk(children: list[_Person], criterion: str, whose: str, codes: tuple[str, ...], extra: str = "") -> None:
-        factor = criterion.removeprefix("parental_").replace("_", " ")
-        for child in children:
-            p.plant(
-                child,
-                criterion,
-                False,
-                f"{factor} on the {whose} record" + (f"; {extra}" if extra else ""),
-                codes,
+    def flag(person: _Person, months: int, resolved_months: int | None = None, by: str = "GP02") -> None:
+        resolved = ago(months=resolved_months) if resolved_months is not None else None
+        p.concerns.append((person, ago(months=months), by, resolved, "Discussed with health visitor; see record"))
+
+    def other_surname(person: _Person, than: _Person) -> None:
+        while person.family == than.family:
+            person.family = rng.choice(_FAMILY_NAMES)
+
+    def missed(child: _Person, months: tuple[int, ...], statuses: tuple[str, ...] = ("was_not_brought",)) -> None:
+        child.quiet = True
+        for i, month in enumerate(months):
+            status = statuses[i % len(statuses)]
+            p.appointments.append(
+                (child, ago(months=month, days=rng.randint(0, 20)), status, rng.choice(CLINICIANS_NURSE))
             )
 
-    def flag(child: _Person, months: int, resolved_months: int | None = None, by: str = "GP02") -> None:
-        resolved = ago(months=resolved_months) if resolved_months is not None else None
-        p.concerns.append((child, ago(months=months), by, resolved, "Discussed with health visitor; see record"))
-
-    # domestic abuse: mother victim (resident family); the child's record carries the household code
-    mother, dad, kids = _planted_family(p, kids=((4, 1), (7, 8)))
+    # domestic abuse: mother victim (resident family); the children's records carry the household code
+    mother, _, kids = _planted_family(p, kids=((4, 1), (7, 8)))
     codes = (
         p.event(mother, DA_VICTIM, ago(months=4)),
         p.event(mother, DA_POLICE_REPORT, ago(months=4, days=-2)),
     )
     for kid in kids:
         p.event(kid, DA_IN_HOUSEHOLD, ago(months=4, days=-5), clinician="HV02")
-    risk(
-        kids,
-        "parental_domestic_abuse",
-        "mother's",
-        codes + (DA_IN_HOUSEHOLD[0],),
-        "police report; concern flag open",
-    )
+    for kid, whose in zip(kids, ("open concern flag on the child", "open concern flag on a sibling"), strict=True):
+        p.plant(
+            kid,
+            "parental_domestic_abuse",
+            True,
+            f"domestic abuse on the mother's record (police report) and the child-side code; {whose}",
+            codes + (DA_IN_HOUSEHOLD[0],),
+        )
     flag(kids[0], 3)
-    # domestic violence history on a father who lives elsewhere, another surname from the child
-    _, dad, kids = _planted_family(p, father="elsewhere", kids=((10, 5),))
-    while dad.family == kids[0].family:
-        dad.family = rng.choice(_FAMILY_NAMES)
-    codes = (p.event(dad, DV_HISTORY, ago(months=8)),)
-    risk(kids, "parental_domestic_abuse", "father's (another household and surname)", codes)
 
-    # drug misuse: both parents; child-side household code
+    # separated parents: the child lives with the mother; the father (another surname) lives in another
+    # household with a new partner. His record reaches through the explicit link; hers does not.
+    mother, dad, (child,) = _planted_family(p, father="elsewhere", kids=((10, 5),))
+    other_surname(dad, child)
+    partner = p.adult("F", dad.household, age=(24, 45))
+    _household_of(p, dad).append(partner)
+    codes = (p.event(dad, DV_HISTORY, ago(months=8)),)
+    p.plant(
+        child,
+        "parental_domestic_abuse",
+        True,
+        "separated parents: domestic violence on the father's record (another household and surname); "
+        "no child-side code (data gap); open concern flag on the mother",
+        codes,
+    )
+    codes = (p.event(partner, DRUG_ABUSE, ago(months=5)),)
+    p.plant(
+        child,
+        "parental_drug_misuse",
+        False,
+        "drug misuse on the father's new partner's record: she is in his household, not the child's, so it "
+        "does not reach",
+        codes,
+    )
+    flag(mother, 3, by="HV01")
+
+    # drug misuse: both parents (the father's code is older than the 2-year window); concern flags open
     mother, dad, kids = _planted_family(p, kids=((1, 4), (5, 0)))
     codes = (p.event(mother, DRUG_ABUSE, ago(months=10)), p.event(dad, OPIOID_DEPENDENCE, ago(years=3)))
     p.event(kids[1], DRUG_MISUSER_IN_HOUSEHOLD, ago(months=9), clinician="HV01")
-    risk(
-        kids,
+    p.plant(
+        kids[0],
         "parental_drug_misuse",
-        "mother's and father's",
+        True,
+        "drug misuse on the mother's record; no child-side code (data gap); open concern flag",
+        codes,
+    )
+    p.plant(
+        kids[1],
+        "parental_drug_misuse",
+        True,
+        "drug misuse on the mother's record and the child-side code; open concern flag",
         codes + (DRUG_MISUSER_IN_HOUSEHOLD[0],),
-        "concern flag open",
     )
     flag(kids[0], 6)
     flag(kids[1], 6)
 
-    # alcohol misuse: a step-father with another surname
+    # alcohol misuse: a resident step-father with another surname; no concern flag
     mother, step, kids = _planted_family(p, father="step", kids=((9, 9), (13, 2)))
     codes = (p.event(step, ALCOHOL_DEPENDENCE, ago(years=1)), p.event(step, ALCOHOL_ABUSE, ago(months=2)))
     p.event(kids[0], ALCOHOL_MISUSER_IN_HOUSEHOLD, ago(months=2), clinician="GP03")
-    risk(kids, "parental_alcohol_misuse", "step-parent's", codes + (ALCOHOL_MISUSER_IN_HOUSEHOLD[0],))
+    for kid in kids:
+        p.plant(
+            kid,
+            "parental_alcohol_misuse",
+            False,
+            "alcohol misuse on the step-parent's record" + held_back,
+            codes + (ALCOHOL_MISUSER_IN_HOUSEHOLD[0],),
+        )
 
-    # mental illness: postnatal depression with a 4-month-old; schizophrenia (on the SMI register)
+    # an ended step-parent link: he moved out a year ago; the child is cause for concern now
+    mother, _, (child,) = _planted_family(p, father=None, kids=((7, 2),))
+    former = p.adult("M", p.new_household(), age=(28, 50))
+    other_surname(former, child)
+    p.add_household([former])
+    p.relate(child, former, "step-parent", start=ago(years=5), end=ago(years=1))
+    codes = (p.event(former, ALCOHOL_DEPENDENCE, ago(months=6)),)
+    p.plant(
+        child,
+        "parental_alcohol_misuse",
+        False,
+        "alcohol dependence on a former step-parent's record: the link ended 1 year ago and he lives "
+        "elsewhere, so it no longer reaches the child",
+        codes,
+    )
+    cfc = p.event(child, CFC_SAFEGUARDING, ago(months=5))
+    p.plant(child, "cause_for_concern", True, "cause for safeguarding concern 5 months ago; former step-parent", (cfc,))
+
+    # a father who left the household (another household now): the explicit father link still reaches;
+    # the mother's former partner, never linked, left too and no longer counts as a household adult
+    mother, _, (child,) = _planted_family(p, father=None, kids=((9, 6),))
+    dad = p.adult("M", p.new_household(), child.family, age=(30, 50))
+    p.add_household([dad])
+    p.relate(child, dad, "father")
+    codes = (p.event(dad, SUICIDE_ATTEMPT, ago(months=3)),)
+    p.plant(
+        child,
+        "parental_suicide_self_harm",
+        True,
+        "father left the household (another household now): the recorded father link still reaches; open concern flag",
+        codes,
+    )
+    former = p.adult("M", p.new_household(), age=(30, 50))
+    other_surname(former, child)
+    p.add_household([former])
+    codes = (p.event(former, ALCOHOL_ABUSE, ago(months=4)),)
+    p.plant(
+        child,
+        "parental_alcohol_misuse",
+        False,
+        "alcohol misuse on the mother's former partner's record: no recorded link, and he left the "
+        "household, so he is no longer a household adult",
+        codes,
+    )
+    flag(child, 2)
+
+    # a father not registered at this practice: a relationship row with no patients row. Nothing of his
+    # can be read; the child's own child-side code counts.
+    mother, _, (child,) = _planted_family(p, father=None, kids=((3, 8),))
+    absent = p.person("M", p.today - rng.randint(25 * 365, 40 * 365), "", child.family)
+    p.unregistered.append(absent)
+    p.relate(child, absent, "father")
+    code = p.event(child, DA_IN_HOUSEHOLD, ago(months=5), clinician="HV02")
+    p.plant(
+        child,
+        "parental_domestic_abuse",
+        True,
+        "father not registered at this practice (no patients row): the child-side code on the child's own "
+        "record counts; open concern flag on the mother",
+        (code,),
+    )
+    flag(mother, 4, by="HV02")
+
+    # a child under 5 with no linked adult: no relationship recorded, no adult registered in the household
+    child = p.person(rng.choice("FM"), p.born_aged(2, 4, rng.randint(0, 20)), p.new_household())
+    p.add_household([child])
+    code = p.event(child, CFC, ago(months=2), clinician="HV01")
+    p.plant(
+        child,
+        "cause_for_concern",
+        True,
+        "cause for concern 2 months ago; aged 2 with no linked adult (data gap)",
+        (code,),
+    )
+
+    # mental illness: postnatal depression with a 4-month-old, no flag; schizophrenia with a resolved flag;
+    # severe mental illness with an open flag but no other minor criterion (below the threshold of two)
     mother, _, _ = _planted_family(p, kids=((2, 6),))
     baby = p.person(rng.choice("FM"), ago(months=4), mother.household, mother.family)
     _household_of(p, mother).append(baby)
@@ -1098,53 +1217,115 @@ def _plant_risk_factors(p: _Practice) -> None:
     for sib in older:
         p.relate(baby, sib, "sibling")
         p.relate(sib, baby, "sibling")
-    risk([baby, *older], "parental_mental_illness", "mother's", codes, "postnatal depression")
-    mother, _, kids = _planted_family(p, father=None, kids=((6, 6),))
-    codes = (p.event(mother, SCHIZOPHRENIA, ago(years=6)), p.event(mother, SMI_REGISTER, ago(years=5)))
-    risk(kids, "parental_mental_illness", "mother's", codes, "severe mental illness; concern flag resolved")
-    flag(kids[0], 14, resolved_months=8, by="HV01")
+    for kid in (baby, *older):
+        p.plant(kid, "parental_mental_illness", False, "postnatal depression on the mother's record" + held_back, codes)
+    mother, _, (child,) = _planted_family(p, father=None, kids=((6, 6),))
+    codes = (p.event(mother, SCHIZOPHRENIA, ago(years=4)), p.event(mother, SMI_REGISTER, ago(years=3)))
+    p.plant(
+        child,
+        "parental_mental_illness",
+        False,
+        "severe mental illness on the mother's record; the concern flag was resolved 8 months ago: held back",
+        codes,
+    )
+    flag(child, 14, resolved_months=8, by="HV01")
+    mother, _, (child, younger) = _planted_family(p, father="resident", kids=((11, 0), (4, 3)))
+    codes = (p.event(mother, SMI_REGISTER, ago(years=2)),)
+    p.plant(
+        child,
+        "parental_mental_illness",
+        False,
+        "severe mental illness on the mother's record, open concern flag, but one minor criterion only "
+        "(the protocol lists a child with two)",
+        codes,
+    )
+    p.plant(
+        younger,
+        "parental_mental_illness",
+        True,
+        "severe mental illness on the mother's record; concern flag on a sibling; with missed appointments, "
+        "two minor criteria",
+        codes,
+    )
+    missed(younger, (1, 7), ("did_not_attend", "was_not_brought"))
+    p.plant(
+        younger,
+        "was_not_brought",
+        True,
+        "2 missed appointments in 12 months (one did-not-attend, one was-not-brought); with parental mental "
+        "illness, two minor criteria",
+    )
+    flag(child, 5)
 
-    # suicide attempt / self-harm
+    # suicide attempt / self-harm, father in another household; no concern flag
     mother, _, kids = _planted_family(p, father="elsewhere", kids=((8, 0), (11, 11)))
     codes = (
         p.event(mother, SUICIDE_ATTEMPT, ago(months=6)),
         p.event(mother, SELF_HARM_HISTORY, ago(months=5)),
     )
-    risk(kids, "parental_suicide_self_harm", "mother's", codes)
+    for kid in kids:
+        p.plant(kid, "parental_suicide_self_harm", False, "suicide attempt on the mother's record" + held_back, codes)
 
-    # learning disability
-    mother, _, kids = _planted_family(p, father="resident", kids=((0, 8),))
+    # learning disability and a baby not brought twice: two minor criteria, concern flag open
+    mother, _, (child,) = _planted_family(p, father="resident", kids=((0, 8),))
     codes = (
         p.event(mother, INTELLECTUAL_DISABILITY, ago(years=12)),
         p.event(mother, LD_REGISTER, ago(years=11)),
     )
-    risk(kids, "parental_learning_disability", "mother's", codes)
+    p.plant(
+        child,
+        "parental_learning_disability",
+        True,
+        "learning disability on the mother's record; open concern flag; with missed appointments, two minor criteria",
+        codes,
+    )
+    missed(child, (2, 5), ("was_not_brought", "did_not_attend"))
+    p.plant(
+        child,
+        "was_not_brought",
+        True,
+        "2 missed appointments in 12 months (one was-not-brought, one did-not-attend); with parental learning "
+        "disability, two minor criteria",
+    )
+    flag(child, 4, by="HV01")
 
-    # children not brought: 3 (and 2) was-not-brought appointments in the last 12 months
-    for count, (years, months) in ((3, (2, 2)), (2, (6, 4)), (4, (0, 11))):
+    # children not brought with nothing else: one minor criterion is below the threshold
+    for count, (years, months) in ((3, (2, 2)), (4, (0, 11))):
         _, _, (child,) = _planted_family(p, father=rng.choice((None, "step")), kids=((years, months),))
-        child.quiet = True
-        for i in range(count):
-            day = ago(months=2 + 3 * i, days=rng.randint(0, 20))
-            p.appointments.append((child, day, "was_not_brought", rng.choice(CLINICIANS_NURSE)))
-        p.event(child, CHILD_NOT_BROUGHT, ago(months=2), clinician="GP01")
+        missed(child, tuple(2 + 3 * i for i in range(count)))
+        code = p.event(child, CHILD_NOT_BROUGHT, ago(months=2), clinician="GP01")
         p.plant(
             child,
             "was_not_brought",
             False,
-            f"{count} was-not-brought appointments in the last 12 months",
-            (CHILD_NOT_BROUGHT[0],),
+            f"{count} was-not-brought appointments in 12 months, nothing else: one minor criterion (two needed)",
+            (code,),
         )
         if count == 4:
             flag(child, 1)
+    # a missed appointment and its code on the same day count once
+    _, _, (child,) = _planted_family(p, father=None, kids=((6, 4),))
+    child.quiet = True
+    day = ago(months=4)
+    p.appointments.append((child, day, "was_not_brought", "PN03"))
+    code = p.event(child, CHILD_NOT_BROUGHT, day, clinician="PN03")
+    p.plant(
+        child,
+        "was_not_brought",
+        False,
+        "a was-not-brought appointment and its code on the same day: one missed day (two needed)",
+        (code,),
+    )
 
     # accumulation across a family: mother drinks, her new partner (another surname) misuses drugs,
-    # the child is also cause for concern (listed now) and has missed appointments
+    # the child is also cause for concern and has missed appointments
     mother, step, (child,) = _planted_family(p, father="step", kids=((5, 3),))
     codes = (p.event(mother, ALCOHOL_ABUSE, ago(months=9)),)
-    risk([child], "parental_alcohol_misuse", "mother's", codes)
+    p.plant(child, "parental_alcohol_misuse", True, "alcohol misuse on the mother's record; concern", codes)
     codes = (p.event(step, DRUG_ABUSE, ago(months=7)),)
-    risk([child], "parental_drug_misuse", "step-parent's (another surname)", codes)
+    p.plant(
+        child, "parental_drug_misuse", True, "drug misuse on the step-parent's (another surname) record; concern", codes
+    )
     cfc = p.event(child, CFC_SAFEGUARDING, ago(months=1))
     p.plant(
         child,
@@ -1157,7 +1338,7 @@ def _plant_risk_factors(p: _Practice) -> None:
     for months in (3, 8):
         p.appointments.append((child, ago(months=months), "was_not_brought", "PN02"))
     code = p.event(child, CHILD_NOT_BROUGHT, ago(months=3), clinician="PN02")
-    p.plant(child, "was_not_brought", False, "2 was-not-brought appointments in the last 12 months", (code,))
+    p.plant(child, "was_not_brought", True, "2 was-not-brought appointments in 12 months; with other criteria", (code,))
     flag(child, 2)
 
 
@@ -1184,9 +1365,11 @@ def _build(patients: int, seed: int, as_of: date) -> _Practice:
     _plant_protocol_cases(p)
     _plant_near_misses(p)
     _plant_risk_factors(p)
+    planted_people = set()
     for members in p.households:  # planted children miss no appointments beyond those planted
         for person in members:
             person.quiet = True
+            planted_people.add(id(person))
     total = sum(len(h) for h in p.households)
     while total < patients:
         before = len(p.households)
@@ -1218,7 +1401,7 @@ def _build(patients: int, seed: int, as_of: date) -> _Practice:
     width = max(5, len(str(patients)))
     number = 0
     for members in p.households:
-        no_address = rng.random() < 0.015
+        no_address = rng.random() < 0.015 and id(members[0]) not in planted_people  # planted: as planted
         for person in members:
             number += 1
             person.pid = f"P{number:0{width}d}"
@@ -1231,6 +1414,8 @@ def _build(patients: int, seed: int, as_of: date) -> _Practice:
                 person.nhs = _nhs_number(rng, used)
                 if r < 0.026:  # a typing error in the check digit
                     person.nhs = person.nhs[:9] + str((int(person.nhs[9]) + 1) % 10)
+    for number, person in enumerate(p.unregistered, 1):  # linked relatives with no patients row
+        person.pid = f"X{number:0{width}d}"
     for members in p.households:
         for person in members:
             _background_events(p, person)
@@ -1267,6 +1452,7 @@ def _rows(p: _Practice) -> dict[str, list[tuple[str, ...]]]:
 
     people = sorted((m for members in p.households for m in members), key=lambda m: m.pid)
     placed = {id(m) for m in people}
+    related = placed | {id(m) for m in p.unregistered}
     patients = [
         (
             m.pid,
@@ -1290,7 +1476,7 @@ def _rows(p: _Practice) -> dict[str, list[tuple[str, ...]]]:
     relationships = sorted(
         (r[0].pid, r[1].pid, r[2], d(r[3]), d(r[4]))
         for r in p.relationships
-        if id(r[0]) in placed and id(r[1]) in placed
+        if id(r[0]) in placed and id(r[1]) in related
     )
     appointments = sorted((a[0].pid, d(a[1]), a[2], a[3]) for a in p.appointments)
     concerns = sorted((c[0].pid, d(c[1]), c[2], d(c[3]), c[4]) for c in p.concerns)
@@ -1343,7 +1529,17 @@ def generate_practice(
         files.append(path)
     planted = tuple(
         sorted(
-            (PlantedCase(c.person.pid, c.criterion_id, c.expect_listed, c.note, c.codes) for c in practice.cases),
+            (
+                PlantedCase(
+                    c.person.pid,
+                    c.criterion_id,
+                    c.expect_listed,
+                    c.note,
+                    c.codes,
+                    tuple(sorted(child.pid for child in c.routed_to)),
+                )
+                for c in practice.cases
+            ),
             key=lambda c: (c.criterion_id, c.patient_id),
         )
     )
@@ -1363,5 +1559,7 @@ def planted_markdown(summary: SampleSummary) -> str:
     lines = ["| patient_id | criterion | listed | note |", "|---|---|---|---|"]
     for case in summary.planted:
         listed = "yes" if case.expect_listed else "no"
+        if case.expect_listed and case.routed_to:
+            listed = "on " + ", ".join(case.routed_to)
         lines.append(f"| {case.patient_id} | {case.criterion_id} | {listed} | {case.note} |")
     return "\n".join(lines) + "\n"

@@ -195,14 +195,21 @@ KIND_EVALUATORS: dict[type, Callable] = {
 }
 
 
-def _people(con, protocol: Protocol, as_of: date) -> pd.DataFrame:
-    """Every patient with age on the as-of date, family, concern, and whether (and why not) they can be listed."""
+def _people_table(con, protocol: Protocol, as_of: date) -> None:
+    """``people``: every patient with age on the as-of date, family, concern (own or anyone in the family),
+    and whether (and why not) they can be listed. Stays in DuckDB; only relevant rows reach pandas."""
     pop = protocol.population
     death_from = pop.include_deaths_within.before(as_of) if pop.include_deaths_within else None
-    return con.execute(
+    families.run_script(
+        con,
         """
+        CREATE OR REPLACE TEMP TABLE with_adult AS
+        SELECT DISTINCT child_id AS patient_id FROM links WHERE role IN ('parent', 'household_adult');
+        CREATE OR REPLACE TEMP TABLE concerned_family AS
+        SELECT DISTINCT f.family_id FROM concern c JOIN family f USING (patient_id);
+        CREATE OR REPLACE TEMP TABLE people AS
         SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
-               age, f.family_id, c.evidence AS concern,
+               age, f.family_id, c.evidence AS concern, cf.family_id IS NOT NULL AS concerned,
                CASE
                  WHEN date_of_birth > $as_of THEN 'not born by the as-of date'
                  WHEN $registered AND (registered_from > $as_of OR registered_to < $as_of)
@@ -211,8 +218,7 @@ def _people(con, protocol: Protocol, as_of: date) -> pd.DataFrame:
                    THEN 'died before the as-of date'
                END AS exclusion,
                age BETWEEN $min_age AND $max_age AS in_age_range,
-               age < 5 AND NOT EXISTS (SELECT 1 FROM links l WHERE l.child_id = p.patient_id
-                                       AND l.role IN ('parent', 'household_adult')) AS no_linked_adult
+               age < 5 AND w.patient_id IS NULL AS no_linked_adult
         FROM (
           SELECT *, year($as_of) - year(date_of_birth)
                     - CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END AS age
@@ -220,7 +226,8 @@ def _people(con, protocol: Protocol, as_of: date) -> pd.DataFrame:
         ) p
         LEFT JOIN family f USING (patient_id)
         LEFT JOIN concern c USING (patient_id)
-        ORDER BY p.patient_id
+        LEFT JOIN concerned_family cf ON cf.family_id = f.family_id
+        LEFT JOIN with_adult w ON w.patient_id = p.patient_id
         """,
         {
             "as_of": as_of,
@@ -229,10 +236,41 @@ def _people(con, protocol: Protocol, as_of: date) -> pd.DataFrame:
             "min_age": pop.min_age,
             "max_age": pop.max_age,
         },
+    )
+
+
+def _relevant(con, own: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """(people, links) for patients with a hit, the children linked to them, and those children's adults.
+
+    At ICB scale ``people`` and ``links`` have millions of rows; ranking needs only these.
+    """
+    con.register("own_ids_df", pd.DataFrame({"patient_id": own["patient_id"].unique()}))
+    families.run_script(
+        con,
+        """
+        CREATE OR REPLACE TEMP TABLE own_ids AS SELECT DISTINCT patient_id FROM own_ids_df;
+        CREATE OR REPLACE TEMP TABLE relevant_children AS
+        SELECT patient_id FROM own_ids
+        UNION SELECT child_id FROM links WHERE relative_id IN (SELECT patient_id FROM own_ids);
+        CREATE OR REPLACE TEMP TABLE relevant_links AS
+        SELECT child_id, relative_id, relation, role, priority FROM links
+        WHERE child_id IN (SELECT patient_id FROM relevant_children)
+           OR relative_id IN (SELECT patient_id FROM own_ids)
+        """,
+    )
+    con.unregister("own_ids_df")
+    links = con.execute("SELECT * FROM relevant_links ORDER BY child_id, priority, relation, relative_id").df()
+    people = con.execute(
+        """
+        SELECT * FROM people WHERE patient_id IN (
+          SELECT patient_id FROM relevant_children UNION SELECT relative_id FROM relevant_links)
+        ORDER BY patient_id
+        """
     ).df()
+    return people, links
 
 
-def _route(con, protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
+def _route(protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Carry hits along family links to the children whose criterion reads that relative's record.
 
     Pregnancy criteria (``lists_adults``) are carried from the expectant woman to the children she is
@@ -240,7 +278,6 @@ def _route(con, protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame) -> 
     none is the woman herself the case, and then parental criteria read her own record too.
     """
     records = pd.DataFrame([(c.id, r) for c in protocol.criteria for r in c.record], columns=["criterion_id", "role"])
-    links = con.execute("SELECT child_id, relative_id, relation, role, priority FROM links").df()
     eligible_children = set(people.loc[people["exclusion"].isna() & people["in_age_range"], "patient_id"])
     pregnancy = {c.id for c in protocol.criteria if c.lists_adults}
 
@@ -324,13 +361,22 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     frames = [KIND_EVALUATORS[type(c)](con, c, as_of) for c in protocol.criteria]
     frames = [f for f in frames if len(f)]
     own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
-    people = _people(con, protocol, as_of)
-    hits = _route(con, protocol, own, people)
+    _people_table(con, protocol, as_of)
+    people, links = _relevant(con, own)
+    hits = _route(protocol, own, people, links)
     expectant = hits.attrs.get("expectant", set())
     hits = _apply_missed_thresholds(protocol, hits)
     hits = hits.assign(reciprocal_missing=_reciprocal_gaps(con, protocol, hits))
     people["expectant"] = people["patient_id"].isin(expectant)
-    links = con.execute(
-        "SELECT child_id, relative_id, relation, role FROM links ORDER BY child_id, priority, relation, relative_id"
-    ).df()
-    return Evaluation(people=people, hits=hits.reset_index(drop=True), links=links, warnings=tuple(warnings))
+    population, no_adult = con.execute(
+        "SELECT count(*) FILTER (WHERE exclusion IS NULL AND in_age_range), "
+        "count(*) FILTER (WHERE exclusion IS NULL AND no_linked_adult) FROM people"
+    ).fetchone()
+    return Evaluation(
+        people=people,
+        hits=hits.reset_index(drop=True),
+        links=links.drop(columns="priority"),
+        warnings=tuple(warnings),
+        population=int(population),
+        no_linked_adult=int(no_adult),
+    )
