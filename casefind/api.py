@@ -8,7 +8,7 @@ from pathlib import Path
 
 from casefind import __version__
 from casefind.engine import duckdb_engine
-from casefind.errors import Problem, ProtocolError
+from casefind.errors import OptionError, Problem, ProtocolError
 from casefind.extract import Extract, read_extract
 from casefind.protocol import Protocol, default_protocol_path, load_protocol
 from casefind.ranking import rank
@@ -131,3 +131,26 @@ def coding_report(
         "casefind_version": __version__,
     }
     return report, reports.write_report(report, out_dir, provenance)
+
+
+def explain(
+    data_dir: str | Path,
+    patient_id: str,
+    *,
+    rules: str | Path | Protocol | None = None,
+    as_of: date | None = None,
+    mapping: str | Path | None = None,
+    skip_bad_rows: bool = False,
+):
+    """Why one patient is (or is not) on the list: every criterion, the score and the family."""
+    from casefind.explain import explain as explain_patient
+
+    as_of = as_of or date.today()
+    protocol = resolve_protocol(rules)
+    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
+    detail = duckdb_engine.patient_detail(extract.con, patient_id, protocol, as_of)
+    if detail["person"].empty:
+        raise OptionError("PATIENT_ID: no patient with this patient_id in the patients file")
+    ranked = rank(evaluation, protocol, as_of, show_all=True)
+    return explain_patient(patient_id, protocol, as_of, ranked, evaluation.hits, detail)

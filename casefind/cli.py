@@ -102,7 +102,7 @@ def _summary(info) -> str:
             f" {n} more child{'ren' if n != 1 else ''} meet{'s' if n == 1 else ''} criteria that need a "
             "professional-concern flag but have none."
         )
-    gaps = "; ".join(f"{n} {what}" for what, n in info.data_gaps.items() if n)
+    gaps = "; ".join(f"{what}: {n}" for what, n in info.data_gaps.items() if n)
     if gaps:
         text += f" Data gaps: {gaps}."
     if info.rows_rejected:
@@ -221,6 +221,31 @@ def coding_report(
         highlight=False,
         soft_wrap=True,
     )
+
+
+@app.command("explain")
+@_friendly_errors
+def explain(
+    data_dir: Path = typer.Argument(..., help="Extract folder (as for build-list)."),
+    patient_id: str = typer.Argument(..., help="The patient_id to explain."),
+    rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
+    as_of: str = typer.Option(None, "--as-of", help="Meeting date YYYY-MM-DD (default: today)."),
+    mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
+    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Leave bad rows out instead of stopping."),
+) -> None:
+    """Explain one patient: every criterion met or not and why, the score arithmetic, the family."""
+    result = api.explain(
+        data_dir, patient_id, rules=rules, as_of=_parse_as_of(as_of), mapping=mapping, skip_bad_rows=skip_bad_rows
+    )
+    for line in result.summary:
+        out.print(line, highlight=False, soft_wrap=True)
+    table = Table(title="Criteria", show_lines=True)
+    for col in ("criterion", "status", "why"):
+        table.add_column(col, overflow="fold")
+    for c in result.criteria:
+        table.add_row(f"{c.label}\n[dim]{c.criterion_id}[/]", c.status, "\n".join(c.reasons))
+    out.print(table)
+    out.print("Family links on the as-of date: " + "; ".join(result.family), highlight=False, soft_wrap=True)
 
 
 @app.command("schema")

@@ -380,3 +380,26 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
         population=int(population),
         no_linked_adult=int(no_adult),
     )
+
+
+def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, protocol: Protocol, as_of: date) -> dict:
+    """Everything ``explain`` needs about one patient after ``evaluate`` ran on ``con``: their people row,
+    their links, and the latest coded rows (per criterion and role) of them and their linked relatives."""
+    person = con.execute("SELECT * FROM people WHERE patient_id = ?", [patient_id]).df()
+    links = con.execute(
+        "SELECT relative_id, relation, role FROM links WHERE child_id = ? ORDER BY priority, relation, relative_id",
+        [patient_id],
+    ).df()
+    ids = [patient_id, *links["relative_id"].unique()]
+    latest = con.execute(
+        "SELECT patient_id, criterion_id, role, ev.date AS date, ev.code AS code, ev.term AS term, ev.value AS value "
+        "FROM latest WHERE list_contains(?, patient_id)",
+        [ids],
+    ).df()
+    relatives = con.execute(
+        "SELECT patient_id, exclusion, age FROM people WHERE list_contains(?, patient_id)", [ids]
+    ).df()
+    appointments = con.execute(
+        "SELECT date, status FROM appointments WHERE patient_id = ? AND date <= ? ORDER BY date", [patient_id, as_of]
+    ).df()
+    return {"person": person, "links": links, "latest": latest, "relatives": relatives, "appointments": appointments}

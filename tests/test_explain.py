@@ -1,0 +1,98 @@
+"""casefind explain: every criterion met or not, and why, in words a safeguarding lead can check."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import pytest
+from typer.testing import CliRunner
+
+from casefind import api
+from casefind.cli import app
+from casefind.errors import OptionError
+from casefind.protocol import parse_protocol
+
+AS_OF = date(2026, 11, 24)
+PROTOCOL = """
+name: explain
+version: "1"
+ranking: {minor_criteria_needed: 2}
+concern: {codes: cfc}
+codelists:
+  cp_start: {codes: [{code: "342191000000101", term: "Subject to child protection plan"}]}
+  cp_end: {codes: [{code: "342891000000105", term: "No longer subject to child protection plan"}]}
+  da: {codes: [{code: "879911000000102", term: "Victim of domestic abuse"}]}
+  cfc: {codes: [{code: "836881000000105", term: "Child is cause for safeguarding concern"}]}
+criteria:
+  - {id: cp, label: CP plan, kind: coded_active, start: cp_start, end: cp_end, weight: 10, tier: significant}
+  - {id: da, label: Domestic abuse, kind: coded_in_window, codes: da, window: 12 months,
+     record: [parent, household_adult], requires_concern: true, weight: 6, tier: significant}
+  - {id: nb, label: New birth, kind: new_birth, window: 8 weeks, weight: 1, tier: minor}
+"""
+
+
+@pytest.fixture
+def extract(make_extract):
+    return make_extract(
+        patients="""
+        patient_id | date_of_birth | household_id
+        kid        | 2019-05-01    | H1
+        mum        | 1990-01-01    | H1
+        """,
+        relationships="""
+        patient_id | related_patient_id | relationship
+        kid        | mum                | mother
+        """,
+        events="""
+        patient_id | code            | date
+        kid        | 342191000000101 | 2025-01-01
+        kid        | 342891000000105 | 2025-06-01
+        mum        | 879911000000102 | 2026-04-01
+        """,
+    )
+
+
+def _explain(extract):
+    return api.explain(extract, "kid", rules=parse_protocol(PROTOCOL), as_of=AS_OF)
+
+
+def test_each_criterion_says_why(extract):
+    result = _explain(extract)
+    by_id = {c.criterion_id: c for c in result.criteria}
+    assert by_id["cp"].status == "not met"
+    assert by_id["cp"].reasons == (
+        "own record: latest start Subject to child protection plan (342191000000101) on 2025-01-01 was closed by "
+        "the later end code No longer subject to child protection plan (342891000000105) on 2025-06-01",
+    )
+    assert by_id["da"].status == "held back: needs a professional-concern flag on the child or family"
+    assert by_id["da"].reasons == ("mother (patient mum): Victim of domestic abuse (879911000000102) on 2026-04-01",)
+    assert by_id["nb"].reasons == ("own record: born 2019-05-01; the 8 weeks window starts 2026-09-29",)
+    assert "Not listed: needs one significant criterion or 2 minor ones that count." in result.summary
+    assert result.family == ("mother: patient mum",)
+
+
+def test_with_concern_the_score_arithmetic_is_shown(extract):
+    (extract / "concerns.csv").write_text("patient_id,raised_on\nmum,2026-10-01\n")
+    result = _explain(extract)
+    by_id = {c.criterion_id: c for c in result.criteria}
+    assert by_id["da"].status == "counted"
+    assert by_id["da"].reasons == (
+        "Domestic abuse: mother (patient mum): Victim of domestic abuse (879911000000102), 2026-04-01",
+    )
+    assert "Score: da 6 = 6." in result.summary
+    assert "Professional concern: on another family member." in result.summary
+
+
+def test_unknown_patient_is_a_clear_error_without_echoing_the_id(extract):
+    with pytest.raises(OptionError) as caught:
+        api.explain(extract, "NOBODY-123", rules=parse_protocol(PROTOCOL), as_of=AS_OF)
+    assert "NOBODY-123" not in caught.value.render()
+
+
+def test_cli_explain(extract, tmp_path):
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(PROTOCOL)
+    result = CliRunner().invoke(app, ["explain", str(extract), "kid", "--rules", str(rules), "--as-of", "2026-11-24"])
+    assert result.exit_code == 0, result.output
+    assert "Patient kid, age 7 on 2026-11-24" in result.output
+    assert "Family links on the as-of date: mother: patient mum" in result.output
