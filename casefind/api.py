@@ -45,6 +45,7 @@ def build_list(
     info = dataclasses.replace(
         info,
         held_back_without_concern=ranked.held_back,
+        below_threshold=ranked.below_threshold,
         data_gaps=ranked.data_gaps,
         warnings=info.warnings + evaluation.warnings,
     )

@@ -102,6 +102,9 @@ def _summary(info) -> str:
             f" {n} more child{'ren' if n != 1 else ''} meet{'s' if n == 1 else ''} criteria that need a "
             "professional-concern flag but have none."
         )
+    if info.below_threshold:
+        n = info.below_threshold
+        text += f" {n} more below the tier threshold (--all shows them)."
     gaps = "; ".join(f"{what}: {n}" for what, n in info.data_gaps.items() if n)
     if gaps:
         text += f" Data gaps: {gaps}."

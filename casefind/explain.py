@@ -93,13 +93,8 @@ def explain(
             f"Not listed: needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones "
             "that count."
         )
-    summary.append(
-        f"Professional concern: {person['concern']}"
-        if isinstance(person["concern"], str)
-        else (
-            "Professional concern: on another family member." if person["concerned"] else "Professional concern: none."
-        )
-    )
+    concern = person["concern"] if isinstance(person["concern"], str) else "none"
+    summary.append(f"Professional concern: {concern}")
 
     mine = hits[hits["patient_id"] == patient_id]
     evidence = ranked.evidence

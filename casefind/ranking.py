@@ -34,6 +34,7 @@ class Ranked:
     adults: pd.DataFrame  # linked adults of listed children, with what reached the children through them
     held_back: int  # eligible children meeting only concern-gated criteria without a concern flag
     data_gaps: dict[str, int]
+    below_threshold: int = 0  # children meeting criteria that count but not the tier rule (listed with --all)
 
 
 def _criteria_table(protocol: Protocol, as_of: date) -> pd.DataFrame:
@@ -75,8 +76,14 @@ def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> p
     people = evaluation.people.set_index("patient_id")
     hits = evaluation.hits.merge(_criteria_table(protocol, as_of), on="criterion_id")
     person = people.reindex(hits["patient_id"])
+    # An expectant woman above the age range is the case only for her unborn baby: pregnancy criteria and
+    # parental criteria read from her own record, not (say) her own missed appointments.
+    for_unborn = (
+        hits["criterion_id"].isin([c.id for c in protocol.criteria if c.lists_adults]).to_numpy()
+        | (hits["via_patient_id"] == hits["patient_id"]).to_numpy()
+    )
     eligible = person["exclusion"].isna().to_numpy() & (
-        person["in_age_range"].astype(bool).to_numpy() | person["expectant"].astype(bool).to_numpy()
+        person["in_age_range"].astype(bool).to_numpy() | (person["expectant"].astype(bool).to_numpy() & for_unborn)
     )
     concerned = person["concerned"].astype(bool).to_numpy()
     hits = hits.assign(
@@ -162,7 +169,8 @@ def rank(
             gaps.index.isin(listed).sum()
         ),
     }
-    return Ranked(entries[list(LIST_COLUMNS)], shown, adults, held_back, data_gaps)
+    below = int((~qualifies).sum()) if not show_all else 0
+    return Ranked(entries[list(LIST_COLUMNS)], shown, adults, held_back, data_gaps, below)
 
 
 def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:

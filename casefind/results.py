@@ -66,6 +66,7 @@ class RunInfo:
     population: int
     listed: int
     held_back_without_concern: int = 0
+    below_threshold: int = 0
     data_gaps: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     rejects_file: str | None = None
@@ -82,6 +83,7 @@ class RunInfo:
             "population": self.population,
             "listed": self.listed,
             "held_back_without_concern": self.held_back_without_concern,
+            "below_threshold": self.below_threshold,
             "data_gaps": dict(sorted(self.data_gaps.items())),
             "warnings": list(self.warnings),
         }

@@ -80,7 +80,7 @@ def test_with_concern_the_score_arithmetic_is_shown(extract):
         "Domestic abuse: mother (patient mum): Victim of domestic abuse (879911000000102), 2026-04-01",
     )
     assert "Score: da 6 = 6." in result.summary
-    assert "Professional concern: on another family member." in result.summary
+    assert "Professional concern: in the family: patient mum: concern flag raised 2026-10-01" in result.summary
 
 
 def test_unknown_patient_is_a_clear_error_without_echoing_the_id(extract):

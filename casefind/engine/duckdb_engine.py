@@ -133,7 +133,7 @@ def _new_birth(con, c: NewBirth, as_of: date) -> pd.DataFrame:
     return con.execute(
         """
         SELECT patient_id, ? AS criterion_id, date_of_birth AS date, NULL AS code, NULL AS code_system,
-               'Born ' || strftime(date_of_birth, '%Y-%m-%d') AS term, NULL AS value, NULL AS detail
+               'Date of birth' AS term, NULL AS value, NULL AS detail
         FROM patients WHERE date_of_birth BETWEEN ? AND ?
         """,
         [c.id, c.window.before(as_of), as_of],
@@ -206,10 +206,13 @@ def _people_table(con, protocol: Protocol, as_of: date) -> None:
         CREATE OR REPLACE TEMP TABLE with_adult AS
         SELECT DISTINCT child_id AS patient_id FROM links WHERE role IN ('parent', 'household_adult');
         CREATE OR REPLACE TEMP TABLE concerned_family AS
-        SELECT DISTINCT f.family_id FROM concern c JOIN family f USING (patient_id);
+        SELECT f.family_id,
+               string_agg('patient ' || c.patient_id || ': ' || c.evidence, '; ' ORDER BY c.patient_id) AS evidence
+        FROM concern c JOIN family f USING (patient_id) GROUP BY f.family_id;
         CREATE OR REPLACE TEMP TABLE people AS
         SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
-               age, f.family_id, c.evidence AS concern, cf.family_id IS NOT NULL AS concerned,
+               age, f.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,
+               cf.family_id IS NOT NULL AS concerned,
                CASE
                  WHEN date_of_birth > $as_of THEN 'not born by the as-of date'
                  WHEN $registered AND (registered_from > $as_of OR registered_to < $as_of)
@@ -270,6 +273,13 @@ def _relevant(con, own: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     return people, links
 
 
+def _one_route_per_relative(routed: pd.DataFrame) -> pd.DataFrame:
+    """Keep the most specific relationship per (child, criterion, relative): explicit links first."""
+    return routed.sort_values(["priority", "relation"], kind="mergesort").drop_duplicates(
+        ["patient_id", "criterion_id", "via_patient_id"]
+    )
+
+
 def _route(protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
     """Carry hits along family links to the children whose criterion reads that relative's record.
 
@@ -289,6 +299,7 @@ def _route(protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: p
         via_patient_id=carried["relative_id"],
         via_relation=carried["relation"] + " (expectant)",
     )
+    carried = _one_route_per_relative(carried)
     expectant = set(preg["patient_id"]) - set(carried["via_patient_id"])
     kept_preg = preg[preg["patient_id"].isin(expectant | eligible_children)]
 
@@ -298,6 +309,7 @@ def _route(protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: p
             "relative_id": sorted(expectant),
             "relation": "expectant mother (own record)",
             "role": "parent",
+            "priority": 0,
         }
     )
     all_links = pd.concat([links, self_links], ignore_index=True)
@@ -306,10 +318,7 @@ def _route(protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: p
         all_links, left_on=["patient_id", "role"], right_on=["relative_id", "role"]
     )
     via = via.assign(patient_id=via["child_id"], via_patient_id=via["relative_id"], via_relation=via["relation"])
-    # One route per relative: the most specific relationship (explicit link before shared household).
-    via = via.sort_values(["priority", "relation"], kind="mergesort").drop_duplicates(
-        ["patient_id", "criterion_id", "via_patient_id"]
-    )
+    via = _one_route_per_relative(via)
     own_kept = others.merge(records[records["role"] == "own"][["criterion_id"]], on="criterion_id")
     columns = list(HIT_COLUMNS) + ["via_patient_id", "via_relation"]
     frames = [f.reindex(columns=columns) for f in (own_kept, kept_preg, via, carried) if len(f)]

@@ -85,7 +85,9 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
           AND (date_of_death IS NULL OR date_of_death > $as_of);
 
         CREATE OR REPLACE TEMP TABLE parent_links AS
-        SELECT patient_id AS child_id, related_patient_id AS relative_id, word AS relation
+        SELECT patient_id AS child_id, related_patient_id AS relative_id,
+               word || CASE WHEN related_patient_id IN (SELECT patient_id FROM patients) THEN ''
+                            ELSE ' (no record here)' END AS relation
         FROM rel WHERE word IN ({_words(PARENT_WORDS)})
         UNION
         SELECT related_patient_id, patient_id, 'parent' FROM rel WHERE word IN ({_words(CHILD_WORDS)});
