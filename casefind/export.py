@@ -57,6 +57,8 @@ def _json_bytes(case_list: CaseList) -> bytes:
                     "code": r.code if isinstance(r.code, str) else None,
                     "term": r.term if isinstance(r.term, str) else None,
                     "detail": r.detail if isinstance(r.detail, str) else None,
+                    "via_relation": r.via_relation if isinstance(r.via_relation, str) else None,
+                    "via_patient_id": r.via_patient_id if isinstance(r.via_patient_id, str) else None,
                 }
                 for r in group.itertuples()
             ]
@@ -67,7 +69,18 @@ def _json_bytes(case_list: CaseList) -> bytes:
     )
     for entry in entries:
         entry["evidence"] = by_patient.get(entry["patient_id"], [])
-    doc = {"provenance": case_list.info.as_dict(), "entries": entries}
+    adults = _text_frame(case_list.adults).to_dict(orient="records") if len(case_list.adults) else []
+    families: dict[str, dict] = {}
+    for entry in entries:  # entries arrive in family order
+        family = families.setdefault(
+            entry["family_id"],
+            {"family_rank": entry["family_rank"], "family_id": entry["family_id"], "children": [], "adults": []},
+        )
+        family["children"].append(entry)
+    for adult in adults:
+        if adult["family_id"] in families:
+            families[adult["family_id"]]["adults"].append(adult)
+    doc = {"provenance": case_list.info.as_dict(), "families": list(families.values())}
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
@@ -93,20 +106,24 @@ def _xlsx_bytes(case_list: CaseList) -> bytes:
         {"title": "casefind discussion list", "created": datetime(as_of.year, as_of.month, as_of.day)}
     )
     bold = workbook.add_format({"bold": True})
-    sheet = workbook.add_worksheet("List")
-    frame = _text_frame(case_list.entries)
-    for col, name in enumerate(frame.columns):
-        sheet.write_string(0, col, name, bold)
-    for row, values in enumerate(frame.itertuples(index=False), start=1):
-        for col, value in enumerate(values):
-            sheet.write_string(row, col, neutralise_formula(value))
-    sheet.freeze_panes(1, 0)
+    _write_sheet(workbook, "List", _text_frame(case_list.entries), bold)
+    _write_sheet(workbook, "Adults", _text_frame(case_list.adults), bold)
     about = workbook.add_worksheet("Provenance")
     for row, (key, value) in enumerate(_flatten(case_list.info.as_dict())):
         about.write_string(row, 0, key, bold)
         about.write_string(row, 1, neutralise_formula(str(value)))
     workbook.close()
     return sink.getvalue()
+
+
+def _write_sheet(workbook, name: str, frame: pd.DataFrame, bold) -> None:
+    sheet = workbook.add_worksheet(name)
+    for col, header in enumerate(frame.columns):
+        sheet.write_string(0, col, header, bold)
+    for row, values in enumerate(frame.itertuples(index=False), start=1):
+        for col, value in enumerate(values):
+            sheet.write_string(row, col, neutralise_formula(value))
+    sheet.freeze_panes(1, 0)
 
 
 def _flatten(data: dict, prefix: str = "") -> list[tuple[str, object]]:

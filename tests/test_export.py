@@ -96,8 +96,9 @@ def test_parquet_and_json_keep_codes_as_text(case_list, tmp_path):
     assert str(table.schema.field("patient_id").type) in ("string", "large_string")
     assert b"casefind.provenance" in table.schema.metadata
     doc = json.loads(export.write_list(case_list, tmp_path / "list.json").read_text())
-    first = doc["entries"][0]
+    first = doc["families"][0]["children"][0]
     assert first["evidence"][0]["code"] == "342191000000101"
+    assert [f["family_rank"] for f in doc["families"]] == ["1", "2"]
     assert doc["provenance"]["as_of"] == "2026-11-24"
 
 
