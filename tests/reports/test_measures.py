@@ -136,9 +136,7 @@ def test_practice_sex_and_age_band_breakdowns():
         age_bands=[AgeBand(0, 11), AgeBand(12, 17)],
     )
     assert row(frame, "2024-02", breakdown="practice", group="A").numerator == 2
-    assert row(frame, "2024-02", breakdown="practice", group="A").child_years == pytest.approx(
-        2 * 29 / 365.25
-    )
+    assert row(frame, "2024-02", breakdown="practice", group="A").child_years == pytest.approx(2 * 29 / 365.25)
     b = row(frame, "2024-02", breakdown="practice", group="B")
     assert (b.numerator, b.codes, b.registered_midpoint) == (1, 2, 1)
     assert b.child_years == pytest.approx(29 / 365.25)
