@@ -150,7 +150,7 @@ def explain(
     protocol = resolve_protocol(rules)
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
-    detail = duckdb_engine.patient_detail(extract.con, patient_id, protocol, as_of)
+    detail = duckdb_engine.patient_detail(extract.con, patient_id, as_of)
     if detail["person"].empty:
         raise OptionError("PATIENT_ID: no patient with this patient_id in the patients file")
     ranked = rank(evaluation, protocol, as_of, show_all=True)

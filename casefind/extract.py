@@ -318,7 +318,7 @@ def _choice_sql(expr: str, col: Column) -> str:
     return f"(CASE lower({expr}) {cases} ELSE lower({expr}) END)"
 
 
-def _checks(table: Table, file_name: str) -> list[tuple[str, str, str]]:
+def _checks(table: Table) -> list[tuple[str, str, str]]:
     """(column, SQL yielding a problem text or NULL, hint) for every row-local rule of ``table``."""
     checks = []
     for col in table.columns:
@@ -365,7 +365,7 @@ def _checks(table: Table, file_name: str) -> list[tuple[str, str, str]]:
 
 def _collect_problems(con, table: Table, raw: str, source: SourceFile) -> None:
     """Insert every problem of ``raw`` into the ``problems`` table (one row per problem)."""
-    checks = _checks(table, source.path.name)
+    checks = _checks(table)
     cols = ", ".join(f"{sql} AS p{i}" for i, (_, sql, _) in enumerate(checks))
     structs = ", ".join(
         f"{{'col': {_sql_str(c)}, 'problem': p{i}, 'hint': {_sql_str(h) if h else 'NULL'}}}"

@@ -16,7 +16,6 @@ import hashlib
 import io
 import json
 import re
-from datetime import date
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -340,9 +339,6 @@ class Protocol(Frozen):
         """SHA-256 of the resolved protocol (codes included), independent of YAML layout and comments."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(canonical.encode()).hexdigest()
-
-    def window_start(self, window: Duration | None, as_of: date) -> date | None:
-        return window.before(as_of) if window else None
 
 
 # ---------------------------------------------------------------------------------------------- loading

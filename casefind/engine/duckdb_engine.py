@@ -391,7 +391,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     )
 
 
-def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, protocol: Protocol, as_of: date) -> dict:
+def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date) -> dict:
     """Everything ``explain`` needs about one patient after ``evaluate`` ran on ``con``: their people row,
     their links, and the latest coded rows (per criterion and role) of them and their linked relatives."""
     person = con.execute("SELECT * FROM people WHERE patient_id = ?", [patient_id]).df()
