@@ -17,6 +17,7 @@ not accepted. CSV files may be UTF-8 (with or without a BOM) or Windows-1252.
 from __future__ import annotations
 
 import codecs
+import csv
 import difflib
 import hashlib
 import os
@@ -208,6 +209,19 @@ def _rename(headers: list[str], table: Table, mapping: TableMapping | None, wher
     return chosen
 
 
+def _csv_header(csv_path: Path, shown: str) -> list[str]:
+    """The header row, read as the CSV module reads it; blank names become column1, column2 ..."""
+    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle), [])
+    names = [h.strip() or f"column{i + 1}" for i, h in enumerate(header)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ExtractError(
+            Problem(shown, f"the header repeats column(s) {', '.join(repeated)}", "give every column its own name")
+        )
+    return names
+
+
 def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
@@ -238,9 +252,15 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
                 )
         row_expr = "file_row_number + 1"
     else:
+        if not source.path.read_bytes()[:4096].strip(b"\xef\xbb\xbf \t\r\n"):
+            expected = ", ".join(c.name for c in table.columns if c.required)
+            raise ExtractError(Problem(path, f"the file is empty: expected a header row with {expected}"))
         csv_path = path if source.encoding == "utf-8" else str(_transcode_cp1252(source.path, workdir))
-        scan = (
-            f"read_csv({_sql_str(csv_path)}, header=true, all_varchar=true, store_rejects=true, "
+        header = _csv_header(Path(csv_path), path)
+        columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+        scan = (  # no sniffing: RFC 4180 commas and double quotes, so a broken quote is reported by line
+            f"read_csv({_sql_str(csv_path)}, header=true, auto_detect=false, columns={columns}, delim=',', "
+            "quote='\"', escape='\"', store_rejects=true, "
             f"rejects_table='rejects_{table.name}', rejects_scan='rejects_scan_{table.name}')"
         )
         con.execute("SET preserve_insertion_order = true")
@@ -248,7 +268,9 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
             con.execute(f"CREATE TEMP TABLE file_{table.name} AS SELECT * FROM {scan}")
         except duckdb.Error as exc:
             raise ExtractError(Problem(path, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
-        malformed = con.execute(f"SELECT line, error_message FROM rejects_{table.name} ORDER BY line").fetchall()
+        malformed = con.execute(  # one message per line (DuckDB records each surplus field)
+            f"SELECT line, arg_max(error_message, column_idx) FROM rejects_{table.name} GROUP BY line ORDER BY line"
+        ).fetchall()
         if malformed:
             raise ExtractError(
                 [
@@ -318,6 +340,12 @@ def _choice_sql(expr: str, col: Column) -> str:
     return f"(CASE lower({expr}) {cases} ELSE lower({expr}) END)"
 
 
+def _code_check_sql(c: str) -> str:
+    bad = " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in ('"', ",", " "))
+    quote = _sql_str("'")
+    return f"CASE WHEN {bad} THEN 'code ' || {quote} || {c} || {quote} || ' contains a quote, comma or space' END"
+
+
 def _checks(table: Table) -> list[tuple[str, str, str]]:
     """(column, SQL yielding a problem text or NULL, hint) for every row-local rule of ``table``."""
     checks = []
@@ -325,6 +353,10 @@ def _checks(table: Table) -> list[tuple[str, str, str]]:
         c = col.name
         if col.required:
             checks.append((c, f"CASE WHEN {c} IS NULL THEN 'missing required value' END", None))
+        if col.type == "code":
+            checks.append(
+                (c, _code_check_sql(c), "a code is one word, such as 342191000000101 or 13Iv.; check the quoting")
+            )
         if col.type == "date":
             checks.append(
                 (

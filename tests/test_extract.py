@@ -213,3 +213,41 @@ def test_invalid_nhs_numbers_are_warned_not_dropped(tmp_path):
         "patients.csv, row 3, column 'nhs_number': 1 NHS number fails the modulus 11 check (the patients are "
         "still considered; check the numbers before sharing the list)",
     )
+
+
+def test_unterminated_quote_is_reported_by_line_not_guessed_around(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv='patient_id,code,date\nP1,"342191000000101,2026-01-01\nP1,135891007,2026-01-01\n',
+    )
+    [problem] = _problems(folder)
+    assert problem.startswith(f"{folder / 'events.csv'}, line 2: malformed row: Value with unterminated quote found.")
+
+
+def test_a_row_with_surplus_fields_is_reported_once(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\nP1,1,2026-01-01,x,y\n")
+    assert _problems(folder) == [
+        f"{folder / 'events.csv'}, line 2: malformed row: Expected Number of Columns: 3 Found: 5\n"
+        "  HINT: fix the quoting or the number of fields; --skip-bad-rows cannot skip a row whose fields cannot be "
+        "told apart"
+    ]
+
+
+def test_empty_file_and_repeated_header(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="")
+    assert _problems(folder) == [
+        f"{folder / 'events.csv'}: the file is empty: expected a header row with patient_id, code, date"
+    ]
+    (folder / "events.csv").write_text("patient_id,code,code,date\n")
+    assert _problems(folder) == [
+        f"{folder / 'events.csv'}: the header repeats column(s) code\n  HINT: give every column its own name"
+    ]
+
+
+def test_code_with_a_space_or_quote_is_a_bad_row(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv='patient_id,code,date\nP1,"3421 91",2026-01-01\n')
+    assert _problems(folder) == [
+        "events.csv, row 2, column 'code': code '3421 91' contains a quote, comma or space\n"
+        "  HINT: a code is one word, such as 342191000000101 or 13Iv.; check the quoting"
+    ]
