@@ -213,6 +213,10 @@ def _csv_header(csv_path: Path, shown: str) -> list[str]:
     """The header row, read as the CSV module reads it; blank names become column1, column2 ..."""
     with csv_path.open(encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle), [])
+    if len(header) == 1 and any(sep in header[0] for sep in ("\t", ";", "|")):
+        raise ExtractError(
+            Problem(shown, "the header has one column: the file is not comma-separated", "save it as CSV (commas)")
+        )
     names = [h.strip() or f"column{i + 1}" for i, h in enumerate(header)]
     repeated = sorted({n for n in names if names.count(n) > 1})
     if repeated:

@@ -251,3 +251,11 @@ def test_code_with_a_space_or_quote_is_a_bad_row(tmp_path):
         "events.csv, row 2, column 'code': code '3421 91' contains a quote, comma or space\n"
         "  HINT: a code is one word, such as 342191000000101 or 13Iv.; check the quoting"
     ]
+
+
+def test_tab_separated_file_is_named_as_such(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id\tcode\tdate\nP1\t1\t2026-01-01\n")
+    assert _problems(folder) == [
+        f"{folder / 'events.csv'}: the header has one column: the file is not comma-separated\n"
+        "  HINT: save it as CSV (commas)"
+    ]
