@@ -227,6 +227,12 @@ def _order(entries: pd.DataFrame) -> pd.DataFrame:
     return entries
 
 
+def _closest_relation(relations: pd.Series) -> str:
+    """'mother' rather than 'household adult, mother': the shared household adds nothing to an explicit link."""
+    named = [r for r in dict.fromkeys(relations) if r != "household adult"]
+    return ", ".join(named) or "household adult"
+
+
 def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
     """Linked adults (parents, household adults) of listed children, with what reached the children."""
     columns = ["family_rank", "family_id", "patient_id", "relation", "children", "risk_factors"]
@@ -242,7 +248,7 @@ def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFram
     grouped = links.sort_values(keys + ["relation"]).groupby(keys, sort=True)
     adults = pd.DataFrame(
         {
-            "relation": grouped["relation"].agg(lambda r: ", ".join(dict.fromkeys(r))),
+            "relation": grouped["relation"].agg(_closest_relation),
             "children": grouped["child_id"].nunique(),
         }
     ).reset_index()

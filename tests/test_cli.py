@@ -140,3 +140,28 @@ def test_internal_errors_hide_details(monkeypatch, make_extract):
     assert result.exit_code == 1
     assert "SECRET" not in result.output
     assert "CASEFIND_DEBUG=1" in result.output
+
+
+def test_readme_families_example_is_what_the_sample_gives():
+    from datetime import date
+
+    from casefind import api
+
+    block = re.search(r"<!-- families-example -->\n```text\n(.*?)\n```", README, flags=re.S).group(1)
+    evidence_lines = [ln.strip() for ln in block.splitlines()[1:]]
+    result = api.build_list(REPO / "sample_data", as_of=date(2026, 11, 24))
+    listed = result.entries.set_index("rank")
+    for line in evidence_lines:
+        match = re.match(r"(\d+)\s+([^,]+), (\S+)\s+(\d+)\s+(.*)", line)
+        if match:
+            rank, family_name, given_name, age, evidence = match.groups()
+            row = listed.loc[int(rank)]
+            assert (row.family_name, row.given_name, str(row.age)) == (family_name, given_name, age)
+        else:
+            evidence = line
+        assert evidence in result.entries["evidence"].str.cat(sep=" | ")
+    header = block.splitlines()[0]
+    family_id = re.search(r"\((F[0-9a-f]{8})\)", header).group(1)
+    adults = result.adults[result.adults["family_id"] == family_id]
+    for relation, patient in re.findall(r"(\w[\w ]*) \(patient (\w+)\)", header.split("Adults: ")[1]):
+        assert ((adults["patient_id"] == patient) & (adults["relation"] == relation)).any()
