@@ -252,5 +252,5 @@ def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFram
             "children": grouped["child_id"].nunique(),
         }
     ).reset_index()
-    adults["risk_factors"] = adults["relative_id"].map(reached).fillna("")
+    adults["risk_factors"] = [reached.get(adult, "") for adult in adults["relative_id"]]
     return adults.rename(columns={"relative_id": "patient_id"})[columns]
