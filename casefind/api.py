@@ -153,5 +153,6 @@ def explain(
     detail = duckdb_engine.patient_detail(extract.con, patient_id, as_of)
     if detail["person"].empty:
         raise OptionError("PATIENT_ID: no patient with this patient_id in the patients file")
-    ranked = rank(evaluation, protocol, as_of, show_all=True)
-    return explain_patient(patient_id, protocol, as_of, ranked, evaluation.hits, detail)
+    everyone = rank(evaluation, protocol, as_of, show_all=True)
+    listed = set(rank(evaluation, protocol, as_of).entries["patient_id"])
+    return explain_patient(patient_id, protocol, as_of, everyone, listed, evaluation.hits, detail)

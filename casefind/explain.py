@@ -67,8 +67,16 @@ def _describe_record(c, who: str, rows: pd.DataFrame, as_of: date, person: pd.Se
 
 
 def explain(
-    patient_id: str, protocol: Protocol, as_of: date, ranked: Ranked, hits: pd.DataFrame, detail: dict
+    patient_id: str,
+    protocol: Protocol,
+    as_of: date,
+    ranked: Ranked,
+    listed: set[str],
+    hits: pd.DataFrame,
+    detail: dict,
 ) -> Explanation:
+    """Word the facts. ``ranked`` is the list with ``--all`` (so every child with a counted criterion has a
+    score); ``listed`` is who the default list shows."""
     person = detail["person"].iloc[0]
     links, latest = detail["links"], detail["latest"]
     summary = [
@@ -82,17 +90,18 @@ def explain(
             "only pregnancy criteria can list them."
         )
     entry = ranked.entries[ranked.entries["patient_id"] == patient_id]
+    threshold = f"needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones that count"
     if len(entry):
         row = entry.iloc[0]
-        summary.append(f"Listed: rank {row['rank']} (family {row['family_rank']}), tier {row['tier']}.")
+        if patient_id in listed:
+            summary.append(f"Listed: rank {row['rank']} (family {row['family_rank']}), tier {row['tier']}.")
+        else:
+            summary.append(f"Not listed: below the tier threshold ({threshold}); --all shows them.")
         summary.append(f"Score: {row['score_components']}.")
-        if not row["qualifies"] if "qualifies" in row else False:
-            summary.append("Below the listing threshold.")
+        if row["notes"]:
+            summary.append(f"Notes: {row['notes']}.")
     else:
-        summary.append(
-            f"Not listed: needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones "
-            "that count."
-        )
+        summary.append(f"Not listed: {threshold}.")
     concern = person["concern"] if isinstance(person["concern"], str) else "none"
     summary.append(f"Professional concern: {concern}")
 

@@ -96,3 +96,13 @@ def test_cli_explain(extract, tmp_path):
     assert result.exit_code == 0, result.output
     assert "Patient kid, age 7 on 2026-11-24" in result.output
     assert "Family links on the as-of date: mother: patient mum" in result.output
+
+
+def test_a_child_below_the_tier_threshold_is_said_not_to_be_listed(make_extract):
+    folder = make_extract(patients="patient_id | date_of_birth\nbaby | 2026-11-01")
+    result = api.explain(folder, "baby", rules=parse_protocol(PROTOCOL), as_of=AS_OF)
+    assert result.summary[1] == (
+        "Not listed: below the tier threshold (needs one significant criterion or 2 minor ones that count); "
+        "--all shows them."
+    )
+    assert result.summary[2] == "Score: nb 1 = 1."
