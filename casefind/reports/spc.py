@@ -80,12 +80,14 @@ def _lines(points: list[float]) -> dict[str, float]:
     ranges = [abs(b - a) for a, b in zip(points, points[1:], strict=False)]
     mmr = sum(ranges) / len(ranges) if ranges else nan
     two_sigma = 2 * mmr / D2
+    # Rates cannot be negative: as Making Data Count advises, a lower line below zero is drawn at zero.
+    floor = 0.0 if min(points) >= 0 else -math.inf
     return {
         "mean": mean,
         "mean_moving_range": mmr,
-        "lower_limit": mean - LIMIT_FACTOR * mmr,
+        "lower_limit": max(floor, mean - LIMIT_FACTOR * mmr),
         "upper_limit": mean + LIMIT_FACTOR * mmr,
-        "lower_two_sigma": mean - two_sigma,
+        "lower_two_sigma": max(floor, mean - two_sigma),
         "upper_two_sigma": mean + two_sigma,
     }
 

@@ -73,3 +73,12 @@ def test_missing_points_are_skipped_not_zero():
 def test_common_cause_series_has_no_flags():
     frame = chart([5, 6, 5, 7, 5, 6, 4, 6, 5, 6])
     assert not frame["special_cause"].any()
+
+
+def test_lower_lines_of_a_rate_chart_stop_at_zero():
+    # mean 2, mean moving range 3.5: the unclipped lower limit would be 2 - 2.66 * 3.5 = -7.31
+    chart = xmr([f"m{i}" for i in range(5)], [0.0, 4.0, 0.0, 4.0, 2.0])
+    assert chart["lower_limit"].iloc[0] == 0.0
+    assert chart["lower_two_sigma"].iloc[0] == 0.0
+    assert chart["upper_limit"].iloc[0] == pytest.approx(2 + 2.66 * 3.5)
+    assert not chart["outside_limits"].any()
