@@ -83,3 +83,14 @@ def test_age_on_birthdays():
     assert age_on(date(2008, 11, 25), date(2026, 11, 24)) == 17
     assert age_on(date(2016, 2, 29), date(2017, 2, 28)) == 0
     assert age_on(date(2016, 2, 29), date(2017, 3, 1)) == 1
+
+
+@given(st.lists(st.text(alphabet="0123456789 x", min_size=0, max_size=12), max_size=40))
+def test_vectorised_nhs_check_agrees_with_the_scalar_one(numbers):
+    import pandas as pd
+
+    from casefind.extract import invalid_nhs_numbers
+
+    series = pd.Series([n.replace(" ", "") for n in numbers], dtype=object)
+    expected = [not nhs_number_valid(n) for n in series]
+    assert invalid_nhs_numbers(series).tolist() == expected
