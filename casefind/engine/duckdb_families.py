@@ -15,9 +15,9 @@ How explicit links and shared households combine (the README's Families section 
   link still does.
 * **sibling**: an explicit sibling link (either direction), another child of a linked parent (so
   half-siblings with different surnames are found), or another child (under 18) in the same household.
-* A **family** is the connected set of patients joined by any of these links; its ``family_id`` is
-  ``F`` + the first 8 hex digits of the MD5 of the smallest member's patient_id, so it is stable while
-  the family's membership is.
+* A **family** is the connected set of patients joined by any of these links (a parent with no record
+  here still joins the children linked to them); its ``family_id`` is ``F`` + the first 8 hex digits of
+  the MD5 of the smallest member's id, so it is stable while the family's membership is.
 """
 
 from __future__ import annotations
@@ -134,21 +134,22 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
 
 
 def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """Connected components by label propagation (families are small, so few rounds are needed)."""
+    """Connected components by label propagation over the linked patients only (families are small, so few
+    rounds are needed); a patient with no link is a family of one."""
     run_script(
         con,
         """
         CREATE OR REPLACE TEMP TABLE edges AS
         SELECT child_id AS a, relative_id AS b FROM links UNION SELECT relative_id, child_id FROM links;
-        CREATE OR REPLACE TEMP TABLE label AS SELECT patient_id, patient_id AS lab FROM patients;
+        CREATE OR REPLACE TEMP TABLE label AS SELECT DISTINCT a AS patient_id, a AS lab FROM edges;
         """,
     )
     while True:
         con.execute(
             """
             CREATE OR REPLACE TEMP TABLE label_next AS
-            SELECT l.patient_id, least(l.lab, coalesce(min(n.lab), l.lab)) AS lab
-            FROM label l LEFT JOIN edges e ON e.a = l.patient_id LEFT JOIN label n ON n.patient_id = e.b
+            SELECT l.patient_id, least(l.lab, min(n.lab)) AS lab
+            FROM label l JOIN edges e ON e.a = l.patient_id JOIN label n ON n.patient_id = e.b
             GROUP BY l.patient_id, l.lab
             """
         )
@@ -160,7 +161,8 @@ def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
             break
     con.execute(
         "CREATE OR REPLACE TEMP TABLE family AS "
-        "SELECT patient_id, 'F' || substr(md5(lab), 1, 8) AS family_id FROM label"
+        "SELECT p.patient_id, 'F' || substr(md5(coalesce(l.lab, p.patient_id)), 1, 8) AS family_id "
+        "FROM patients p LEFT JOIN label l USING (patient_id)"
     )
 
 
