@@ -55,6 +55,11 @@ def _criteria_table(protocol: Protocol, as_of: date) -> pd.DataFrame:
     )
 
 
+def _joined(values: pd.Series, keys: pd.Series, sep: str) -> pd.Series:
+    """Join each group's strings with ``sep`` in their current order (a vectorised ``sep.join``)."""
+    return (sep + values.astype(str)).groupby(keys, sort=True).sum().str[len(sep) :]
+
+
 def _text_or_empty(series: pd.Series) -> pd.Series:
     return series.where(series.notna(), "").astype(str)
 
@@ -122,34 +127,35 @@ def rank(
     )
     best = best.sort_values(["patient_id", "order"])
     if best.empty:
-        held_back = len(set(usable.loc[usable["held_back"], "patient_id"]))
-        empty = pd.DataFrame(columns=list(LIST_COLUMNS))
-        return Ranked(empty, evidence.iloc[0:0], _adults(evaluation, empty, evidence), held_back, {})
-    best = best.assign(
-        significant=best["tier"] == "significant", minor=best["tier"] == "minor", part=_component_text(best)
-    )
-    grouped = best.groupby("patient_id", sort=True)
-    n_sig, n_minor = grouped["significant"].sum(), grouped["minor"].sum()
-    qualifies = (n_sig >= 1) | (n_minor >= protocol.ranking.minor_criteria_needed)
+        return _nobody_listed(evaluation, evidence, len(set(usable.loc[usable["held_back"], "patient_id"])), 0)
+    best = best.assign(significant=best["tier"] == "significant", minor=best["tier"] == "minor")
+    counts = best.groupby("patient_id", sort=True)[["significant", "minor"]].sum()
+    qualifies = (counts["significant"] >= 1) | (counts["minor"] >= protocol.ranking.minor_criteria_needed)
     listed_ids = set(qualifies.index if show_all else qualifies[qualifies].index)
     held_back = len(set(usable.loc[usable["held_back"], "patient_id"]) - listed_ids)
 
-    texts = counted.groupby("patient_id", sort=True)["text"].agg(" | ".join)
+    # Text is built for listed children only: at ICB scale most patients with a hit are not listed.
+    best = best[best["patient_id"].isin(listed_ids)]
+    if best.empty:
+        return _nobody_listed(evaluation, evidence, held_back, int((~qualifies).sum()))
+    best = best.assign(part=_component_text(best))
+    grouped = best.groupby("patient_id", sort=True)
+    shown = counted[counted["patient_id"].isin(listed_ids)]
+    key = best["patient_id"]
     summary = pd.DataFrame(
         {
             "score": grouped["component"].sum().round(4),
-            "tier": n_sig.map(lambda n: "significant" if n else "minor"),
-            "criteria": grouped["criterion_id"].agg(";".join),
-            "reasons": grouped["label"].agg("; ".join),
-            "score_components": grouped["part"].agg(" + ".join)
+            "tier": grouped["significant"].any().map({True: "significant", False: "minor"}),
+            "criteria": _joined(best["criterion_id"], key, ";"),
+            "reasons": _joined(best["label"], key, "; "),
+            "score_components": _joined(best["part"], key, " + ")
             + " = "
             + grouped["component"].sum().map("{:.4g}".format),
             "latest_evidence": grouped["date"].max(),
-            "qualifies": qualifies,
-            "evidence": texts,
+            "qualifies": qualifies.reindex(grouped.size().index),
+            "evidence": _joined(shown["text"], shown["patient_id"], " | "),
         }
-    )
-    summary = summary[summary.index.isin(listed_ids)].reset_index()
+    ).reset_index()
     people = evaluation.people.drop(columns=["exclusion", "in_age_range"])
     entries = summary.merge(people, on="patient_id", how="left")
     gaps = (
@@ -173,6 +179,12 @@ def rank(
     return Ranked(entries[list(LIST_COLUMNS)], shown, adults, held_back, data_gaps, below)
 
 
+def _nobody_listed(evaluation: Evaluation, evidence: pd.DataFrame, held_back: int, below: int) -> Ranked:
+    empty = pd.DataFrame(columns=list(LIST_COLUMNS))
+    gaps = {"children under 5 with no linked adult": evaluation.no_linked_adult}
+    return Ranked(empty, evidence.iloc[0:0], _adults(evaluation, empty, evidence), held_back, gaps, below)
+
+
 def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:
     """Per child: its linked adults as 'mother (patient P9): risk factors', names only when ``full``."""
     links = evaluation.links[
@@ -191,8 +203,8 @@ def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: p
     risk = risks.reindex(links["relative_id"]).fillna("").to_numpy() if risks is not None else ""
     risk = pd.Series(risk, index=links.index) if risks is not None else pd.Series("", index=links.index)
     text = who + ")" + (": " + risk).where(risk != "", "")
-    joined = text.groupby(links["child_id"], sort=False).agg("; ".join)
-    return [joined.get(child, "") for child in entries["patient_id"]]
+    joined = _joined(text, links["child_id"], "; ")
+    return joined.reindex(entries["patient_id"]).fillna("").tolist()
 
 
 def _notes(row, gap_labels: str | None) -> str:
@@ -227,12 +239,6 @@ def _order(entries: pd.DataFrame) -> pd.DataFrame:
     return entries
 
 
-def _closest_relation(relations: pd.Series) -> str:
-    """'mother' rather than 'household adult, mother': the shared household adds nothing to an explicit link."""
-    named = [r for r in dict.fromkeys(relations) if r != "household adult"]
-    return ", ".join(named) or "household adult"
-
-
 def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
     """Linked adults (parents, household adults) of listed children, with what reached the children."""
     columns = ["family_rank", "family_id", "patient_id", "relation", "children", "risk_factors"]
@@ -243,14 +249,13 @@ def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFram
     family = entries.set_index("patient_id")[["family_rank", "family_id"]]
     links = links.join(family, on="child_id")
     routed = evidence[evidence["via_patient_id"].notna()].drop_duplicates(["via_patient_id", "label"])
-    reached = routed.groupby("via_patient_id", sort=False)["label"].agg("; ".join)
-    keys = ["family_rank", "family_id", "relative_id"]
-    grouped = links.sort_values(keys + ["relation"]).groupby(keys, sort=True)
-    adults = pd.DataFrame(
-        {
-            "relation": grouped["relation"].agg(_closest_relation),
-            "children": grouped["child_id"].nunique(),
-        }
-    ).reset_index()
+    reached = _joined(routed["label"], routed["via_patient_id"], "; ")
+    keys = ["family_rank", "family_id", "relative_id"]  # an adult belongs to one family (a connected set)
+    adults = links.groupby(keys, sort=True)["child_id"].nunique().rename("children").reset_index()
+    # 'mother' rather than 'household adult, mother': the shared household adds nothing to an explicit link.
+    named = links[links["relation"] != "household adult"].drop_duplicates(["relative_id", "relation"])
+    named = named.sort_values(["relative_id", "relation"])
+    relation = _joined(named["relation"], named["relative_id"], ", ")
+    adults["relation"] = [relation.get(adult, "household adult") for adult in adults["relative_id"]]
     adults["risk_factors"] = [reached.get(adult, "") for adult in adults["relative_id"]]
     return adults.rename(columns={"relative_id": "patient_id"})[columns]
