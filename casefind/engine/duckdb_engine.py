@@ -202,7 +202,7 @@ def _people_table(con, protocol: Protocol, as_of: date) -> None:
     death_from = pop.include_deaths_within.before(as_of) if pop.include_deaths_within else None
     families.run_script(
         con,
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE with_adult AS
         SELECT DISTINCT child_id AS patient_id FROM links WHERE role IN ('parent', 'household_adult');
         CREATE OR REPLACE TEMP TABLE concerned_family AS
@@ -223,9 +223,7 @@ def _people_table(con, protocol: Protocol, as_of: date) -> None:
                age BETWEEN $min_age AND $max_age AS in_age_range,
                age < 5 AND w.patient_id IS NULL AS no_linked_adult
         FROM (
-          SELECT *, year($as_of) - year(date_of_birth)
-                    - CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END AS age
-          FROM patients
+          SELECT *, {families.AGE_SQL} AS age FROM patients
         ) p
         LEFT JOIN family f USING (patient_id)
         LEFT JOIN concern c USING (patient_id)

@@ -36,7 +36,11 @@ SIBLING_WORDS = (
     "step brother", "step sister",
 )  # fmt: skip
 HOUSEHOLD_WORDS = ("household member", "lives with")
-ROLE_ORDER = {"own": 0, "parent": 1, "household_adult": 2, "sibling": 3}
+# Age in whole years on the as-of date (bound as $as_of), for SQL over the patients table.
+AGE_SQL = (
+    "year($as_of) - year(date_of_birth) "
+    "- CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END"
+)
 
 
 def run_script(con: duckdb.DuckDBPyConnection, script: str, params: dict | None = None) -> None:
@@ -66,23 +70,14 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
         WHERE (start_date IS NULL OR start_date <= $as_of) AND (end_date IS NULL OR end_date >= $as_of)
           AND patient_id <> related_patient_id;
 
-        CREATE OR REPLACE TEMP TABLE adults_here AS
-        SELECT patient_id, household_id FROM patients
-        WHERE household_id IS NOT NULL
-          AND year($as_of) - year(date_of_birth)
-              - CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END >= 18
-          AND (registered_from IS NULL OR registered_from <= $as_of)
-          AND (registered_to IS NULL OR registered_to >= $as_of)
-          AND (date_of_death IS NULL OR date_of_death > $as_of);
-
-        CREATE OR REPLACE TEMP TABLE children_here AS
-        SELECT patient_id, household_id FROM patients
+        CREATE OR REPLACE TEMP TABLE residents AS
+        SELECT patient_id, household_id, {AGE_SQL} AS age FROM patients
         WHERE household_id IS NOT NULL AND date_of_birth <= $as_of
-          AND year($as_of) - year(date_of_birth)
-              - CASE WHEN strftime($as_of, '%m%d') < strftime(date_of_birth, '%m%d') THEN 1 ELSE 0 END < 18
           AND (registered_from IS NULL OR registered_from <= $as_of)
           AND (registered_to IS NULL OR registered_to >= $as_of)
           AND (date_of_death IS NULL OR date_of_death > $as_of);
+        CREATE OR REPLACE TEMP TABLE adults_here AS SELECT patient_id, household_id FROM residents WHERE age >= 18;
+        CREATE OR REPLACE TEMP TABLE children_here AS SELECT patient_id, household_id FROM residents WHERE age < 18;
 
         CREATE OR REPLACE TEMP TABLE parent_links AS
         SELECT patient_id AS child_id, related_patient_id AS relative_id,
