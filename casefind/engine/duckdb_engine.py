@@ -278,12 +278,16 @@ def _one_route_per_relative(routed: pd.DataFrame) -> pd.DataFrame:
     )
 
 
-def _route(protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: pd.DataFrame) -> pd.DataFrame:
+def _route(
+    protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: pd.DataFrame
+) -> tuple[pd.DataFrame, set[str]]:
     """Carry hits along family links to the children whose criterion reads that relative's record.
 
     Pregnancy criteria (``lists_adults``) are carried from the expectant woman to the children she is
     linked to (her children, and children in her household) who are in the population; only when there are
     none is the woman herself the case, and then parental criteria read her own record too.
+
+    Returns the hits and the expectant women who are cases themselves.
     """
     records = pd.DataFrame([(c.id, r) for c in protocol.criteria for r in c.record], columns=["criterion_id", "role"])
     eligible_children = set(people.loc[people["exclusion"].isna() & people["in_age_range"], "patient_id"])
@@ -321,8 +325,7 @@ def _route(protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: p
     columns = list(HIT_COLUMNS) + ["via_patient_id", "via_relation"]
     frames = [f.reindex(columns=columns) for f in (own_kept, kept_preg, via, carried) if len(f)]
     hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
-    hits.attrs["expectant"] = expectant
-    return hits.drop_duplicates(["patient_id", "criterion_id", "via_patient_id", "via_relation"])
+    return hits.drop_duplicates(["patient_id", "criterion_id", "via_patient_id", "via_relation"]), expectant
 
 
 def _reciprocal_gaps(con, protocol: Protocol, hits: pd.DataFrame) -> pd.Series:
@@ -370,8 +373,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
     _people_table(con, protocol, as_of)
     people, links = _relevant(con, own)
-    hits = _route(protocol, own, people, links)
-    expectant = hits.attrs.get("expectant", set())
+    hits, expectant = _route(protocol, own, people, links)
     hits = _apply_missed_thresholds(protocol, hits)
     hits = hits.assign(reciprocal_missing=_reciprocal_gaps(con, protocol, hits))
     people["expectant"] = people["patient_id"].isin(expectant)
