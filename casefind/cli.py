@@ -14,6 +14,7 @@ from rich.table import Table
 
 from casefind import __version__, api, export, schema
 from casefind.errors import ExitCode, OptionError, UserError
+from casefind.ranking import family_adults_text
 
 app = typer.Typer(
     help="casefind: find the children and families to discuss at a GP practice's vulnerable-family meeting.",
@@ -63,16 +64,6 @@ def _parse_as_of(value: str | None) -> date:
     return date.today() if value is None else _parse_date(value, "--as-of")
 
 
-def _adults_text(adults) -> dict[str, str]:
-    """family_id -> 'mother (patient P9): risk factors; household adult (patient P10)' for every linked adult
-    of the family's listed children."""
-    texts: dict[str, list[str]] = {}
-    for row in adults.itertuples():
-        text = f"{row.relation} (patient {row.patient_id})" + (f": {row.risk_factors}" if row.risk_factors else "")
-        texts.setdefault(row.family_id, []).append(text)
-    return {family: "; ".join(parts) for family, parts in texts.items()}
-
-
 def _print_list(case_list) -> None:
     info = case_list.info
     table = Table(title=f"Discussion list for the meeting on {info.as_of:%d %B %Y}", show_lines=True, expand=False)
@@ -85,7 +76,7 @@ def _print_list(case_list) -> None:
         ("Why", "left"),
     ):
         table.add_column(name, justify=justify, overflow="fold")
-    adults_by_family = _adults_text(case_list.adults)
+    adults_by_family = family_adults_text(case_list.adults)
     for family_rank, family in case_list.entries.groupby("family_rank", sort=True):
         first = family.iloc[0]
         adults = adults_by_family.get(first.family_id, "")

@@ -185,6 +185,22 @@ def _nobody_listed(evaluation: Evaluation, evidence: pd.DataFrame, held_back: in
     return Ranked(empty, evidence.iloc[0:0], _adults(evaluation, empty, evidence), held_back, gaps, below)
 
 
+def _adult_text(relation: pd.Series, patient_id: pd.Series, risks: pd.Series, names: pd.Series | None = None):
+    """'mother (patient P9, Jane Smith): risk factors' — the name only when ``names`` is given."""
+    who = relation + " (patient " + patient_id
+    if names is not None:
+        who = who + names.map(lambda n: f", {n}" if n else "")
+    return who + ")" + (": " + risks.astype(str)).where(risks != "", "")
+
+
+def family_adults_text(adults: pd.DataFrame) -> dict[str, str]:
+    """family_id -> every linked adult of the family's listed children, as in ``linked_adults``."""
+    if adults.empty:
+        return {}
+    text = _adult_text(adults["relation"], adults["patient_id"], adults["risk_factors"])
+    return _joined(text, adults["family_id"], "; ").to_dict()
+
+
 def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:
     """Per child: its linked adults as 'mother (patient P9): risk factors', names only when ``full``."""
     links = evaluation.links[
@@ -193,16 +209,14 @@ def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: p
     ].drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
     if links.empty:
         return [""] * len(entries)
-    who = links["relation"] + " (patient " + links["relative_id"]
+    names = None
     if full:
         people = evaluation.people.set_index("patient_id")
         name = (_text_or_empty(people["given_name"]) + " " + _text_or_empty(people["family_name"])).str.strip()
-        named = name.reindex(links["relative_id"]).fillna("").to_numpy()
-        who = who + pd.Series(named, index=links.index).map(lambda n: f", {n}" if n else "")
-    risks = adults.drop_duplicates("patient_id").set_index("patient_id")["risk_factors"] if len(adults) else None
-    risk = risks.reindex(links["relative_id"]).fillna("").to_numpy() if risks is not None else ""
-    risk = pd.Series(risk, index=links.index) if risks is not None else pd.Series("", index=links.index)
-    text = who + ")" + (": " + risk).where(risk != "", "")
+        names = pd.Series(name.reindex(links["relative_id"]).fillna("").to_numpy(), index=links.index)
+    risk_of = dict(zip(adults["patient_id"], adults["risk_factors"], strict=True))
+    risks = pd.Series([risk_of.get(a, "") for a in links["relative_id"]], index=links.index, dtype=object)
+    text = _adult_text(links["relation"], links["relative_id"], risks, names)
     joined = _joined(text, links["child_id"], "; ")
     return joined.reindex(entries["patient_id"]).fillna("").tolist()
 

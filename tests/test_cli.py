@@ -165,3 +165,20 @@ def test_readme_families_example_is_what_the_sample_gives():
     adults = result.adults[result.adults["family_id"] == family_id]
     for relation, patient in re.findall(r"(\w[\w ]*) \(patient (\w+)\)", header.split("Adults: ")[1]):
         assert ((adults["patient_id"] == patient) & (adults["relation"] == relation)).any()
+
+
+def test_full_names_linked_adults_and_default_does_not(make_extract, tmp_path):
+    from datetime import date
+
+    from casefind import api
+
+    folder = make_extract(
+        patients="patient_id | given_name | family_name | date_of_birth\nkid | Amy | Khan | 2015-01-01\n"
+        "mum | Sara | Khan | 1990-01-01",
+        relationships="patient_id | related_patient_id | relationship\nkid | mum | mother",
+        events="patient_id | code | date\nkid | 342191000000101 | 2026-01-01",
+    )
+    plain = api.build_list(folder, as_of=date(2026, 11, 24)).entries["linked_adults"].tolist()
+    full = api.build_list(folder, as_of=date(2026, 11, 24), full=True).entries["linked_adults"].tolist()
+    assert plain == ["mother (patient mum)"]
+    assert full == ["mother (patient mum, Sara Khan)"]
