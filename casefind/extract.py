@@ -257,7 +257,9 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
                 )
         row_expr = "file_row_number + 1"
     else:
-        if not source.path.read_bytes()[:4096].strip(b"\xef\xbb\xbf \t\r\n"):
+        with source.path.open("rb") as handle:
+            start = handle.read(4096)
+        if not start.strip(b"\xef\xbb\xbf \t\r\n"):
             expected = ", ".join(c.name for c in table.columns if c.required)
             raise ExtractError(Problem(path, f"the file is empty: expected a header row with {expected}"))
         csv_path = path if source.encoding == "utf-8" else str(_transcode_cp1252(source.path, workdir))
