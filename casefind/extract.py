@@ -126,12 +126,25 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
 # ------------------------------------------------------------------------------------------ files
 
 
-def _sha256(path: Path) -> str:
+def _hash_and_encoding(path: Path, text: bool) -> tuple[str, str]:
+    """SHA-256 of the file and its encoding in one read: 'utf-8', or 'cp1252' for text that is not UTF-8."""
     digest = hashlib.sha256()
+    decoder = codecs.getincrementaldecoder("utf-8")() if text else None
+    utf8 = True
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            if utf8 and decoder is not None:
+                try:
+                    decoder.decode(block)
+                except UnicodeDecodeError:
+                    utf8 = False
+    if utf8 and decoder is not None:
+        try:
+            decoder.decode(b"", final=True)
+        except UnicodeDecodeError:
+            utf8 = False
+    return digest.hexdigest(), "utf-8" if utf8 else "cp1252"
 
 
 def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Path | None:
@@ -150,18 +163,6 @@ def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Pa
             Problem(str(data_dir), f"both {found[0].name} and {found[1].name} exist", "keep one file per table")
         )
     return found[0] if found else None
-
-
-def _is_utf8(path: Path) -> bool:
-    decoder = codecs.getincrementaldecoder("utf-8")()
-    try:
-        with path.open("rb") as f:
-            for block in iter(lambda: f.read(1 << 20), b""):
-                decoder.decode(block)
-            decoder.decode(b"", final=True)
-    except UnicodeDecodeError:
-        return False
-    return True
 
 
 def _transcode_cp1252(path: Path, workdir: Path) -> Path:
@@ -536,8 +537,8 @@ def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: P
                 )
             continue
         fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
-        encoding = "utf-8" if fmt == "parquet" or _is_utf8(path) else "cp1252"
-        files[table.name] = SourceFile(table.name, path, fmt, _sha256(path), encoding)
+        sha256, encoding = _hash_and_encoding(path, text=fmt == "csv")
+        files[table.name] = SourceFile(table.name, path, fmt, sha256, encoding)
     if missing:
         raise ExtractError(missing)
 
