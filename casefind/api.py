@@ -38,7 +38,7 @@ def build_list(
     """
     as_of = as_of or date.today()
     protocol = resolve_protocol(rules)
-    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     ranked = rank(evaluation, protocol, as_of, show_all=show_all, full=full)
     info = run_info(extract, protocol, as_of, population=evaluation.population, listed=len(ranked.entries))
@@ -107,7 +107,7 @@ def coding_report(
         raise ProtocolError(
             Problem("", "no codelist has a report_category", "add 'report_category: NAME' to the codelists to count")
         )
-    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
     report = reports.build_coding_report(
         extract.con,
         categories,
@@ -148,7 +148,7 @@ def explain(
 
     as_of = as_of or date.today()
     protocol = resolve_protocol(rules)
-    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows)
+    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     detail = duckdb_engine.patient_detail(extract.con, patient_id, as_of)
     if detail["person"].empty:

@@ -23,11 +23,11 @@ import hashlib
 import os
 import re
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import duckdb
-import numpy as np
 import pandas as pd
 import yaml
 
@@ -233,7 +233,10 @@ def _quote(name: str) -> str:
 
 
 def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping | None, workdir: Path) -> str:
-    """Create ``raw_<table>``: casefind columns as text plus ``_row`` (spreadsheet row number)."""
+    """Create ``raw_<table>``: casefind columns as cleaned text plus ``_row`` (spreadsheet row number).
+
+    It is a view over ``src_<table>``: the same columns as they are in the file (renamed, not cleaned).
+    """
     raw = f"raw_{table.name}"
     path = str(source.path)
     if source.format == "parquet":
@@ -302,11 +305,18 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
         if header is None:
             selects.append(f"CAST(NULL AS VARCHAR) AS {col.name}")
         elif types[header] == "VARCHAR":
-            selects.append(f"NULLIF(trim({_quote(header)}), '') AS {col.name}")
+            selects.append(f"{_quote(header)} AS {col.name}")
         else:
             selects.append(f"CAST({_quote(header)} AS VARCHAR) AS {col.name}")
-    con.execute(f"CREATE TEMP VIEW {raw} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
+    con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
+    cleaned = ", ".join(f"{_clean(c)} AS {c}" for c in table.column_names)
+    con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned} FROM src_{table.name}")
     return raw
+
+
+def _clean(column: str) -> str:
+    """A text value as casefind reads it: surrounding spaces removed, blank as missing."""
+    return f"NULLIF(trim({column}), '')"
 
 
 def _sql_str(text: str) -> str:
@@ -318,6 +328,12 @@ def _sql_str(text: str) -> str:
 
 def _date_sql(expr: str) -> str:
     return f"cf_date({expr})"
+
+
+def _plain_iso_date(expr: str) -> str:
+    """SQL true for an ISO ``yyyy-mm-dd`` date of 1850-2200: a cheap test that only passes dates ``cf_date``
+    accepts (a property test checks this), so that the full parse runs only on the other rows."""
+    return f"(length({expr}) = 10 AND {expr} BETWEEN '1850' AND '2201' AND TRY_CAST({expr} AS DATE) IS NOT NULL)"
 
 
 def _define_macros(con) -> None:
@@ -332,20 +348,14 @@ def _define_macros(con) -> None:
     )
 
 
-def invalid_nhs_numbers(numbers: pd.Series) -> np.ndarray:
-    """Boolean mask of NHS numbers failing the modulus 11 check, vectorised for a million patients.
+def nhs_number_invalid_sql(expr: str) -> str:
+    """SQL true where ``expr`` (spaces already removed) is not 10 digits with the right modulus 11 check digit.
 
-    Agrees with ``casefind.codes.nhs_number_valid`` (a property test checks it); spaces are already removed.
+    Agrees with ``casefind.codes.nhs_number_valid`` (a property test checks it); runs inside DuckDB so a
+    million patients cost no Python loop.
     """
-    text = numbers.astype(str).to_numpy(dtype=object)
-    shaped = np.array([len(t) == 10 and t.isascii() and t.isdigit() for t in text], dtype=bool)
-    invalid = ~shaped
-    if shaped.any():
-        digits = np.frombuffer("".join(text[shaped]).encode("ascii"), dtype=np.uint8).reshape(-1, 10) - ord("0")
-        total = digits[:, :9].astype(np.int64) @ np.arange(10, 1, -1)
-        check = (11 - total % 11) % 11
-        invalid[shaped] = (check == 10) | (check != digits[:, 9])
-    return invalid
+    total = " + ".join(f"(ascii({expr}[{i}]) - 48) * {11 - i}" for i in range(1, 10))
+    return f"(NOT regexp_full_match({expr}, '[0-9]{{10}}') OR (11 - ({total}) % 11) % 11 <> ascii({expr}[10]) - 48)"
 
 
 def _choice_sql(expr: str, col: Column) -> str:
@@ -356,95 +366,99 @@ def _choice_sql(expr: str, col: Column) -> str:
     return f"(CASE lower({expr}) {cases} ELSE lower({expr}) END)"
 
 
-def _code_check_sql(c: str) -> str:
-    bad = " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in ('"', ",", " "))
-    quote = _sql_str("'")
-    return f"CASE WHEN {bad} THEN 'code ' || {quote} || {c} || {quote} || ' contains a quote, comma or space' END"
+@dataclass(frozen=True)
+class Check:
+    """One row-local rule: ``condition`` (SQL, true when a row breaks it) and the ``message`` it gives."""
+
+    column: str
+    condition: str
+    message: str  # an SQL text expression, evaluated only where ``condition`` holds
+    hint: str | None = None
 
 
-def _checks(table: Table) -> list[tuple[str, str, str]]:
-    """(column, SQL yielding a problem text or NULL, hint) for every row-local rule of ``table``."""
+def _checks(table: Table) -> list[Check]:
+    """Every rule of ``table`` that one row can be checked against (the duplicate-key check is separate)."""
     checks = []
     for col in table.columns:
         c = col.name
         if col.required:
-            checks.append((c, f"CASE WHEN {c} IS NULL THEN 'missing required value' END", None))
+            checks.append(Check(c, f"{c} IS NULL", "'missing required value'"))
         if col.type == "code":
             checks.append(
-                (c, _code_check_sql(c), "a code is one word, such as 342191000000101 or 13Iv.; check the quoting")
+                Check(
+                    c,
+                    " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in ('"', ",", " ")),
+                    f"'code ''' || {c} || ''' contains a quote, comma or space'",
+                    "a code is one word, such as 342191000000101 or 13Iv.; check the quoting",
+                )
             )
         if col.type == "date":
             checks.append(
-                (
+                Check(
                     c,
-                    f"CASE WHEN {c} IS NOT NULL AND {_date_sql(c)} IS NULL THEN 'invalid date ''' || {c} || '''' END",
+                    f"{c} IS NOT NULL AND NOT {_plain_iso_date(c)} AND {_date_sql(c)} IS NULL",
+                    f"'invalid date ''' || {c} || ''''",
                     DATE_HINT,
                 )
             )
         if col.choices:
             allowed = ", ".join(_sql_str(x) for x in col.choices)
             checks.append(
-                (
-                    c,
-                    f"CASE WHEN {c} IS NOT NULL AND {_choice_sql(c, col)} NOT IN ({allowed}) "
-                    f"THEN 'unknown value ''' || {c} || ''' (expected one of: {', '.join(col.choices)})' END",
-                    None,
+                Check(
+                    c,  # values already spelt as the schema spells them pass the cheap test first
+                    f"{c} IS NOT NULL AND {c} NOT IN ({allowed}) AND {_choice_sql(c, col)} NOT IN ({allowed})",
+                    f"'unknown value ''' || {c} || ''' (expected one of: {', '.join(col.choices)})'",
                 )
             )
     if table.name == "patients":
+        death, birth = _date_sql("date_of_death"), _date_sql("date_of_birth")
+        checks.append(Check("date_of_death", f"{death} < {birth}", "'date of death is before date of birth'"))
+        reg_to, reg_from = _date_sql("registered_to"), _date_sql("registered_from")
+        checks.append(Check("registered_to", f"{reg_to} < {reg_from}", "'registration ends before it starts'"))
+    elif "patient_id" in table.column_names:
         checks.append(
-            (
-                "date_of_death",
-                f"CASE WHEN {_date_sql('date_of_death')} < {_date_sql('date_of_birth')} "
-                "THEN 'date of death is before date of birth' END",
-                None,
-            )
-        )
-        checks.append(
-            (
-                "registered_to",
-                f"CASE WHEN {_date_sql('registered_to')} < {_date_sql('registered_from')} "
-                "THEN 'registration ends before it starts' END",
-                None,
+            Check(
+                "patient_id",
+                "patient_id IS NOT NULL AND patient_id NOT IN (SELECT patient_id FROM patients)",
+                "'unknown patient_id (not in the patients file)'",
+                "export events for the same patients as the patients file",
             )
         )
     return checks
 
 
-def _collect_problems(con, table: Table, raw: str, source: SourceFile) -> None:
+def _collect_problems(con, table: Table, raw: str, source: SourceFile, keep: str | None = None) -> str:
     """Insert every problem of ``raw`` into the ``problems`` table (one row per problem).
 
-    One pass checks every row-local rule and, for tables that refer to patients, whether the patient
-    exists (a left join, so the big events file is read once).
+    One pass over the rows copies those that break a rule, or that ``keep`` (an SQL condition) asks for,
+    into a small table ``checked_<table>``, whose name is returned; the problems are then worked out from
+    that table alone. The rules are plain filter conditions so DuckDB checks them on the columns they
+    need, before anything else is computed for the millions of good rows.
     """
     checks = _checks(table)
-    rows_sql = f"SELECT _row, * EXCLUDE (_row) FROM {raw}"
-    if table.name != "patients" and "patient_id" in table.column_names:
-        rows_sql = (
-            f"SELECT r.*, p.patient_id IS NULL AS _unknown FROM {raw} r "
-            "LEFT JOIN (SELECT patient_id FROM patients) p ON r.patient_id = p.patient_id"
-        )
-        checks.append(
-            (
-                "patient_id",
-                "CASE WHEN patient_id IS NOT NULL AND _unknown "
-                "THEN 'unknown patient_id (not in the patients file)' END",
-                "export events for the same patients as the patients file",
-            )
-        )
-    cols = ", ".join(f"{sql} AS p{i}" for i, (_, sql, _) in enumerate(checks))
-    structs = ", ".join(
-        f"{{'col': {_sql_str(c)}, 'problem': p{i}, 'hint': {_sql_str(h) if h else 'NULL'}}}"
-        for i, (c, _, h) in enumerate(checks)
+    checked = f"checked_{table.name}"
+    wanted = " OR ".join(f"({c.condition})" for c in checks)
+    if keep:
+        wanted = f"({keep}) OR {wanted}"
+    # Clean only the columns the conditions read before filtering, and the others only for the rows kept.
+    tested = {c for c in table.column_names if re.search(rf"\b{c}\b", wanted)}
+    inner = ", ".join(f"{_clean(c)} AS {c}" if c in tested else f"{c} AS _untested_{c}" for c in table.column_names)
+    outer = ", ".join(c if c in tested else f"{_clean('_untested_' + c)} AS {c}" for c in table.column_names)
+    con.execute(
+        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT _row, {outer} "
+        f"FROM (SELECT _row, {inner} FROM src_{table.name}) WHERE {wanted}"
     )
-    any_failed = " OR ".join(f"p{i} IS NOT NULL" for i in range(len(checks)))
-    src = _sql_str(source.path.name)
-    tbl = _sql_str(table.name)
+    structs = ", ".join(
+        f"{{'col': {_sql_str(c.column)}, 'problem': CASE WHEN {c.condition} THEN {c.message} END, "
+        f"'hint': {_sql_str(c.hint) if c.hint else 'NULL'}}}"
+        for c in checks
+    )
+    src, tbl = _sql_str(source.path.name), _sql_str(table.name)
     con.execute(
         f"""
         INSERT INTO problems
         SELECT {tbl}, {src}, _row, chk.col, chk.problem, chk.hint FROM (
-            SELECT _row, unnest([{structs}]) AS chk FROM (SELECT _row, {cols} FROM ({rows_sql})) WHERE {any_failed}
+            SELECT _row, unnest([{structs}]) AS chk FROM {checked}
         ) WHERE chk.problem IS NOT NULL
         """
     )
@@ -461,9 +475,10 @@ def _collect_problems(con, table: Table, raw: str, source: SourceFile) -> None:
             WHERE r._row <> d.first_row
             """
         )
+    return checked
 
 
-def _typed_select(table: Table, raw: str) -> str:
+def _typed_select(table: Table, raw: str, where: str | None = None) -> str:
     cols = ["_row"]
     for col in table.columns:
         if col.type == "date":
@@ -478,7 +493,8 @@ def _typed_select(table: Table, raw: str) -> str:
         else:
             cols.append(col.name)
     bad = f"(SELECT row FROM problems WHERE tbl = {_sql_str(table.name)})"
-    return f"SELECT {', '.join(cols)} FROM {raw} WHERE _row NOT IN {bad}"
+    where = f" AND ({where})" if where else ""
+    return f"SELECT {', '.join(cols)} FROM {raw} WHERE _row NOT IN {bad}{where}"
 
 
 def _empty_table(con, table: Table) -> None:
@@ -501,9 +517,15 @@ def read_extract(
     *,
     mapping: str | Path | None = None,
     skip_bad_rows: bool = False,
+    event_codes: Iterable[str] | None = None,
     con: duckdb.DuckDBPyConnection | None = None,
 ) -> Extract:
-    """Read and validate every extract table in ``data_dir``; see the module docstring for the rules."""
+    """Read and validate every extract table in ``data_dir``; see the module docstring for the rules.
+
+    ``event_codes``: when given, the typed ``events`` table keeps only the events with one of these codes
+    (every row is still validated). A protocol needs only its own codes, and at ICB scale this turns
+    50 million events into a table of thousands, in the same pass that validates them.
+    """
     data_dir = Path(data_dir)
     if not data_dir.is_dir():
         raise ExtractError(
@@ -513,14 +535,16 @@ def read_extract(
     con = con or connect()
     workdir = Path(tempfile.mkdtemp(prefix="casefind-"))
     try:
-        return _read(con, data_dir, table_maps, skip_bad_rows, workdir)
+        return _read(con, data_dir, table_maps, skip_bad_rows, event_codes, workdir)
     finally:
         for leftover in workdir.iterdir():
             leftover.unlink()
         workdir.rmdir()
 
 
-def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: Path) -> Extract:
+def _read(
+    con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, event_codes: Iterable[str] | None, workdir: Path
+) -> Extract:
     files: dict[str, SourceFile] = {}
     missing = []
     for table in TABLES.values():
@@ -545,6 +569,12 @@ def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: P
     con.execute(
         "CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, hint VARCHAR)"
     )
+    keep = None
+    if event_codes is not None:
+        con.execute(
+            "CREATE TEMP TABLE event_codes AS SELECT DISTINCT unnest(?::VARCHAR[]) AS code", [sorted(event_codes)]
+        )
+        keep = "code IN (SELECT code FROM event_codes)"
     rows_read = {}
     for table in TABLES.values():  # patients first: the others are checked against it
         if table.name not in files:
@@ -552,10 +582,14 @@ def _read(con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, workdir: P
             continue
         raw = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
-        _collect_problems(con, table, raw, files[table.name])
-        materialise = table.name != "events"  # events stays a view: one pass per query at ICB scale
-        kind = "TABLE" if materialise or files[table.name].format == "csv" else "VIEW"
-        con.execute(f"CREATE TEMP {kind} {table.name} AS {_typed_select(table, raw)}")
+        if table.name == "events" and keep:
+            checked = _collect_problems(con, table, raw, files[table.name], keep)
+            con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, checked, keep)}")
+        else:
+            _collect_problems(con, table, raw, files[table.name])
+            # without event_codes, events stays a view over the file: one pass per query at ICB scale
+            view = table.name == "events" and files[table.name].format == "parquet"
+            con.execute(f"CREATE TEMP {'VIEW' if view else 'TABLE'} {table.name} AS {_typed_select(table, raw)}")
         con.execute("SET preserve_insertion_order = false")
 
     total = con.execute("SELECT count(*) FROM problems").fetchone()[0]
@@ -585,10 +619,12 @@ def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> p
         return rejects.assign(record=pd.Series(dtype=str))
     records = []
     for name, source in files.items():
+        # rows breaking a row-local rule were copied to checked_<table>; a duplicate key can be on any row
+        rows = f"raw_{name}" if TABLES[name].unique else f"checked_{name}"
         records.append(
             con.execute(
                 f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, CAST(to_json(r) AS VARCHAR) AS record "
-                f"FROM raw_{name} r WHERE _row IN (SELECT row FROM problems WHERE tbl = {_sql_str(name)})"
+                f"FROM {rows} r WHERE _row IN (SELECT row FROM problems WHERE tbl = {_sql_str(name)})"
             ).df()
         )
     return rejects.merge(pd.concat(records), on=["file", "row"], how="left")
@@ -598,8 +634,13 @@ def _warnings(con, files: dict[str, SourceFile]) -> list[Problem]:
     """Things worth knowing that do not make a row unusable."""
     warnings = []
     if "patients" in files:
-        given = con.execute("SELECT _row, nhs_number FROM patients WHERE nhs_number IS NOT NULL ORDER BY _row").df()
-        bad = given.loc[invalid_nhs_numbers(given["nhs_number"]), "_row"].tolist()
+        bad = [
+            row
+            for (row,) in con.execute(
+                "SELECT _row FROM patients WHERE nhs_number IS NOT NULL AND "
+                f"{nhs_number_invalid_sql('nhs_number')} ORDER BY _row"
+            ).fetchall()
+        ]
         if bad:
             rows = ", ".join(map(str, bad[:20])) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
             many = len(bad) != 1

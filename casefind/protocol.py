@@ -323,6 +323,10 @@ class Protocol(Frozen):
             raise ValueError("\n".join(problems))
         return self
 
+    def all_codes(self) -> frozenset[str]:
+        """Every code in every codelist: the only events the engine and the coding report look at."""
+        return frozenset(c.code for codelist in self.codelists.values() for c in codelist.codes)
+
     def report_categories(self) -> dict[str, list[tuple[str, str]]]:
         """Coding-report category -> (code_system, code) pairs, from codelists with a ``report_category``."""
         categories: dict[str, list[tuple[str, str]]] = {}

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import functools
+
 import pytest
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from casefind.codes import nhs_number_valid, sctid_problem, verhoeff_check_digit, verhoeff_valid
@@ -85,12 +87,48 @@ def test_age_on_birthdays():
     assert age_on(date(2016, 2, 29), date(2017, 3, 1)) == 1
 
 
+@functools.cache
+def _casefind_duckdb():
+    """One connection with casefind's SQL macros, shared by the property tests below."""
+    from casefind.extract import connect
+
+    return connect()
+
+
+@settings(deadline=None)
 @given(st.lists(st.text(alphabet="0123456789 x", min_size=0, max_size=12), max_size=40))
-def test_vectorised_nhs_check_agrees_with_the_scalar_one(numbers):
-    import pandas as pd
+def test_sql_nhs_check_agrees_with_the_scalar_one(numbers):
+    from casefind.extract import nhs_number_invalid_sql
 
-    from casefind.extract import invalid_nhs_numbers
+    values = [n.replace(" ", "") for n in numbers]
+    got = (
+        _casefind_duckdb()
+        .execute(
+            f"SELECT {nhs_number_invalid_sql('n')} FROM unnest(?::VARCHAR[]) WITH ORDINALITY AS t(n, i) ORDER BY i",
+            [values],
+        )
+        .fetchall()
+    )
+    assert [bool(r[0]) for r in got] == [not nhs_number_valid(n) for n in values]
 
-    series = pd.Series([n.replace(" ", "") for n in numbers], dtype=object)
-    expected = [not nhs_number_valid(n) for n in series]
-    assert invalid_nhs_numbers(series).tolist() == expected
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="0123456789-/: T", min_size=8, max_size=12)
+        | st.dates().map(lambda d: f"{d.year:04d}-{d.month:02d}-{d.day:02d}"),
+        max_size=40,
+    )
+)
+def test_the_cheap_iso_date_test_only_passes_dates_the_full_parse_accepts(texts):
+    from casefind.extract import _plain_iso_date
+
+    sql = (
+        f"SELECT s, {_plain_iso_date('s')}, coalesce(cf_date(s) = TRY_CAST(s AS DATE), false), "
+        "year(TRY_CAST(s AS DATE)) FROM unnest(?::VARCHAR[]) AS t(s)"
+    )
+    for text, plain, same_as_full_parse, iso_year in _casefind_duckdb().execute(sql, [texts]).fetchall():
+        if plain:
+            assert same_as_full_parse, text
+        elif iso_year is not None and 1850 <= iso_year <= 2200 and len(text) == 10 and text[:4].isdigit():
+            raise AssertionError(f"{text!r}: a plain ISO date should take the cheap path")

@@ -259,3 +259,33 @@ def test_tab_separated_file_is_named_as_such(tmp_path):
         f"{folder / 'events.csv'}: the header has one column: the file is not comma-separated\n"
         "  HINT: save it as CSV (commas)"
     ]
+
+
+@pytest.mark.parametrize("fmt", ["csv", "parquet"])
+def test_event_codes_keep_only_those_events_but_every_row_is_still_checked(tmp_path, fmt):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    events = pd.DataFrame(
+        {
+            "patient_id": ["P1", " P1", "P2", "P2"],
+            "code": [" 342191000000101 ", "135891007", "135891007", "342191000000101"],
+            "date": ["2026-01-01", "2026-01-02", "01/02/2026", "03/01/2026"],
+            "term": [" Child protection plan ", "Asthma", None, ""],
+        }
+    )
+    path = folder / f"events.{fmt}"
+    events.to_csv(path, index=False) if fmt == "csv" else events.to_parquet(path, index=False)
+
+    extract = read_extract(folder, event_codes={"342191000000101"})
+    kept = extract.con.execute("SELECT patient_id, code, date, term FROM events ORDER BY _row").fetchall()
+    assert kept == [
+        ("P1", "342191000000101", date(2026, 1, 1), "Child protection plan"),
+        ("P2", "342191000000101", date(2026, 1, 3), None),
+    ]
+    assert extract.rows_read["events"] == 4
+
+    events.loc[1, "date"] = "yesterday"  # a bad row whose code the protocol does not use still stops the run
+    events.loc[2, "patient_id"] = "P9"
+    path.unlink()
+    events.to_csv(path, index=False) if fmt == "csv" else events.to_parquet(path, index=False)
+    assert _problems(folder, event_codes={"342191000000101"}) == _problems(folder)
+    assert len(_problems(folder)) == 2
