@@ -23,6 +23,7 @@ from datetime import date
 
 import pandas as pd
 
+from casefind.frames import isin
 from casefind.protocol import Protocol
 from casefind.results import LIST_COLUMNS, Evaluation
 
@@ -135,12 +136,12 @@ def rank(
     held_back = len(set(usable.loc[usable["held_back"], "patient_id"]) - listed_ids)
 
     # Text is built for listed children only: at ICB scale most patients with a hit are not listed.
-    best = best[best["patient_id"].isin(listed_ids)]
+    best = best[isin(best["patient_id"], listed_ids)]
     if best.empty:
         return _nobody_listed(evaluation, evidence, held_back, int((~qualifies).sum()))
     best = best.assign(part=_component_text(best))
     grouped = best.groupby("patient_id", sort=True)
-    shown = counted[counted["patient_id"].isin(listed_ids)]
+    shown = counted[isin(counted["patient_id"], listed_ids)]
     key = best["patient_id"]
     summary = pd.DataFrame(
         {
@@ -162,17 +163,18 @@ def rank(
         counted[counted["reciprocal_missing"].astype(bool)]
         .groupby("patient_id")["label"]
         .agg(lambda labels: "; ".join(sorted(set(labels))))
+        .to_dict()
     )
     entries["notes"] = [_notes(row, gaps.get(row.patient_id)) for row in entries.itertuples()]
     entries = _order(entries)
     listed = set(entries["patient_id"])
-    shown = evidence[evidence["patient_id"].isin(listed) & evidence["eligible"] & ~evidence["held_back"]]
+    shown = evidence[isin(evidence["patient_id"], listed) & evidence["eligible"] & ~evidence["held_back"]]
     adults = _adults(evaluation, entries, shown)
     entries["linked_adults"] = _linked_adults_text(evaluation, entries, adults, full)
     data_gaps = {
         "children under 5 with no linked adult": evaluation.no_linked_adult,
         "listed children whose relative's risk code has no matching code in the child's record": int(
-            gaps.index.isin(listed).sum()
+            sum(child in listed for child in gaps)
         ),
     }
     below = int((~qualifies).sum()) if not show_all else 0
@@ -205,7 +207,7 @@ def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: p
     """Per child: its linked adults as 'mother (patient P9): risk factors', names only when ``full``."""
     links = evaluation.links[
         evaluation.links["role"].isin(["parent", "household_adult"])
-        & evaluation.links["child_id"].isin(entries["patient_id"])
+        & isin(evaluation.links["child_id"], entries["patient_id"])
     ].drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
     if links.empty:
         return [""] * len(entries)
@@ -259,7 +261,7 @@ def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFram
     if entries.empty or evaluation.links.empty:
         return pd.DataFrame(columns=columns)
     links = evaluation.links[evaluation.links["role"].isin(["parent", "household_adult"])]
-    links = links[links["child_id"].isin(entries["patient_id"])]
+    links = links[isin(links["child_id"], entries["patient_id"])]
     family = entries.set_index("patient_id")[["family_rank", "family_id"]]
     links = links.join(family, on="child_id")
     routed = evidence[evidence["via_patient_id"].notna()].drop_duplicates(["via_patient_id", "label"])
@@ -269,7 +271,8 @@ def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFram
     # 'mother' rather than 'household adult, mother': the shared household adds nothing to an explicit link.
     named = links[links["relation"] != "household adult"].drop_duplicates(["relative_id", "relation"])
     named = named.sort_values(["relative_id", "relation"])
-    relation = _joined(named["relation"], named["relative_id"], ", ")
+    relation = _joined(named["relation"], named["relative_id"], ", ").to_dict()
+    reached = reached.to_dict()
     adults["relation"] = [relation.get(adult, "household adult") for adult in adults["relative_id"]]
     adults["risk_factors"] = [reached.get(adult, "") for adult in adults["relative_id"]]
     return adults.rename(columns={"relative_id": "patient_id"})[columns]

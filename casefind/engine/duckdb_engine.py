@@ -19,6 +19,7 @@ import duckdb
 import pandas as pd
 
 from casefind.engine import duckdb_families as families
+from casefind.frames import isin
 from casefind.protocol import (
     AntenatalBooking,
     CodedActive,
@@ -294,7 +295,7 @@ def _route(
     pregnancy = {c.id for c in protocol.criteria if c.lists_adults}
 
     preg = own[own["criterion_id"].isin(pregnancy)]
-    to_children = links[links["role"].isin(["parent", "household_adult"]) & links["child_id"].isin(eligible_children)]
+    to_children = links[links["role"].isin(["parent", "household_adult"]) & isin(links["child_id"], eligible_children)]
     carried = preg.merge(to_children, left_on="patient_id", right_on="relative_id")
     carried = carried.assign(
         patient_id=carried["child_id"],
@@ -303,7 +304,7 @@ def _route(
     )
     carried = _one_route_per_relative(carried)
     expectant = set(preg["patient_id"]) - set(carried["via_patient_id"])
-    kept_preg = preg[preg["patient_id"].isin(expectant | eligible_children)]
+    kept_preg = preg[isin(preg["patient_id"], expectant | eligible_children)]
 
     self_links = pd.DataFrame(
         {
@@ -376,7 +377,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     hits, expectant = _route(protocol, own, people, links)
     hits = _apply_missed_thresholds(protocol, hits)
     hits = hits.assign(reciprocal_missing=_reciprocal_gaps(con, protocol, hits))
-    people["expectant"] = people["patient_id"].isin(expectant)
+    people["expectant"] = isin(people["patient_id"], expectant)
     population, no_adult = con.execute(
         "SELECT count(*) FILTER (WHERE exclusion IS NULL AND in_age_range), "
         "count(*) FILTER (WHERE exclusion IS NULL AND no_linked_adult) FROM people"
