@@ -411,10 +411,12 @@ def _checks(table: Table) -> list[Check]:
                 )
             )
     if table.name == "patients":
-        death, birth = _date_sql("date_of_death"), _date_sql("date_of_birth")
-        checks.append(Check("date_of_death", f"{death} < {birth}", "'date of death is before date of birth'"))
-        reg_to, reg_from = _date_sql("registered_to"), _date_sql("registered_from")
-        checks.append(Check("registered_to", f"{reg_to} < {reg_from}", "'registration ends before it starts'"))
+        for later, earlier, problem in (
+            ("date_of_death", "date_of_birth", "date of death is before date of birth"),
+            ("registered_to", "registered_from", "registration ends before it starts"),
+        ):  # the IS NOT NULL tests first spare the date parsing on the many rows without a death or an end date
+            condition = f"{later} IS NOT NULL AND {earlier} IS NOT NULL AND {_date_sql(later)} < {_date_sql(earlier)}"
+            checks.append(Check(later, condition, _sql_str(problem)))
     elif "patient_id" in table.column_names:
         checks.append(
             Check(
