@@ -22,7 +22,9 @@ import difflib
 import hashlib
 import os
 import re
+import shutil
 import tempfile
+import weakref
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -506,8 +508,14 @@ def _empty_table(con, table: Table) -> None:
 
 
 def connect(threads: int | None = None, memory_limit: str = "1500MB") -> duckdb.DuckDBPyConnection:
-    """An in-memory DuckDB connection with limits suited to a 2-core practice PC."""
-    con = duckdb.connect(config={"memory_limit": memory_limit})
+    """An in-memory DuckDB connection with limits suited to a 2-core practice PC.
+
+    Whatever DuckDB spills to disk when memory runs short goes to a private folder (mode 0700) that is
+    removed with the connection, not to DuckDB's default ``.tmp`` in the working folder.
+    """
+    spill = tempfile.mkdtemp(prefix="casefind-spill-")
+    con = duckdb.connect(config={"memory_limit": memory_limit, "temp_directory": spill})
+    weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     _define_macros(con)

@@ -289,3 +289,18 @@ def test_event_codes_keep_only_those_events_but_every_row_is_still_checked(tmp_p
     events.to_csv(path, index=False) if fmt == "csv" else events.to_parquet(path, index=False)
     assert _problems(folder, event_codes={"342191000000101"}) == _problems(folder)
     assert len(_problems(folder)) == 2
+
+
+def test_duckdb_spills_to_a_private_folder_removed_with_the_connection():
+    import gc
+    import stat
+
+    from casefind.extract import connect
+
+    con = connect()
+    [(spill,)] = con.execute("SELECT current_setting('temp_directory')").fetchall()
+    assert Path(spill).is_dir() and Path(spill).name.startswith("casefind-spill-")
+    assert stat.S_IMODE(Path(spill).stat().st_mode) == 0o700
+    del con
+    gc.collect()
+    assert not Path(spill).exists()
