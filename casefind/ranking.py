@@ -165,7 +165,7 @@ def rank(
         .agg(lambda labels: "; ".join(sorted(set(labels))))
         .to_dict()
     )
-    entries["notes"] = [_notes(row, gaps.get(row.patient_id)) for row in entries.itertuples()]
+    entries["notes"] = _notes(entries, gaps)
     entries = _order(entries)
     listed = set(entries["patient_id"])
     shown = evidence[isin(evidence["patient_id"], listed) & evidence["eligible"] & ~evidence["held_back"]]
@@ -223,19 +223,26 @@ def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: p
     return joined.reindex(entries["patient_id"]).fillna("").tolist()
 
 
-def _notes(row, gap_labels: str | None) -> str:
-    notes = []
-    if pd.notna(row.date_of_death):
-        notes.append(f"died {pd.Timestamp(row.date_of_death):%Y-%m-%d}")
-    if row.expectant:
-        notes.append("case for her unborn baby")
-    if row.no_linked_adult:
-        notes.append("data gap: under 5 with no linked adult")
-    if gap_labels:
-        notes.append(f"data gap: no child-side code for {gap_labels} (RCGP: code both records)")
-    if not row.qualifies:
-        notes.append("below the listing threshold (shown with --all)")
-    return "; ".join(notes)
+def _notes(entries: pd.DataFrame, gaps: dict[str, str]) -> pd.Series:
+    """Per child, '; '-separated: died, unborn baby, data gaps, below the threshold (vectorised)."""
+    gap_labels = entries["patient_id"].map(gaps).astype(object)
+    parts = [
+        ("died " + pd.to_datetime(entries["date_of_death"]).dt.strftime("%Y-%m-%d")).where(
+            entries["date_of_death"].notna()
+        ),
+        _flag(entries["expectant"], "case for her unborn baby"),
+        _flag(entries["no_linked_adult"], "data gap: under 5 with no linked adult"),
+        ("data gap: no child-side code for " + gap_labels + " (RCGP: code both records)").where(gap_labels.notna()),
+        _flag(~entries["qualifies"].astype(bool), "below the listing threshold (shown with --all)"),
+    ]
+    notes = pd.Series("", index=entries.index, dtype=object)
+    for part in parts:
+        notes = notes + ("; " + part.astype(object)).fillna("")
+    return notes.str[2:]
+
+
+def _flag(condition: pd.Series, text: str) -> pd.Series:
+    return pd.Series(text, index=condition.index, dtype=object).where(condition.fillna(False).astype(bool))
 
 
 def _order(entries: pd.DataFrame) -> pd.DataFrame:

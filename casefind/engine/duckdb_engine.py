@@ -331,29 +331,24 @@ def _route(
 
 def _reciprocal_gaps(con, protocol: Protocol, hits: pd.DataFrame) -> pd.Series:
     """True where a relative's hit has no child-side (reciprocal) code in the child's own record."""
-    have = con.execute("SELECT patient_id, criterion_id FROM latest WHERE role = 'reciprocal'").df()
-    have_set = set(zip(have["patient_id"], have["criterion_id"], strict=True))
+    have = con.execute(
+        "SELECT DISTINCT patient_id, criterion_id, true AS coded FROM latest WHERE role = 'reciprocal'"
+    ).df()
     needs = {c.id for c in protocol.criteria if c.reciprocal}
-    return pd.Series(
-        [
-            isinstance(via, str) and cid in needs and (pid, cid) not in have_set
-            for pid, cid, via in zip(hits["patient_id"], hits["criterion_id"], hits["via_patient_id"], strict=True)
-        ],
-        index=hits.index,
-        dtype=bool,
-    )
+    coded = hits[["patient_id", "criterion_id"]].merge(have, how="left", on=["patient_id", "criterion_id"])["coded"]
+    routed = hits["via_patient_id"].notna() & hits["criterion_id"].isin(needs)
+    return routed & ~coded.fillna(False).astype(bool).to_numpy()
 
 
 def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame) -> pd.DataFrame:
     """Keep missed-appointment hits that reach min_count, or one miss when a ``single_if`` criterion is met."""
     keep = pd.Series(True, index=hits.index)
-    met = set(zip(hits["patient_id"], hits["criterion_id"], strict=True))
     for c in protocol.criteria:
         if not isinstance(c, MissedAppointments):
             continue
         rows = hits["criterion_id"] == c.id
         counts = pd.to_numeric(hits.loc[rows, "value"])
-        single = hits.loc[rows, "patient_id"].map(lambda p, c=c: any((p, s) in met for s in c.single_if)).astype(bool)
+        single = isin(hits.loc[rows, "patient_id"], hits.loc[hits["criterion_id"].isin(c.single_if), "patient_id"])
         keep[rows] = (counts >= c.min_count) | ((counts >= 1) & single)
         detail = hits.loc[rows, "detail"].astype(str)
         hits.loc[rows, "detail"] = detail.where(
