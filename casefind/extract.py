@@ -7,6 +7,9 @@ is read as text, columns are renamed through an optional mapping file, every val
 * by default any bad row stops the run with a list of every problem (up to a cap, with a count of the rest);
 * with ``skip_bad_rows`` the bad rows are left out, kept in ``Extract.rejects`` and counted.
 
+With ``event_codes`` (what the engine and the coding report pass: the protocol's codes), ``events`` holds
+only the events with those codes, picked out in the same pass that checks every row of the file.
+
 Row numbers are as a spreadsheet shows them: in a CSV file the header is row 1, so the first record is
 row 2; in a Parquet file the first record is row 1. Messages never include a patient identifier.
 
