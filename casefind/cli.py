@@ -111,7 +111,8 @@ def _summary(info) -> str:
     if gaps:
         text += f" Data gaps: {gaps}."
     if info.rows_rejected:
-        text += f" {info.rows_rejected} bad rows were left out (see {info.rejects_file})."
+        rows = "1 bad row was" if info.rows_rejected == 1 else f"{info.rows_rejected} bad rows were"
+        text += f" {rows} left out (see {info.rejects_file})."
     return text
 
 

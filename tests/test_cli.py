@@ -125,7 +125,7 @@ def test_skip_bad_rows_writes_private_rejects_beside_the_output(make_extract, tm
     rejects = tmp_path / "list.rejects.csv"
     assert rejects.stat().st_mode & 0o777 == 0o600
     assert "invalid date '31/02/2024'" in rejects.read_text()
-    assert "1 bad rows were left out" in result.output
+    assert "1 bad row was left out" in result.output
 
 
 def test_internal_errors_hide_details(monkeypatch, make_extract):
