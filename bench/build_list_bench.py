@@ -239,7 +239,7 @@ def ensure_data(workdir: Path, patients: int, events_per_patient: int) -> Path:
 # ----------------------------------------------------------------------------------- measured children
 
 
-def _peak_rss_mb() -> float:
+def peak_rss_mb() -> float:
     """This process's peak resident set size. VmHWM, unlike ru_maxrss, is not inherited from the parent."""
     try:
         for line in Path("/proc/self/status").read_text().splitlines():
@@ -258,7 +258,7 @@ def child_build_list(data_dir: Path) -> dict:
     seconds = time.perf_counter() - started
     info = getattr(result, "info", None)
     listed, rejected = getattr(info, "listed", None), getattr(info, "rows_rejected", None)
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "listed": listed, "rows_rejected": rejected}
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "listed": listed, "rows_rejected": rejected}
 
 
 def child_baseline(data_dir: Path) -> dict:
@@ -277,7 +277,7 @@ def child_baseline(data_dir: Path) -> dict:
         [str(data_dir / "events.parquet")],
     ).fetchall()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "patients_with_hits": len(rows)}
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "patients_with_hits": len(rows)}
 
 
 def child_validating_pass(data_dir: Path) -> dict:
@@ -301,16 +301,20 @@ def child_validating_pass(data_dir: Path) -> dict:
     )
     [(kept,)] = con.execute("SELECT count(*) FROM kept").fetchall()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "peak_rss_mb": _peak_rss_mb(), "rows_kept": kept}
+    return {"seconds": seconds, "peak_rss_mb": peak_rss_mb(), "rows_kept": kept}
 
 
 CHILDREN = {"baseline": child_baseline, "validating-pass": child_validating_pass, "build-list": child_build_list}
 
 
-def run_child(kind: str, data_dir: Path) -> dict:
+def run_child(kind: str, data_dir: Path, script: str = __file__) -> dict:
+    """Run ``script --child KIND`` in a fresh process and return its JSON result plus the wall time.
+
+    Each child reports its own peak RSS (``peak_rss_mb``); ``coding_report_bench.py`` uses this too.
+    """
     started = time.perf_counter()
     proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--data", str(data_dir)],
+        [sys.executable, script, "--child", kind, "--data", str(data_dir)],
         capture_output=True,
         text=True,
         cwd=REPO,

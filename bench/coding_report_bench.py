@@ -4,8 +4,8 @@
     python bench/coding_report_bench.py --patients 100000    # a quick run
 
 The data are made (and cached in --workdir) by ``bench/build_list_bench.py``'s generator, so both
-benchmarks share one copy. Each measure runs in its own subprocess, started by a small watcher process that
-reads the child's peak RSS with ``getrusage(RUSAGE_CHILDREN)``:
+benchmarks share one copy. Each measure runs in its own subprocess, which reports its own peak RSS
+(``VmHWM``), as in ``build_list_bench.py``:
   (a) ``casefind.api.coding_report(by="month")`` over --from..--to with the default protocol's report
       categories and every breakdown, writing its CSVs and report.html;
   (b) the baseline: one scan of events.parquet joined to the report-category codes, grouped by month and
@@ -16,8 +16,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import resource
-import subprocess
 import sys
 import tempfile
 import time
@@ -29,13 +27,9 @@ for path in (REPO, REPO / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))  # run from a checkout without installing
 
+from build_list_bench import ensure_data, peak_rss_mb, run_child  # noqa: E402  (the shared generator and runner)
+
 DATE_FROM, DATE_TO = date(2024, 1, 1), date(2025, 12, 31)
-
-
-def ensure_data(workdir: Path, patients: int, events_per_patient: int) -> Path:
-    from build_list_bench import ensure_data as shared_ensure_data  # the shared, cached generator
-
-    return shared_ensure_data(workdir, patients, events_per_patient)
 
 
 # ----------------------------------------------------------------------------------- measured children
@@ -60,6 +54,7 @@ def child_report(data_dir: Path) -> dict:
             "files": [p.name for p in written],
             "rate_rows": len(report.rates),
             "coded_children_months": int(overall["numerator"].fillna(0).sum()),
+            "peak_rss_mb": peak_rss_mb(),
         }
 
 
@@ -84,36 +79,15 @@ def child_baseline(data_dir: Path) -> dict:
         [str(data_dir / "events.parquet"), DATE_FROM, DATE_TO],
     ).fetchall()
     seconds = time.perf_counter() - started
-    return {"seconds": seconds, "groups": len(rows), "coded_children_months": sum(r[2] for r in rows)}
+    return {
+        "seconds": seconds,
+        "groups": len(rows),
+        "coded_children_months": sum(r[2] for r in rows),
+        "peak_rss_mb": peak_rss_mb(),
+    }
 
 
 CHILDREN = {"report": child_report, "baseline": child_baseline}
-
-
-def watch(kind: str, data_dir: Path) -> dict:
-    """Run one measured child and add its wall time and peak RSS (the watcher has no other children)."""
-    started = time.perf_counter()
-    proc = subprocess.run(
-        [sys.executable, __file__, "--child", kind, "--data", str(data_dir)],
-        capture_output=True,
-        text=True,
-        cwd=REPO,
-    )
-    wall = time.perf_counter() - started
-    peak_mb = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024  # kilobytes on Linux
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1], "wall_seconds": wall}
-    return {**json.loads(proc.stdout.strip().splitlines()[-1]), "wall_seconds": wall, "peak_rss_mb": peak_mb}
-
-
-def measure(kind: str, data_dir: Path) -> dict:
-    """Start a fresh watcher so RUSAGE_CHILDREN covers this one measure only."""
-    proc = subprocess.run(
-        [sys.executable, __file__, "--watch", kind, "--data", str(data_dir)], capture_output=True, text=True
-    )
-    if proc.returncode != 0:
-        return {"error": (proc.stderr.strip().splitlines() or ["failed"])[-1]}
-    return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
 # ------------------------------------------------------------------------------------------------- main
@@ -125,23 +99,19 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--events-per-patient", type=int, default=50, help="coded events per patient (default 50)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/cfbench"), help="where data is cached")
     parser.add_argument("--child", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
-    parser.add_argument("--watch", choices=sorted(CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
 
     if args.child:
         print(json.dumps(CHILDREN[args.child](args.data)))
         return 0
-    if args.watch:
-        print(json.dumps(watch(args.watch, args.data)))
-        return 0
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_data(args.workdir, args.patients, args.events_per_patient)
     print("baseline: bare DuckDB scan of events joined to the category codes, by month and category ...", flush=True)
-    base = measure("baseline", data_dir)
+    base = run_child("baseline", data_dir, __file__)
     print(f"coding_report by month, {DATE_FROM}..{DATE_TO}, every breakdown ...", flush=True)
-    built = measure("report", data_dir)
+    built = run_child("report", data_dir, __file__)
 
     events = args.patients * args.events_per_patient
     print(f"\n== coding-report benchmark: {args.patients:,} patients, {events:,} events, {DATE_FROM}..{DATE_TO} ==")
