@@ -27,8 +27,6 @@ from datetime import date
 import duckdb
 import numpy as np
 import pyarrow as pa
-from scipy.sparse import coo_matrix
-from scipy.sparse.csgraph import connected_components
 
 PARENT_WORDS = (
     "mother", "father", "parent", "step parent", "stepparent", "step mother", "stepmother", "step father",
@@ -135,6 +133,10 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
 def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
     """Connected components of the linked patients (scipy's, in C: a million patients take a fraction of a
     second); a patient with no link is a family of one."""
+    # scipy takes 0.1 s to import: only here, so `casefind schema`, `version` and --help start without it
+    from scipy.sparse import coo_matrix
+    from scipy.sparse.csgraph import connected_components
+
     con.execute(
         "CREATE OR REPLACE TEMP TABLE linked AS "
         "SELECT patient_id, CAST(row_number() OVER (ORDER BY patient_id) - 1 AS INTEGER) AS node FROM "
