@@ -13,8 +13,8 @@ def isin(series: pd.Series, values: Iterable[str]) -> pd.Series:
     """``series.isin(values)`` for a column of ids and many values.
 
     pandas converts every value of ``values`` one at a time when ``series`` holds Arrow-backed strings,
-    which costs seconds with the hundreds of thousands of ids seen at ICB scale; Arrow's own ``is_in``
-    does not.
+    which cost about 0.3 s a run with the tens of thousands of ids seen at ICB scale; Arrow's own
+    ``is_in`` does not. A property test checks it against pandas.
     """
     value_set = pa.array(list(values), type=pa.large_string())
     column = pa.array(series.astype("string[pyarrow]") if series.dtype == object else series, type=pa.large_string())

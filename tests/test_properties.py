@@ -66,3 +66,20 @@ def test_the_order_is_total_and_follows_the_documented_keys(practice):
     assert keys == sorted(keys)
     again = api.build_list(practice, as_of=AS_OF).entries
     assert again.equals(entries)
+
+
+@given(
+    st.lists(st.none() | st.sampled_from(["P1", "P2", "P10", "", "é"]), max_size=20),
+    st.lists(st.none() | st.sampled_from(["P1", "P10", "x"]), max_size=8),
+    st.sampled_from(["str", object]),
+)
+def test_arrow_isin_agrees_with_pandas(column, values, dtype):
+    import pandas as pd
+
+    from casefind.frames import isin
+
+    series = pd.Series(column, dtype=dtype, index=range(100, 100 + len(column)))
+    expected = series.isin(values)
+    got = isin(series, values)
+    assert got.index.equals(expected.index)
+    assert got.tolist() == expected.tolist()
