@@ -16,6 +16,7 @@ import hashlib
 import io
 import json
 import re
+import typing
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
@@ -398,12 +399,23 @@ def _line_for(path: tuple, lines: dict) -> int | None:
     return lines.get(path)
 
 
+# Every field a protocol file may use, for "did you mean" on an unknown one.
+_KIND_MODELS = typing.get_args(typing.get_args(AnyCriterion)[0])  # the members of the criterion union
+_FIELD_NAMES = sorted(
+    {n for model in (Protocol, Codelist, Code, Population, Concern, Ranking, *_KIND_MODELS) for n in model.model_fields}
+)
+
+
 def _message(error: dict) -> str:
     kind, msg, value = error["type"], error["msg"], error.get("input")
     if kind == "missing":
         return "required field is missing"
     if kind == "extra_forbidden":
-        return f"unknown field '{error['loc'][-1]}' (check the spelling; see the protocol format in the README)"
+        name = str(error["loc"][-1])
+        close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
+        if close:
+            return f"unknown field '{name}' (did you mean '{close[0]}'?)"
+        return f"unknown field '{name}' (check the spelling; see the protocol format in the README)"
     if kind == "union_tag_invalid":
         return (
             f"unknown kind '{value.get('kind') if isinstance(value, dict) else value}'; expected one of: "

@@ -12,7 +12,7 @@ from casefind.protocol import load_protocol
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_rules"
 
 
-def _messages(name: str) -> list[str]:
+def _messages(name: str | Path) -> list[str]:
     with pytest.raises(ProtocolError) as caught:
         load_protocol(FIXTURES / name)
     assert caught.value.exit_code == ExitCode.BAD_PROTOCOL
@@ -71,3 +71,13 @@ def test_the_model_is_immutable():
     protocol = load_protocol(default_protocol_path())
     with pytest.raises(Exception, match="frozen"):
         protocol.criteria[0].weight = 99
+
+
+def test_a_misspelt_field_gets_a_suggestion(tmp_path):
+    rules = tmp_path / "typo.yaml"
+    rules.write_text(
+        "name: t\nversion: '1'\ncodelists:\n  cp: {codes: ['342191000000101']}\n"
+        "criteria:\n  - {id: cp, kind: coded_active, label: CP, start: [cp], wieght: 10, tier: significant}\n"
+    )
+    messages = _messages(rules)  # an absolute path: FIXTURES / rules is rules
+    assert f"{rules}, line 6, criteria[0].wieght: unknown field 'wieght' (did you mean 'weight'?)" in messages
