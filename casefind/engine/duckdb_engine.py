@@ -347,14 +347,15 @@ def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame) -> pd.DataF
         if not isinstance(c, MissedAppointments):
             continue
         rows = hits["criterion_id"] == c.id
+        patients = hits.loc[rows, "patient_id"]
         counts = pd.to_numeric(hits.loc[rows, "value"])
-        single = isin(hits.loc[rows, "patient_id"], hits.loc[hits["criterion_id"].isin(c.single_if), "patient_id"])
-        keep[rows] = (counts >= c.min_count) | ((counts >= 1) & single)
+        because = pd.Series("", index=patients.index, dtype=object)  # the single_if criteria this child meets
+        for other in c.single_if:
+            met = isin(patients, hits.loc[hits["criterion_id"] == other, "patient_id"])
+            because[met] = (because[met] + ", " + protocol.criterion(other).label).str.removeprefix(", ")
+        keep[rows] = (counts >= c.min_count) | ((counts >= 1) & (because != ""))
         detail = hits.loc[rows, "detail"].astype(str)
-        hits.loc[rows, "detail"] = detail.where(
-            counts >= c.min_count,
-            detail + "; one is enough: " + ", ".join(protocol.criterion(s).label for s in c.single_if),
-        )
+        hits.loc[rows, "detail"] = detail.where(counts >= c.min_count, detail + "; one is enough with: " + because)
     return hits[keep]
 
 

@@ -54,3 +54,29 @@ def _text(value) -> str:
     if isinstance(value, float):
         return f"{value:g}"
     return str(value)
+
+
+def test_one_missed_appointment_names_only_the_plan_the_child_is_on(make_extract):
+    protocol = _protocol(
+        {
+            "criteria": [
+                {"id": "cp", "label": "CP plan", "kind": "coded_active", "start": "cp_start", "weight": 10,
+                 "tier": "significant"},
+                {"id": "cin", "label": "Child in need", "kind": "coded_active", "start": "cin_start", "weight": 5,
+                 "tier": "significant"},
+                {"id": "wnb", "label": "Not brought", "kind": "missed_appointments", "window": "12 months",
+                 "min_count": 2, "single_if": ["cp", "cin"], "weight": 3, "tier": "minor"},
+            ]
+        }
+    )  # fmt: skip
+    folder = make_extract(
+        patients="patient_id | date_of_birth\non_cp | 2018-01-01\non_both | 2018-01-01",
+        appointments="patient_id | date | status\non_cp | 2026-05-01 | was_not_brought\n"
+        "on_both | 2026-05-01 | was_not_brought",
+        events="patient_id | code | date\non_cp | 342191000000101 | 2026-01-01\n"
+        "on_both | 342191000000101 | 2026-01-01\non_both | 135891007 | 2026-02-01",
+    )
+    result = api.build_list(folder, rules=protocol, as_of=date(2026, 11, 24))
+    evidence = dict(zip(result.entries["patient_id"], result.entries["evidence"], strict=True))
+    assert "one is enough with: CP plan]" in evidence["on_cp"]
+    assert "one is enough with: CP plan, Child in need]" in evidence["on_both"]
