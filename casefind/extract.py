@@ -373,12 +373,24 @@ def _choice_sql(expr: str, col: Column) -> str:
 
 @dataclass(frozen=True)
 class Check:
-    """One row-local rule: ``condition`` (SQL, true when a row breaks it) and the ``message`` it gives."""
+    """One row-local rule: ``condition`` (SQL on cleaned values, true when a row breaks it) and the
+    ``message`` it gives.
+
+    ``screen`` is the same rule read on the values as they are in the file (not trimmed): true for every
+    row that might break the rule once cleaned, so the pass over millions of rows needs no trimming.
+    ``None`` when ``condition`` is already such a test (a value with spaces around it only ever fails more
+    of these conditions, never fewer); a property test checks the screens against the conditions.
+    """
 
     column: str
     condition: str
     message: str  # an SQL text expression, evaluated only where ``condition`` holds
     hint: str | None = None
+    screen: str | None = None
+
+    @property
+    def on_file_values(self) -> str:
+        return self.screen or self.condition
 
 
 def _checks(table: Table) -> list[Check]:
@@ -386,8 +398,8 @@ def _checks(table: Table) -> list[Check]:
     checks = []
     for col in table.columns:
         c = col.name
-        if col.required:
-            checks.append(Check(c, f"{c} IS NULL", "'missing required value'"))
+        if col.required:  # blank once trimmed: empty, or starting with a space (or a control character)
+            checks.append(Check(c, f"{c} IS NULL", "'missing required value'", screen=f"{c} IS NULL OR {c} < '!'"))
         if col.type == "code":
             checks.append(
                 Check(
@@ -437,23 +449,20 @@ def _checks(table: Table) -> list[Check]:
 def _collect_problems(con, table: Table, raw: str, source: SourceFile, keep: str | None = None) -> str:
     """Insert every problem of ``raw`` into the ``problems`` table (one row per problem).
 
-    One pass over the rows copies those that break a rule, or that ``keep`` (an SQL condition) asks for,
-    into a small table ``checked_<table>``, whose name is returned; the problems are then worked out from
-    that table alone. The rules are plain filter conditions so DuckDB checks them on the columns they
-    need, before anything else is computed for the millions of good rows.
+    One pass over the rows as they are in the file copies those that might break a rule (each rule's
+    screen), or that ``keep`` (an SQL condition) asks for, into a small table ``checked_<table>``, cleaned;
+    its name is returned. The problems are then worked out from that table alone, with the rules'
+    conditions on the cleaned values. The screens are plain filter conditions, so DuckDB reads only the
+    columns they need for the millions of good rows, and trims nothing but the rows kept.
     """
     checks = _checks(table)
     checked = f"checked_{table.name}"
-    wanted = " OR ".join(f"({c.condition})" for c in checks)
+    wanted = " OR ".join(f"({c.on_file_values})" for c in checks)
     if keep:
         wanted = f"({keep}) OR {wanted}"
-    # Clean only the columns the conditions read before filtering, and the others only for the rows kept.
-    tested = {c for c in table.column_names if re.search(rf"\b{c}\b", wanted)}
-    inner = ", ".join(f"{_clean(c)} AS {c}" if c in tested else f"{c} AS _untested_{c}" for c in table.column_names)
-    outer = ", ".join(c if c in tested else f"{_clean('_untested_' + c)} AS {c}" for c in table.column_names)
+    cleaned = ", ".join(f"{_clean(c)} AS {c}" for c in table.column_names)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT _row, {outer} "
-        f"FROM (SELECT _row, {inner} FROM src_{table.name}) WHERE {wanted}"
+        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT _row, {cleaned} FROM src_{table.name} WHERE {wanted}"
     )
     structs = ", ".join(
         f"{{'col': {_sql_str(c.column)}, 'problem': CASE WHEN {c.condition} THEN {c.message} END, "
@@ -587,6 +596,7 @@ def _read(
         con.execute(
             "CREATE TEMP TABLE event_codes AS SELECT DISTINCT unnest(?::VARCHAR[]) AS code", [sorted(event_codes)]
         )
+        # read on the file's values too: a code with spaces around it is kept anyway, by the code check's screen
         keep = "code IN (SELECT code FROM event_codes)"
     rows_read = {}
     for table in TABLES.values():  # patients first: the others are checked against it
