@@ -196,48 +196,65 @@ KIND_EVALUATORS: dict[type, Callable] = {
 }
 
 
-def _people_table(con, protocol: Protocol, as_of: date) -> None:
+def _sql_literal(value) -> str:
+    """A date, number, boolean or None as an SQL literal, for views (which cannot take parameters)."""
+    if value is None:
+        return "NULL"
+    if isinstance(value, bool):
+        return "TRUE" if value else "FALSE"
+    if isinstance(value, date):
+        return f"DATE '{value.isoformat()}'"
+    return str(int(value))
+
+
+def _people_view(con, protocol: Protocol, as_of: date) -> None:
     """``people``: every patient with age on the as-of date, family, concern (own or anyone in the family),
-    and whether (and why not) they can be listed. Stays in DuckDB; only relevant rows reach pandas."""
+    and whether (and why not) they can be listed.
+
+    A view, not a table: at ICB scale only the rows a query asks for (the relevant patients, one patient
+    for ``explain``, the population count's flags) are worked out, and only relevant rows reach pandas.
+    """
     pop = protocol.population
     death_from = pop.include_deaths_within.before(as_of) if pop.include_deaths_within else None
+    lit = {
+        "as_of": _sql_literal(as_of),
+        "registered": _sql_literal(pop.registered_on_as_of),
+        "death_from": _sql_literal(death_from),
+        "min_age": _sql_literal(pop.min_age),
+        "max_age": _sql_literal(pop.max_age),
+    }
+    age = families.AGE_SQL.replace("$as_of", lit["as_of"])
     families.run_script(
         con,
         f"""
         CREATE OR REPLACE TEMP TABLE with_adult AS
         SELECT DISTINCT child_id AS patient_id FROM links WHERE role IN ('parent', 'household_adult');
         CREATE OR REPLACE TEMP TABLE concerned_family AS
-        SELECT f.family_id,
+        SELECT {families.family_id_sql("c.patient_id", "f.family_id")} AS family_id,
                string_agg('patient ' || c.patient_id || ': ' || c.evidence, '; ' ORDER BY c.patient_id) AS evidence
-        FROM concern c JOIN family f USING (patient_id) GROUP BY f.family_id;
-        CREATE OR REPLACE TEMP TABLE people AS
+        FROM concern c LEFT JOIN family_of_linked f USING (patient_id) GROUP BY ALL;
+        CREATE OR REPLACE TEMP VIEW people AS
         SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
-               age, f.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,
+               age, p.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,
                cf.family_id IS NOT NULL AS concerned,
                CASE
-                 WHEN date_of_birth > $as_of THEN 'not born by the as-of date'
-                 WHEN $registered AND (registered_from > $as_of OR registered_to < $as_of)
+                 WHEN date_of_birth > {lit["as_of"]} THEN 'not born by the as-of date'
+                 WHEN {lit["registered"]} AND (registered_from > {lit["as_of"]} OR registered_to < {lit["as_of"]})
                    THEN 'not registered on the as-of date'
-                 WHEN date_of_death <= $as_of AND ($death_from IS NULL OR date_of_death < $death_from)
+                 WHEN date_of_death <= {lit["as_of"]}
+                      AND ({lit["death_from"]} IS NULL OR date_of_death < {lit["death_from"]})
                    THEN 'died before the as-of date'
                END AS exclusion,
-               age BETWEEN $min_age AND $max_age AS in_age_range,
+               age BETWEEN {lit["min_age"]} AND {lit["max_age"]} AS in_age_range,
                age < 5 AND w.patient_id IS NULL AS no_linked_adult
         FROM (
-          SELECT *, {families.AGE_SQL} AS age FROM patients
+          SELECT patients.*, {age} AS age, {families.family_id_sql("patients.patient_id", "f.family_id")} AS family_id
+          FROM patients LEFT JOIN family_of_linked f USING (patient_id)
         ) p
-        LEFT JOIN family f USING (patient_id)
         LEFT JOIN concern c USING (patient_id)
-        LEFT JOIN concerned_family cf ON cf.family_id = f.family_id
+        LEFT JOIN concerned_family cf ON cf.family_id = p.family_id
         LEFT JOIN with_adult w ON w.patient_id = p.patient_id
         """,
-        {
-            "as_of": as_of,
-            "registered": pop.registered_on_as_of,
-            "death_from": death_from,
-            "min_age": pop.min_age,
-            "max_age": pop.max_age,
-        },
     )
 
 
@@ -368,7 +385,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     frames = [KIND_EVALUATORS[type(c)](con, c, as_of) for c in protocol.criteria]
     frames = [f for f in frames if len(f)]
     own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
-    _people_table(con, protocol, as_of)
+    _people_view(con, protocol, as_of)
     people, links = _relevant(con, own)
     hits, expectant = _route(protocol, own, people, links)
     hits = _apply_missed_thresholds(protocol, hits)

@@ -58,7 +58,7 @@ def _words(words: tuple[str, ...]) -> str:
 
 
 def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
-    """Create ``links(child_id, relative_id, relation, role)`` and ``family(patient_id, family_id)``.
+    """Create ``links(child_id, relative_id, relation, role)`` and ``family_of_linked(patient_id, family_id)``.
 
     Returns warnings (counts only) about relationship rows that could not be used.
     """
@@ -131,15 +131,16 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
 
 
 def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
-    """Connected components of the linked patients (scipy's, in C: a million patients take a fraction of a
-    second); a patient with no link is a family of one."""
+    """``family_of_linked(patient_id, family_id)``: connected components of the linked patients (scipy's, in
+    C: a million patients take a fraction of a second). A patient with no link is a family of one; see
+    ``family_id_sql``."""
     # scipy takes 0.1 s to import: only here, so `casefind schema`, `version` and --help start without it
     from scipy.sparse import coo_matrix
     from scipy.sparse.csgraph import connected_components
 
-    con.execute(
+    con.execute(  # node numbers are arbitrary: a family's id comes from its members, not from them
         "CREATE OR REPLACE TEMP TABLE linked AS "
-        "SELECT patient_id, CAST(row_number() OVER (ORDER BY patient_id) - 1 AS INTEGER) AS node FROM "
+        "SELECT patient_id, CAST(row_number() OVER () - 1 AS INTEGER) AS node FROM "
         "(SELECT child_id AS patient_id FROM links UNION SELECT relative_id FROM links)"
     )
     edges = con.execute(
@@ -150,18 +151,19 @@ def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
     graph = coo_matrix((np.ones(len(edges["a"]), dtype=np.int8), (edges["a"], edges["b"])), shape=(nodes, nodes))
     _, component = connected_components(graph, directed=False)
     con.register("component_df", pa.table({"node": np.arange(nodes, dtype=np.int32), "component": component}))
-    run_script(
-        con,
-        """
-        CREATE OR REPLACE TEMP TABLE family_of_linked AS
-        SELECT l.patient_id, 'F' || substr(md5(min(l.patient_id) OVER (PARTITION BY c.component)), 1, 8) AS family_id
-        FROM linked l JOIN component_df c USING (node);
-        CREATE OR REPLACE TEMP TABLE family AS
-        SELECT p.patient_id, coalesce(f.family_id, 'F' || substr(md5(p.patient_id), 1, 8)) AS family_id
-        FROM patients p LEFT JOIN family_of_linked f USING (patient_id)
-        """,
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE family_of_linked AS SELECT l.patient_id, "
+        "'F' || substr(md5(min(l.patient_id) OVER (PARTITION BY c.component)), 1, 8) AS family_id "
+        "FROM linked l JOIN component_df c USING (node)"
     )
     con.unregister("component_df")
+
+
+def family_id_sql(patient_id: str, linked_family_id: str) -> str:
+    """SQL for a patient's ``family_id``: ``linked_family_id`` (from a LEFT JOIN to ``family_of_linked``) or,
+    for a patient with no link, a family of one. Worked out only for the patients a query needs, not for
+    every patient of an ICB-sized extract."""
+    return f"coalesce({linked_family_id}, 'F' || substr(md5({patient_id}), 1, 8))"
 
 
 def concern_table(con: duckdb.DuckDBPyConnection, as_of: date, window_start: date | None) -> None:
