@@ -83,3 +83,52 @@ def test_arrow_isin_agrees_with_pandas(column, values, dtype):
     got = isin(series, values)
     assert got.index.equals(expected.index)
     assert got.tolist() == expected.tolist()
+
+
+_TIE_PROTOCOL = """
+name: ties
+version: "1"
+codelists:
+  cfc: {codes: [{code: "836881000000105", term: "Cause for concern"}, {code: "342191000000101", term: "Other concern"}]}
+criteria:
+  - {id: cfc, label: Concern, kind: coded_in_window, codes: [cfc], window: 12 months, weight: 1, tier: significant}
+"""
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["836881000000105", "342191000000101"]),
+            st.sampled_from([date(2026, 11, 1), date(2026, 11, 2)]),
+            st.sampled_from([None, "a", "b"]),
+            st.sampled_from([None, "1", "2"]),
+        ),
+        min_size=1,
+        max_size=12,
+    )
+)
+def test_the_latest_event_is_the_greatest_by_date_code_term_value_with_a_missing_value_first(events):
+    """Ties on the date are broken by code, term and value (highest first; a missing value before any
+    other), whatever order the rows come in."""
+    from casefind.engine import duckdb_engine
+    from casefind.extract import connect
+
+    con = connect()
+    con.execute(
+        "CREATE TEMP TABLE events (patient_id VARCHAR, code VARCHAR, date DATE, term VARCHAR, value VARCHAR, "
+        "code_system VARCHAR)"
+    )
+    con.executemany("INSERT INTO events VALUES ('P1', ?, ?, ?, ?, 'snomed')", list(events))
+    protocol = parse_protocol(_TIE_PROTOCOL)
+    duckdb_engine._scan_latest(con, protocol, AS_OF)
+    [(got,)] = con.execute("SELECT ev FROM latest WHERE criterion_id = 'cfc' AND role = 'start'").fetchall()
+
+    terms = {"836881000000105": "Cause for concern", "342191000000101": "Other concern"}
+    rows = [(d, c, t if t is not None else terms[c], v) for c, d, t, v in events]
+
+    def key(row):  # None sorts above every value, as in the engine
+        return tuple((1, "") if x is None else (0, x) for x in row)
+
+    expected = max(rows, key=key)
+    assert (got["date"], got["code"], got["term"], got["value"]) == expected
