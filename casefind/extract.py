@@ -353,14 +353,15 @@ def _define_macros(con) -> None:
     )
 
 
-def nhs_number_invalid_sql(expr: str) -> str:
-    """SQL true where ``expr`` (spaces already removed) is not 10 digits with the right modulus 11 check digit.
+def nhs_number_invalid_sql(text: str, number: str) -> str:
+    """SQL true where ``text`` (spaces already removed) is not 10 digits with the right modulus 11 check digit.
 
-    Agrees with ``casefind.codes.nhs_number_valid`` (a property test checks it); runs inside DuckDB so a
-    million patients cost no Python loop.
+    ``number`` is ``TRY_CAST(text AS UBIGINT)``, worked out once by the caller: the digits are taken from it
+    arithmetically. Agrees with ``casefind.codes.nhs_number_valid`` (a property test checks it); runs inside
+    DuckDB so a million patients cost no Python loop.
     """
-    total = " + ".join(f"(ascii({expr}[{i}]) - 48) * {11 - i}" for i in range(1, 10))
-    return f"(NOT regexp_full_match({expr}, '[0-9]{{10}}') OR (11 - ({total}) % 11) % 11 <> ascii({expr}[10]) - 48)"
+    total = " + ".join(f"({number} // {10 ** (10 - i)} % 10) * {11 - i}" for i in range(1, 10))
+    return f"(NOT regexp_full_match({text}, '[0-9]{{10}}') OR (11 - ({total}) % 11) % 11 <> {number} % 10)"
 
 
 def _choice_sql(expr: str, col: Column) -> str:
@@ -446,8 +447,11 @@ def _checks(table: Table) -> list[Check]:
     return checks
 
 
-def _collect_problems(con, table: Table, raw: str, source: SourceFile, keep: str | None = None) -> str:
-    """Insert every problem of ``raw`` into the ``problems`` table (one row per problem).
+def _collect_problems(con, table: Table, rows: str, source: SourceFile, keep: str | None = None) -> str:
+    """Insert every problem of ``src_<table>`` into the ``problems`` table (one row per problem).
+
+    ``rows`` holds every row with its key cleaned (``raw_<table>``, or the typed table): the duplicate-key
+    check reads it.
 
     One pass over the rows as they are in the file copies those that might break a rule (each rule's
     screen), or that ``keep`` (an SQL condition) asks for, into a small table ``checked_<table>``, cleaned;
@@ -485,8 +489,8 @@ def _collect_problems(con, table: Table, raw: str, source: SourceFile, keep: str
             INSERT INTO problems
             SELECT {tbl}, {src}, r._row, {_sql_str(key)},
                    'duplicate {key} (first seen on row ' || d.first_row || ')', 'each {key} must appear once'
-            FROM {raw} r
-            JOIN (SELECT {key}, min(_row) AS first_row FROM {raw} WHERE {key} IS NOT NULL
+            FROM {rows} r
+            JOIN (SELECT {key}, min(_row) AS first_row FROM {rows} WHERE {key} IS NOT NULL
                   GROUP BY {key} HAVING count(*) > 1) d USING ({key})
             WHERE r._row <> d.first_row
             """
@@ -494,11 +498,17 @@ def _collect_problems(con, table: Table, raw: str, source: SourceFile, keep: str
     return checked
 
 
-def _typed_select(table: Table, raw: str, where: str | None = None) -> str:
+def _typed_select(table: Table, raw: str, where: str | None = None, every_row: bool = False) -> str:
+    """SELECT the rows of ``raw`` typed: dates as dates, choices as the schema spells them.
+
+    Rows with a problem are left out, unless ``every_row`` (the caller then deletes them). A date is read
+    by TRY_CAST first: on a row without problems that is the date ``cf_date`` gives (a date out of
+    casefind's years is a problem), and it spares the full parse on the plain ISO dates.
+    """
     cols = ["_row"]
     for col in table.columns:
         if col.type == "date":
-            cols.append(f"{_date_sql(col.name)} AS {col.name}")
+            cols.append(f"coalesce(TRY_CAST({col.name} AS DATE), {_date_sql(col.name)}) AS {col.name}")
         elif col.choices:
             expr = _choice_sql(col.name, col)
             if col.default:
@@ -508,9 +518,13 @@ def _typed_select(table: Table, raw: str, where: str | None = None) -> str:
             cols.append(f"replace({col.name}, ' ', '') AS {col.name}")
         else:
             cols.append(col.name)
-    bad = f"(SELECT row FROM problems WHERE tbl = {_sql_str(table.name)})"
-    where = f" AND ({where})" if where else ""
-    return f"SELECT {', '.join(cols)} FROM {raw} WHERE _row NOT IN {bad}{where}"
+    conditions = [] if every_row else [f"_row NOT IN {_problem_rows(table)}"]
+    conditions += [f"({where})"] if where else []
+    return f"SELECT {', '.join(cols)} FROM {raw}" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
+
+
+def _problem_rows(table: Table) -> str:
+    return f"(SELECT row FROM problems WHERE tbl = {_sql_str(table.name)})"
 
 
 def _empty_table(con, table: Table) -> None:
@@ -530,6 +544,7 @@ def connect(threads: int | None = None, memory_limit: str = "1500MB") -> duckdb.
     weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
     if threads:
         con.execute(f"SET threads = {int(threads)}")
+    con.execute("SET preserve_insertion_order = false")  # row numbers come from the files, not from the order
     _define_macros(con)
     return con
 
@@ -608,11 +623,14 @@ def _read(
         if table.name == "events" and keep:
             checked = _collect_problems(con, table, raw, files[table.name], keep)
             con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, checked, keep)}")
-        else:
-            _collect_problems(con, table, raw, files[table.name])
+        elif table.name == "events" and files[table.name].format == "parquet":
             # without event_codes, events stays a view over the file: one pass per query at ICB scale
-            view = table.name == "events" and files[table.name].format == "parquet"
-            con.execute(f"CREATE TEMP {'VIEW' if view else 'TABLE'} {table.name} AS {_typed_select(table, raw)}")
+            _collect_problems(con, table, raw, files[table.name])
+            con.execute(f"CREATE TEMP VIEW events AS {_typed_select(table, raw)}")
+        else:  # typed in one read of the file; the duplicate check reads the typed table, then bad rows go
+            con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, raw, every_row=True)}")
+            _collect_problems(con, table, table.name, files[table.name])
+            con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
         con.execute("SET preserve_insertion_order = false")
 
     total = con.execute("SELECT count(*) FROM problems").fetchone()[0]
@@ -660,8 +678,8 @@ def _warnings(con, files: dict[str, SourceFile]) -> list[Problem]:
         bad = [
             row
             for (row,) in con.execute(
-                "SELECT _row FROM patients WHERE nhs_number IS NOT NULL AND "
-                f"{nhs_number_invalid_sql('nhs_number')} ORDER BY _row"
+                "SELECT _row FROM (SELECT _row, nhs_number, TRY_CAST(nhs_number AS UBIGINT) AS number FROM patients "
+                f"WHERE nhs_number IS NOT NULL) WHERE {nhs_number_invalid_sql('nhs_number', 'number')} ORDER BY _row"
             ).fetchall()
         ]
         if bad:
