@@ -215,7 +215,7 @@ def _sql_literal(value) -> str:
 
 def _people_view(con, protocol: Protocol, as_of: date) -> None:
     """``people``: every patient with age on the as-of date, family, concern (own or anyone in the family),
-    and whether (and why not) they can be listed.
+    and whether (and why not) they can be listed (``people_status``, which the population count reads).
 
     A view, not a table: at ICB scale only the rows a query asks for (the relevant patients, one patient
     for ``explain``, the population count's flags) are worked out, and only relevant rows reach pandas.
@@ -239,10 +239,8 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
         SELECT {families.family_id_sql("c.patient_id", "f.family_id")} AS family_id,
                string_agg('patient ' || c.patient_id || ': ' || c.evidence, '; ' ORDER BY c.patient_id) AS evidence
         FROM concern c LEFT JOIN family_of_linked f USING (patient_id) GROUP BY ALL;
-        CREATE OR REPLACE TEMP VIEW people AS
-        SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
-               age, p.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,
-               cf.family_id IS NOT NULL AS concerned,
+        CREATE OR REPLACE TEMP VIEW people_status AS
+        SELECT p.*,
                CASE
                  WHEN date_of_birth > {lit["as_of"]} THEN 'not born by the as-of date'
                  WHEN {lit["registered"]} AND (registered_from > {lit["as_of"]} OR registered_to < {lit["as_of"]})
@@ -253,13 +251,17 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
                END AS exclusion,
                age BETWEEN {lit["min_age"]} AND {lit["max_age"]} AS in_age_range,
                age < 5 AND w.patient_id IS NULL AS no_linked_adult
+        FROM (SELECT *, {age} AS age FROM patients) p LEFT JOIN with_adult w ON w.patient_id = p.patient_id;
+        CREATE OR REPLACE TEMP VIEW people AS
+        SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
+               age, p.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,
+               cf.family_id IS NOT NULL AS concerned, exclusion, in_age_range, no_linked_adult
         FROM (
-          SELECT patients.*, {age} AS age, {families.family_id_sql("patients.patient_id", "f.family_id")} AS family_id
-          FROM patients LEFT JOIN family_of_linked f USING (patient_id)
+          SELECT s.*, {families.family_id_sql("s.patient_id", "f.family_id")} AS family_id
+          FROM people_status s LEFT JOIN family_of_linked f USING (patient_id)
         ) p
         LEFT JOIN concern c USING (patient_id)
         LEFT JOIN concerned_family cf ON cf.family_id = p.family_id
-        LEFT JOIN with_adult w ON w.patient_id = p.patient_id
         """,
     )
 
@@ -399,7 +401,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     people["expectant"] = isin(people["patient_id"], expectant)
     population, no_adult = con.execute(
         "SELECT count(*) FILTER (WHERE exclusion IS NULL AND in_age_range), "
-        "count(*) FILTER (WHERE exclusion IS NULL AND no_linked_adult) FROM people"
+        "count(*) FILTER (WHERE exclusion IS NULL AND no_linked_adult) FROM people_status"
     ).fetchone()
     return Evaluation(
         people=people,
