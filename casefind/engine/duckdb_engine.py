@@ -1,5 +1,6 @@
 """The DuckDB engine: one scan of ``events`` joined to a code -> criterion table, one small query per
-criterion kind, then routing through family links.
+criterion kind (every criterion of the kind at once; per criterion for the rarer kinds), then routing
+through family links.
 
 The scan keeps, for every patient, criterion and role (start / end / late / reciprocal), only the latest
 event on or before the as-of date (plus, for missed-appointment criteria, the distinct dates within the
@@ -96,23 +97,34 @@ def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date
 
 
 _EVIDENCE = (
-    "s.patient_id, ? AS criterion_id, s.ev.date AS date, s.ev.code AS code, s.ev.code_system AS code_system, "
+    "s.patient_id, s.criterion_id, s.ev.date AS date, s.ev.code AS code, s.ev.code_system AS code_system, "
     "s.ev.term AS term, s.ev.value AS value"
 )
 
 
+def _windows(con, criteria: list, as_of: date) -> None:
+    """``criterion_window(criterion_id, window_start)`` for ``criteria``: what ``_latest_start_joined`` reads,
+    so that one query evaluates every criterion of a kind (``window_start`` NULL: no look-back window)."""
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE criterion_window AS "
+        "SELECT unnest(?::VARCHAR[]) AS criterion_id, unnest(?::DATE[]) AS window_start",
+        [[c.id for c in criteria], [c.window.before(as_of) if c.window else None for c in criteria]],
+    )
+
+
 def _latest_start_joined(*roles: str) -> str:
-    """Latest start rows (``s``) with the same patient's latest rows of ``roles`` (aliased by first letter)."""
+    """Latest start rows (``s``) of the criteria in ``criterion_window`` (``w``), with the same patient's
+    latest rows of ``roles`` (aliased by first letter)."""
     joins = "".join(
         f" LEFT JOIN latest {r[0]} ON {r[0]}.patient_id = s.patient_id AND {r[0]}.criterion_id = s.criterion_id"
         f" AND {r[0]}.role = '{r}'"
         for r in roles
     )
-    return f"FROM latest s {joins} WHERE s.role = 'start' AND s.criterion_id = ?"
+    return f"FROM latest s JOIN criterion_window w ON w.criterion_id = s.criterion_id {joins} WHERE s.role = 'start'"
 
 
-def _coded_active(con, c: CodedActive, as_of: date) -> pd.DataFrame:
-    window_start = c.window.before(as_of) if c.window else None
+def _coded_active(con, criteria: list[CodedActive], as_of: date) -> pd.DataFrame:
+    _windows(con, criteria, as_of)
     return con.execute(
         f"""
         SELECT {_EVIDENCE},
@@ -121,18 +133,15 @@ def _coded_active(con, c: CodedActive, as_of: date) -> pd.DataFrame:
                END AS detail
         {_latest_start_joined("end")}
           AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
-          AND (CAST(? AS DATE) IS NULL OR s.ev.date >= ?)
-        """,
-        [c.id, c.id, window_start, window_start],
+          AND (w.window_start IS NULL OR s.ev.date >= w.window_start)
+        """
     ).df()
 
 
-def _coded_in_window(con, c: CodedInWindow, as_of: date) -> pd.DataFrame:
-    window_start = c.window.before(as_of)
+def _coded_in_window(con, criteria: list[CodedInWindow], as_of: date) -> pd.DataFrame:
+    _windows(con, criteria, as_of)
     return con.execute(
-        f"SELECT {_EVIDENCE}, NULL AS detail FROM latest s "
-        "WHERE s.role = 'start' AND s.criterion_id = ? AND s.ev.date >= ?",
-        [c.id, c.id, window_start],
+        f"SELECT {_EVIDENCE}, NULL AS detail {_latest_start_joined()} AND s.ev.date >= w.window_start"
     ).df()
 
 
@@ -148,10 +157,10 @@ def _new_birth(con, c: NewBirth, as_of: date) -> pd.DataFrame:
 
 
 def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
-    window_start = c.window.before(as_of)
+    _windows(con, [c], as_of)
     weeks = c.late_at_weeks
     late_by_value = f"TRY_CAST(s.ev.value AS DOUBLE) >= {weeks}" if weeks is not None else "false"
-    late_by_code = "(l.ev IS NOT NULL AND l.ev.date >= ? AND (e.ev IS NULL OR l.ev.date >= e.ev.date))"
+    late_by_code = "(l.ev IS NOT NULL AND l.ev.date >= w.window_start AND (e.ev IS NULL OR l.ev.date >= e.ev.date))"
     frame = con.execute(
         f"""
         SELECT {_EVIDENCE},
@@ -160,9 +169,8 @@ def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
                END AS detail
         {_latest_start_joined("end", "late")}
           AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
-          AND s.ev.date >= ?
-        """,
-        [c.id, window_start, c.id, window_start],
+          AND s.ev.date >= w.window_start
+        """
     ).df()
     if c.late_only:
         frame = frame[frame["detail"].notna()]
@@ -193,12 +201,21 @@ def _missed_appointments(con, c: MissedAppointments, as_of: date) -> pd.DataFram
     ).df()
 
 
-KIND_EVALUATORS: dict[type, Callable] = {
+def _one_by_one(evaluate_one: Callable) -> Callable:
+    """An evaluator of a list of criteria from one of a single criterion."""
+
+    def evaluate_all(con, criteria: list, as_of: date) -> pd.DataFrame:
+        return pd.concat([evaluate_one(con, c, as_of) for c in criteria], ignore_index=True)
+
+    return evaluate_all
+
+
+KIND_EVALUATORS: dict[type, Callable] = {  # each takes every criterion of its kind at once
     CodedActive: _coded_active,
     CodedInWindow: _coded_in_window,
-    NewBirth: _new_birth,
-    AntenatalBooking: _antenatal_booking,
-    MissedAppointments: _missed_appointments,
+    NewBirth: _one_by_one(_new_birth),
+    AntenatalBooking: _one_by_one(_antenatal_booking),
+    MissedAppointments: _one_by_one(_missed_appointments),
 }
 
 
@@ -390,7 +407,10 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     warnings = families.build_links(con, as_of)
     concern_from = protocol.concern.window.before(as_of) if protocol.concern.window else None
     families.concern_table(con, as_of, concern_from)
-    frames = [KIND_EVALUATORS[type(c)](con, c, as_of) for c in protocol.criteria]
+    kinds: dict[type, list] = {}
+    for c in protocol.criteria:
+        kinds.setdefault(type(c), []).append(c)
+    frames = [KIND_EVALUATORS[kind](con, criteria, as_of) for kind, criteria in kinds.items()]
     frames = [f for f in frames if len(f)]
     own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
     _people_view(con, protocol, as_of)
