@@ -78,7 +78,8 @@ def _evidence_text(hits: pd.DataFrame) -> pd.Series:
 
 
 def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> pd.DataFrame:
-    """Every hit with its criterion's meta, whether it counts, and its recency-weighted component."""
+    """Every hit with its criterion's meta, whether it counts, and its recency-weighted component (the
+    evidence text is added by ``rank``, for listed children only)."""
     people = evaluation.people.set_index("patient_id")
     hits = evaluation.hits.merge(_criteria_table(protocol, as_of), on="criterion_id")
     person = people.reindex(hits["patient_id"])
@@ -101,7 +102,6 @@ def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> p
     recency = 0.5 ** (age_days / hits["half_life_days"].astype(float))
     hits["recency"] = recency.where(hits["half_life_days"].notna(), 1.0)
     hits["component"] = hits["weight"] * hits["recency"]
-    hits["text"] = _evidence_text(hits) if len(hits) else pd.Series(dtype=str)
     return hits.sort_values(["patient_id", "order", "date", "via_patient_id"], ascending=[True, True, False, True])
 
 
@@ -141,7 +141,8 @@ def rank(
         return _nobody_listed(evaluation, evidence, held_back, int((~qualifies).sum()))
     best = best.assign(part=_component_text(best))
     grouped = best.groupby("patient_id", sort=True)
-    shown = counted[isin(counted["patient_id"], listed_ids)]
+    shown = counted[isin(counted["patient_id"], listed_ids)]  # the evidence of listed children: text for these
+    shown = shown.assign(text=_evidence_text(shown))
     key = best["patient_id"]
     summary = pd.DataFrame(
         {
@@ -168,7 +169,6 @@ def rank(
     entries["notes"] = _notes(entries, gaps)
     entries = _order(entries)
     listed = set(entries["patient_id"])
-    shown = evidence[isin(evidence["patient_id"], listed) & evidence["eligible"] & ~evidence["held_back"]]
     adults = _adults(evaluation, entries, shown)
     entries["linked_adults"] = _linked_adults_text(evaluation, entries, adults, full)
     data_gaps = {
@@ -184,7 +184,8 @@ def rank(
 def _nobody_listed(evaluation: Evaluation, evidence: pd.DataFrame, held_back: int, below: int) -> Ranked:
     empty = pd.DataFrame(columns=list(LIST_COLUMNS))
     gaps = {"children under 5 with no linked adult": evaluation.no_linked_adult}
-    return Ranked(empty, evidence.iloc[0:0], _adults(evaluation, empty, evidence), held_back, gaps, below)
+    shown = evidence.iloc[0:0].assign(text=pd.Series(dtype=str))
+    return Ranked(empty, shown, _adults(evaluation, empty, evidence), held_back, gaps, below)
 
 
 def _adult_text(relation: pd.Series, patient_id: pd.Series, risks: pd.Series, names: pd.Series | None = None):
