@@ -138,10 +138,10 @@ def test_the_latest_event_is_the_greatest_by_date_code_term_value_with_a_missing
 @given(st.lists(st.dates(min_value=date(1900, 1, 1), max_value=date(2100, 12, 31)), min_size=1, max_size=30),
        st.dates(min_value=date(1990, 1, 1), max_value=date(2100, 12, 31)))  # fmt: skip
 def test_age_in_sql_is_whole_years_with_the_birthday_not_yet_come_counting_one_less(births, as_of):
-    from casefind.engine.duckdb_families import AGE_SQL
+    from casefind.engine.duckdb_families import age_sql
     from casefind.extract import connect
 
     con = connect()
     con.execute("CREATE TEMP TABLE patients AS SELECT unnest(?::DATE[]) AS date_of_birth", [births])
-    got = [age for (age,) in con.execute(f"SELECT {AGE_SQL} FROM patients", {"as_of": as_of}).fetchall()]
+    got = [age for (age,) in con.execute(f"SELECT {age_sql('$as_of')} FROM patients", {"as_of": as_of}).fetchall()]
     assert got == [as_of.year - b.year - ((as_of.month, as_of.day) < (b.month, b.day)) for b in births]

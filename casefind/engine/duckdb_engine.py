@@ -246,7 +246,6 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
         "min_age": _sql_literal(pop.min_age),
         "max_age": _sql_literal(pop.max_age),
     }
-    age = families.AGE_SQL.replace("$as_of", lit["as_of"])
     families.run_script(
         con,
         f"""
@@ -268,7 +267,8 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
                END AS exclusion,
                age BETWEEN {lit["min_age"]} AND {lit["max_age"]} AS in_age_range,
                age < 5 AND w.patient_id IS NULL AS no_linked_adult
-        FROM (SELECT *, {age} AS age FROM patients) p LEFT JOIN with_adult w ON w.patient_id = p.patient_id;
+        FROM (SELECT *, {families.age_sql(lit["as_of"])} AS age FROM patients) p
+        LEFT JOIN with_adult w ON w.patient_id = p.patient_id;
         CREATE OR REPLACE TEMP VIEW people AS
         SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
                age, p.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,

@@ -38,13 +38,17 @@ SIBLING_WORDS = (
     "step brother", "step sister",
 )  # fmt: skip
 HOUSEHOLD_WORDS = ("household member", "lives with")
-# Age in whole years on the as-of date (bound as $as_of), for SQL over the patients table: one year less
-# while the birthday (month * 100 + day) is still to come. Plain arithmetic, no text, for millions of rows.
-AGE_SQL = (
-    "year($as_of) - year(date_of_birth) "
-    "- CASE WHEN month(date_of_birth) * 100 + day(date_of_birth) > month($as_of) * 100 + day($as_of) "
-    "THEN 1 ELSE 0 END"
-)
+
+
+def age_sql(as_of: str) -> str:
+    """SQL for age in whole years on the date ``as_of`` (an SQL expression: a parameter or a literal), over
+    the patients table: one year less while the birthday (month * 100 + day) is still to come. Plain
+    arithmetic, no text, for millions of rows."""
+    return (
+        f"year({as_of}) - year(date_of_birth) "
+        f"- CASE WHEN month(date_of_birth) * 100 + day(date_of_birth) > month({as_of}) * 100 + day({as_of}) "
+        "THEN 1 ELSE 0 END"
+    )
 
 
 def run_script(con: duckdb.DuckDBPyConnection, script: str, params: dict | None = None) -> None:
@@ -75,7 +79,7 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
           AND patient_id <> related_patient_id;
 
         CREATE OR REPLACE TEMP TABLE residents AS
-        SELECT patient_id, household_id, {AGE_SQL} AS age FROM patients
+        SELECT patient_id, household_id, {age_sql("$as_of")} AS age FROM patients
         WHERE household_id IS NOT NULL AND date_of_birth <= $as_of
           AND (registered_from IS NULL OR registered_from <= $as_of)
           AND (registered_to IS NULL OR registered_to >= $as_of)
