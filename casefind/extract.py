@@ -279,11 +279,13 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
             "quote='\"', escape='\"', store_rejects=true, "
             f"rejects_table='rejects_{table.name}', rejects_scan='rejects_scan_{table.name}')"
         )
-        con.execute("SET preserve_insertion_order = true")
+        con.execute("SET preserve_insertion_order = true")  # rowid is the line order: the row numbers
         try:
             con.execute(f"CREATE TEMP TABLE file_{table.name} AS SELECT * FROM {scan}")
         except duckdb.Error as exc:
             raise ExtractError(Problem(path, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
+        finally:
+            con.execute("SET preserve_insertion_order = false")
         malformed = con.execute(  # one message per line (DuckDB records each surplus field)
             f"SELECT line, arg_max(error_message, column_idx) FROM rejects_{table.name} GROUP BY line ORDER BY line"
         ).fetchall()
@@ -544,7 +546,7 @@ def connect(threads: int | None = None, memory_limit: str = "1500MB") -> duckdb.
     weakref.finalize(con, shutil.rmtree, spill, ignore_errors=True)
     if threads:
         con.execute(f"SET threads = {int(threads)}")
-    con.execute("SET preserve_insertion_order = false")  # row numbers come from the files, not from the order
+    con.execute("SET preserve_insertion_order = false")  # row numbers come from the files (see _register_raw)
     _define_macros(con)
     return con
 
@@ -631,7 +633,6 @@ def _read(
             con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, raw, every_row=True)}")
             _collect_problems(con, table, table.name, files[table.name])
             con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
-        con.execute("SET preserve_insertion_order = false")
 
     total = con.execute("SELECT count(*) FROM problems").fetchone()[0]
     order = "CASE tbl " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TABLES)) + " END, row, col"
