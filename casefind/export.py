@@ -166,8 +166,6 @@ def write_list(case_list: CaseList, path: str | Path) -> Path:
         raise OutputError(
             Problem(str(path), f"unknown output format '{suffix or '(none)'}'", f"use one of: {', '.join(FORMATS)}")
         )
-    if not path.parent.exists():
-        raise OutputError(Problem(str(path.parent), "folder does not exist", "create it first or choose another --out"))
     data = writers[suffix]()
     atomic_write(path, lambda f: f.write(data))
     sidecar = json.dumps(case_list.info.as_dict(), indent=2, sort_keys=True) + "\n"

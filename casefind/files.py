@@ -24,6 +24,8 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, over
     path = Path(path)
     if not overwrite and path.exists():
         raise OutputError(Problem(str(path), "already exists and is never overwritten"))
+    if not path.parent.is_dir():
+        raise OutputError(Problem(str(path.parent), "folder does not exist", "create it first or choose another --out"))
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:

@@ -129,3 +129,10 @@ def test_never_overwrite_mode(tmp_path):
     with pytest.raises(OutputError, match="already exists and is never overwritten"):
         atomic_write(target, lambda f: f.write(b"2"), overwrite=False)
     assert target.read_bytes() == b"1"
+
+
+def test_every_writer_names_a_missing_folder_with_a_hint(tmp_path):
+    """The rejects file is written before the list: it must say the same as the list would."""
+    with pytest.raises(OutputError, match="folder does not exist") as caught:
+        export.write_rejects(pd.DataFrame({"file": ["events.csv"], "row": [2]}), tmp_path / "nope" / "x.rejects.csv")
+    assert "create it first" in caught.value.render()
