@@ -60,11 +60,8 @@ def run_info(extract: Extract, protocol: Protocol, as_of: date, *, population: i
         protocol_name=protocol.name,
         protocol_version=protocol.version,
         protocol_sha256=protocol.fingerprint(),
-        codelist_sha256={name: cl.file_sha256 or "inline" for name, cl in protocol.codelists.items()},
-        input_files={
-            t: {"file": f.path.name, "format": f.format, "encoding": f.encoding, "sha256": f.sha256}
-            for t, f in extract.files.items()
-        },
+        codelist_sha256=protocol.codelist_hashes(),
+        input_files=extract.input_files(),
         casefind_version=__version__,
         rows_read=extract.rows_read,
         rows_rejected=extract.rejected_rows,
@@ -124,8 +121,8 @@ def coding_report(
     )
     provenance = {
         "protocol": {"name": protocol.name, "version": protocol.version, "sha256": protocol.fingerprint()},
-        "codelists_sha256": {n: cl.file_sha256 or "inline" for n, cl in sorted(protocol.codelists.items())},
-        "input_files": {t: {"file": f.path.name, "sha256": f.sha256} for t, f in sorted(extract.files.items())},
+        "codelists_sha256": protocol.codelist_hashes(),
+        "input_files": extract.input_files(),
         "rows_read": dict(sorted(extract.rows_read.items())),
         "rows_rejected": extract.rejected_rows,
         "options": report.options.as_dict(),

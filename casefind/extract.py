@@ -75,6 +75,13 @@ class Extract:
     def rejected_rows(self) -> int:
         return int(self.rejects[["file", "row"]].drop_duplicates().shape[0]) if len(self.rejects) else 0
 
+    def input_files(self) -> dict[str, dict[str, str]]:
+        """Table -> the file read for it (name, format, encoding, SHA-256), for provenance."""
+        return {
+            t: {"file": f.path.name, "format": f.format, "encoding": f.encoding, "sha256": f.sha256}
+            for t, f in sorted(self.files.items())
+        }
+
 
 # ------------------------------------------------------------------------------------------ mapping
 

@@ -340,6 +340,10 @@ class Protocol(Frozen):
     def criterion(self, criterion_id: str) -> AnyCriterion:
         return next(c for c in self.criteria if c.id == criterion_id)
 
+    def codelist_hashes(self) -> dict[str, str]:
+        """Codelist name -> SHA-256 of its CSV file ('inline' for codes written in the YAML), for provenance."""
+        return {name: cl.file_sha256 or "inline" for name, cl in sorted(self.codelists.items())}
+
     def fingerprint(self) -> str:
         """SHA-256 of the resolved protocol (codes included), independent of YAML layout and comments."""
         canonical = json.dumps(self.model_dump(mode="json"), sort_keys=True, separators=(",", ":"))

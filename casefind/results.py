@@ -59,7 +59,7 @@ class RunInfo:
     protocol_version: str
     protocol_sha256: str
     codelist_sha256: dict[str, str]
-    input_files: dict[str, dict[str, str]]  # table -> {file, format, sha256}
+    input_files: dict[str, dict[str, str]]  # table -> {file, format, encoding, sha256}
     casefind_version: str
     rows_read: dict[str, int]
     rows_rejected: int

@@ -9,15 +9,20 @@ Ten children get a child-protection code in the first period and fourteen in the
 from __future__ import annotations
 
 import csv
+import hashlib
+import html
 import io
+import json
 import re
 import shlex
 import stat
+from datetime import date
 from pathlib import Path
 
 import pytest
 from typer.testing import CliRunner
 
+from casefind.api import build_list
 from casefind.cli import app
 from tests.conftest import REPO, parse_table, write_csv
 
@@ -151,6 +156,22 @@ def test_rerun_is_byte_identical(extract, default_report, tmp_path):
     again = report(extract, tmp_path / "again")
     for name in OUTPUTS:
         assert (again / name).read_bytes() == (default_report / name).read_bytes(), name
+
+
+def test_provenance_records_each_input_file_as_a_list_does(extract, default_report):
+    html_text = (default_report / "report.html").read_text(encoding="utf-8")
+    recorded = json.loads(html.unescape(re.search(r"<dt>input_files</dt><dd>(.*?)</dd>", html_text).group(1)))
+    expected = {
+        table: {
+            "file": f"{table}.csv",
+            "format": "csv",
+            "encoding": "utf-8",
+            "sha256": hashlib.sha256((extract / f"{table}.csv").read_bytes()).hexdigest(),
+        }
+        for table in ("events", "patients")
+    }
+    assert recorded == expected
+    assert build_list(extract, as_of=date(2025, 8, 31)).info.as_dict()["input_files"] == expected
 
 
 def test_rate_ratio_worked_by_hand(open_report):
