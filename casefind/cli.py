@@ -121,7 +121,7 @@ def _summary(info) -> str:
 def build_list(
     data_dir: Path = typer.Argument(..., help="Folder with patients.csv/.parquet, events.csv/.parquet, ..."),
     rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
-    as_of: str = typer.Option(None, "--as-of", help="Meeting date YYYY-MM-DD (default: today)."),
+    as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
     out_file: Path = typer.Option(None, "--out", help="Also write the list: .csv, .parquet, .json or .xlsx."),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
     skip_bad_rows: bool = typer.Option(
@@ -176,16 +176,24 @@ def _parse_range(text: str, option: str) -> tuple[date, date]:
 @_friendly_errors
 def coding_report(
     data_dir: Path = typer.Argument(..., help="Extract folder (as for build-list)."),
-    date_from: str = typer.Option(..., "--from", help="First day of the report, YYYY-MM-DD."),
-    date_to: str = typer.Option(..., "--to", help="Last day of the report, YYYY-MM-DD (inclusive)."),
+    date_from: str = typer.Option(..., "--from", metavar="YYYY-MM-DD", help="First day of the report, YYYY-MM-DD."),
+    date_to: str = typer.Option(
+        ..., "--to", metavar="YYYY-MM-DD", help="Last day of the report, YYYY-MM-DD (inclusive)."
+    ),
     by: str = typer.Option("month", "--by", help="Period: month, quarter or year."),
     out_dir: Path = typer.Option(Path("coding-report"), "--out", help="Folder for the CSVs and report.html."),
     rules: Path = typer.Option(None, "--rules", help="Protocol whose report_category codelists are counted."),
     compare: tuple[str, str] | None = typer.Option(
-        None, "--compare", help="Before and after ranges, e.g. 2024-01-01..2024-12-31 2025-01-01..2025-12-31."
+        None,
+        "--compare",
+        metavar="FROM..TO FROM..TO",
+        help="Before and after ranges, e.g. 2024-01-01..2024-12-31 2025-01-01..2025-12-31.",
     ),
     breakdown: list[str] = typer.Option(
-        ["category", "practice", "clinician", "age_band", "sex"], "--breakdown", help="Repeat to choose breakdowns."
+        ["category", "practice", "clinician", "age_band", "sex"],
+        "--breakdown",
+        metavar="NAME",
+        help="Repeat to choose breakdowns.",
     ),
     no_suppress: bool = typer.Option(
         False, "--no-suppress", help="Show small numbers (for use inside the practice only; recorded in the output)."
@@ -235,7 +243,7 @@ def explain(
     data_dir: Path = typer.Argument(..., help="Extract folder (as for build-list)."),
     patient_id: str = typer.Argument(..., help="The patient_id to explain."),
     rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
-    as_of: str = typer.Option(None, "--as-of", help="Meeting date YYYY-MM-DD (default: today)."),
+    as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
     skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Leave bad rows out instead of stopping."),
 ) -> None:
@@ -272,7 +280,9 @@ def sample_data(
     directory: Path = typer.Argument(..., help="Folder to write the synthetic extract into (created if needed)."),
     patients: int = typer.Option(5000, "--patients", min=300, help="Number of patients (300 or more)."),
     seed: int = typer.Option(1, "--seed", help="Random seed: the same seed gives identical files."),
-    as_of: str = typer.Option("2026-11-24", "--as-of", help="Date the practice is generated around."),
+    as_of: str = typer.Option(
+        "2026-11-24", "--as-of", metavar="YYYY-MM-DD", help="Date the practice is generated around."
+    ),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
 ) -> None:
     """Generate a deterministic synthetic practice (no real patients) to try casefind on."""
