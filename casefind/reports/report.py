@@ -173,8 +173,10 @@ def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataF
 
 def _publishable_funnel(result: Funnel, suppress: bool) -> pd.DataFrame:
     """Funnel points as published: with disclosure control, counts and child-years are rounded (or hidden)
-    and each unit's rate, limits and flags are recomputed from the published figures. The pooled rate and
-    overdispersion test use the true figures of every unit."""
+    and each unit's rate, z-score, limits and flags are recomputed from the published figures, so a row
+    reveals nothing its rounded count does not (a z-score from the true count would give the count back).
+    The pooled rate and overdispersion test use the true figures of every unit: a unit's exact count
+    cannot be read from them while the other units' counts are rounded."""
     points = result.points.copy()
     points["suppressed"] = False
     if not suppress:
@@ -187,9 +189,11 @@ def _publishable_funnel(result: Funnel, suppress: bool) -> pd.DataFrame:
         limits = result.limits_at(years)
         rate = observed / years * stats.PER if observed is not None and years > 0 else math.nan
         visible = not math.isnan(rate)
+        theta = result.pooled_rate / stats.PER
+        z = (rate / stats.PER - theta) / math.sqrt(theta / years) if visible and theta > 0 else math.nan
         rows.append({
             **row, **limits, "observed": observed, "child_years": years, "rate": rate,
-            "expected": result.pooled_rate / stats.PER * years, "z": math.nan if not visible else row["z"],
+            "expected": result.pooled_rate / stats.PER * years, "z": z,
             "outside_95": visible and not limits["lower_95"] <= rate <= limits["upper_95"],
             "outside_998": visible and not limits["lower_998"] <= rate <= limits["upper_998"],
             "suppressed": observed is None,

@@ -7,6 +7,7 @@ import pytest
 from scipy import stats
 
 from casefind.reports.funnel import funnel, poisson_limit
+from casefind.reports.report import _publishable_funnel
 
 
 def poisson_cdf(r, mean):
@@ -87,3 +88,18 @@ def test_too_few_units_skip_the_dispersion_test():
     assert math.isnan(result.phi) and not result.overdispersed
     assert list(result.curve.columns) == ["child_years", "lower_95", "upper_95", "lower_998", "upper_998"]
     assert (result.curve["upper_998"] >= result.curve["upper_95"]).all()
+
+
+def test_published_rows_depend_only_on_the_published_figures():
+    """9 and 11 both publish as 10: swapping them between two units (same child-years, so the same pooled
+    rate) must not change either unit's published row, z-score included."""
+    groups, years = list("ABCDE"), [3005.0, 3005.0, 2990.0, 3010.0, 2500.0]
+    first = _publishable_funnel(funnel(groups, [9, 11, 20, 3, 40], years), suppress=True).set_index("group")
+    second = _publishable_funnel(funnel(groups, [11, 9, 20, 3, 40], years), suppress=True).set_index("group")
+    assert first.loc["A", "observed"] == 10 and first.loc["B", "observed"] == 10
+    for column in ("observed", "child_years", "rate", "z", "lower_95", "upper_998", "outside_95"):
+        assert first.loc["A", column] == second.loc["A", column], column
+        assert first.loc["B", column] == second.loc["B", column], column
+    theta = first.loc["A", "expected"] / first.loc["A", "child_years"]
+    assert first.loc["A", "z"] == pytest.approx((10 / 3005 - theta) / math.sqrt(theta / 3005))
+    assert math.isnan(first.loc["D", "z"])  # 3 is suppressed: no z either
