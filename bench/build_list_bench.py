@@ -34,6 +34,7 @@ AS_OF = date(2026, 11, 24)
 TARGET_RATIO = 3.0
 TARGET_RSS_MB = 2500
 TARGET_SAMPLE_SECONDS = 2.0
+CSV_PATIENTS = 100_000  # the CSV measure: a large practice (or a small PCN), 5M events with the default density
 GENERATOR_VERSION = "1"  # bump when the generated data changes, so cached copies are rebuilt
 
 # Share of events carrying a code from the protocol's codelists: rare, as in real records.
@@ -236,6 +237,27 @@ def ensure_data(workdir: Path, patients: int, events_per_patient: int) -> Path:
     return data_dir
 
 
+def ensure_csv(workdir: Path, patients: int, events_per_patient: int) -> Path:
+    """The same synthetic extract as CSV files, as most practice systems export it (made once, cached)."""
+    import duckdb
+
+    source = ensure_data(workdir, patients, events_per_patient)
+    csv_dir = workdir / f"csv_p{patients}_e{events_per_patient}"
+    if (csv_dir / "done.json").exists() and (csv_dir / "done.json").read_text() == (
+        source / "generated.json"
+    ).read_text():
+        return csv_dir
+    shutil.rmtree(csv_dir, ignore_errors=True)
+    csv_dir.mkdir(parents=True)
+    con = duckdb.connect()
+    for table in ("patients", "events"):
+        con.execute(
+            f"COPY (SELECT * FROM read_parquet('{source / table}.parquet')) TO '{csv_dir / table}.csv' (HEADER)"
+        )
+    (csv_dir / "done.json").write_text((source / "generated.json").read_text())
+    return csv_dir
+
+
 # ----------------------------------------------------------------------------------- measured children
 
 
@@ -396,7 +418,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--patients", type=int, default=1_000_000, help="patients to generate (default 1M)")
     parser.add_argument("--events-per-patient", type=int, default=50, help="coded events per patient (default 50)")
     parser.add_argument("--workdir", type=Path, default=Path("/tmp/cfbench"), help="where data is cached")
-    parser.add_argument("--only", choices=("generate", *CHILDREN, "sample"), action="append",
+    parser.add_argument("--only", choices=("generate", *CHILDREN, "csv", "sample"), action="append",
                         help="run only these parts (repeatable); default: all")  # fmt: skip
     parser.add_argument("--child", choices=("generate", *CHILDREN), help=argparse.SUPPRESS)
     parser.add_argument("--data", type=Path, help=argparse.SUPPRESS)
@@ -410,7 +432,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(result))
         return 0
 
-    parts = set(args.only or ("generate", *CHILDREN, "sample"))
+    parts = set(args.only or ("generate", *CHILDREN, "csv", "sample"))
     args.workdir.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_data(args.workdir, args.patients, args.events_per_patient)
     results: dict[str, dict] = {}
@@ -423,6 +445,9 @@ def main(argv: list[str] | None = None) -> int:
     if "build-list" in parts:
         print("build_list with the default protocol ...", flush=True)
         results["build_list"] = run_child("build-list", data_dir)
+    if "csv" in parts:
+        print(f"build_list on a {CSV_PATIENTS:,}-patient practice exported as CSV ...", flush=True)
+        results["csv"] = run_child("build-list", ensure_csv(args.workdir, CSV_PATIENTS, args.events_per_patient))
     if "sample" in parts:
         print("casefind build-list sample_data (whole command) ...", flush=True)
         results["sample"] = time_sample_command(args.workdir)
@@ -457,6 +482,15 @@ def main(argv: list[str] | None = None) -> int:
     if "peak_rss_mb" in built:
         ok = "ok" if built["peak_rss_mb"] < TARGET_RSS_MB else "OVER"
         print(f"{'build_list peak RSS':<44}{'':>12}{built['peak_rss_mb']:>11,.0f} MB   < {TARGET_RSS_MB:,} MB  {ok}")
+    csv_run = results.get("csv")
+    if csv_run:
+        name = f"build_list, {CSV_PATIENTS // 1000}k patients as CSV"
+        if "error" in csv_run:
+            print(f"{name:<44}  FAILED: {csv_run['error']}")
+        else:
+            print(f"{name:<44}{_fmt(csv_run, 'seconds', 's'):>12}{_fmt(csv_run, 'peak_rss_mb', 'MB'):>14}")
+            split = ", ".join(f"{stage} {csv_run['stages'].get(stage, 0):.2f} s" for stage in STAGES)
+            print(f"{'  of which':<44}{split}")
     sample = results.get("sample")
     if sample:
         if "error" in sample:
