@@ -83,7 +83,7 @@ def funnel(
     units.sort(key=lambda u: u[0])
     total_n = sum(n for _, _, n in units)
     theta = sum(o for _, o, _ in units) / total_n if total_n else math.nan
-    z = [(o / n - theta) / math.sqrt(theta / n) if theta > 0 else math.nan for _, o, n in units]
+    z = [z_score(o, n, theta) for _, o, n in units]
     phi, overdispersed = _dispersion(z)
     tau2 = 0.0
     adjustment = "none (exact Poisson)"
@@ -118,6 +118,12 @@ def funnel(
     points = pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
     curve = _curve([n for _, _, n in units], limits)
     return Funnel(points, curve, theta * PER, phi, tau2 * PER * PER, overdispersed, adjustment, method)
+
+
+def z_score(observed: float, child_years: float, theta: float) -> float:
+    """``(observed / child_years - theta) / sqrt(theta / child_years)``: how far a unit's rate is from the
+    target ``theta`` (per child-year) in Poisson standard errors; NaN without a positive target."""
+    return (observed / child_years - theta) / math.sqrt(theta / child_years) if theta > 0 else math.nan
 
 
 def poisson_limit(expected: float, p: float) -> float:

@@ -19,7 +19,7 @@ from casefind.errors import OptionError, OutputError
 from casefind.files import write_text
 from casefind.reports import html as h
 from casefind.reports import stats
-from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
+from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel, z_score
 from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, Progress, normalise_breakdowns
 from casefind.reports.periods import AgeBand, Period, make_periods, range_period
 from casefind.reports.spc import SPC_COLUMNS, xmr
@@ -182,6 +182,7 @@ def _publishable_funnel(result: Funnel, suppress: bool) -> pd.DataFrame:
     if not suppress:
         points["observed"] = points["observed"].astype("Int64")
         return points
+    theta = result.pooled_rate / stats.PER
     rows = []
     for row in points.to_dict("records"):
         observed = stats.suppress_count(row["observed"])
@@ -189,11 +190,9 @@ def _publishable_funnel(result: Funnel, suppress: bool) -> pd.DataFrame:
         limits = result.limits_at(years)
         rate = observed / years * stats.PER if observed is not None and years > 0 else math.nan
         visible = not math.isnan(rate)
-        theta = result.pooled_rate / stats.PER
-        z = (rate / stats.PER - theta) / math.sqrt(theta / years) if visible and theta > 0 else math.nan
         rows.append({
             **row, **limits, "observed": observed, "child_years": years, "rate": rate,
-            "expected": result.pooled_rate / stats.PER * years, "z": z,
+            "expected": theta * years, "z": z_score(observed, years, theta) if visible else math.nan,
             "outside_95": visible and not limits["lower_95"] <= rate <= limits["upper_95"],
             "outside_998": visible and not limits["lower_998"] <= rate <= limits["upper_998"],
             "suppressed": observed is None,
