@@ -677,7 +677,7 @@ def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> p
         records.append(
             con.execute(
                 f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, CAST(to_json(r) AS VARCHAR) AS record "
-                f"FROM {rows} r WHERE _row IN (SELECT row FROM problems WHERE tbl = {_sql_str(name)})"
+                f"FROM {rows} r WHERE _row IN {_problem_rows(TABLES[name])}"
             ).df()
         )
     return rejects.merge(pd.concat(records), on=["file", "row"], how="left")
