@@ -409,6 +409,12 @@ def time_sample_command(workdir: Path) -> dict:
 # ------------------------------------------------------------------------------------------------- main
 
 
+def _print_stages(result: dict) -> None:
+    """The line under a build_list measure: how its time split between its stages."""
+    split = ", ".join(f"{stage} {result['stages'].get(stage, 0):.2f} s" for stage in STAGES)
+    print(f"{'  of which':<44}{split}")
+
+
 def _fmt(result: dict, key: str, unit: str) -> str:
     return f"{result[key]:,.{2 if unit == 's' else 0}f} {unit}" if key in result else "n/a"
 
@@ -470,8 +476,7 @@ def main(argv: list[str] | None = None) -> int:
         target = f"< {TARGET_RSS_MB:,} MB" if result is built else ""
         print(f"{name:<44}{_fmt(result, 'seconds', 's'):>12}{_fmt(result, 'peak_rss_mb', 'MB'):>14}   {target}")
     if built.get("stages"):
-        split = ", ".join(f"{stage} {built['stages'].get(stage, 0):.2f} s" for stage in STAGES)
-        print(f"{'  of which':<44}{split}")
+        _print_stages(built)
     if "seconds" in base and "seconds" in built:
         ratio = built["seconds"] / base["seconds"]
         ok = "ok" if ratio <= TARGET_RATIO else "OVER"
@@ -489,8 +494,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"{name:<44}  FAILED: {csv_run['error']}")
         else:
             print(f"{name:<44}{_fmt(csv_run, 'seconds', 's'):>12}{_fmt(csv_run, 'peak_rss_mb', 'MB'):>14}")
-            split = ", ".join(f"{stage} {csv_run['stages'].get(stage, 0):.2f} s" for stage in STAGES)
-            print(f"{'  of which':<44}{split}")
+            _print_stages(csv_run)
     sample = results.get("sample")
     if sample:
         if "error" in sample:
