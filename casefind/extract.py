@@ -19,7 +19,6 @@ not accepted. CSV files may be UTF-8 (with or without a BOM) or Windows-1252.
 
 from __future__ import annotations
 
-import codecs
 import csv
 import difflib
 import hashlib
@@ -29,7 +28,8 @@ import shutil
 import tempfile
 import weakref
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 import duckdb
@@ -57,8 +57,8 @@ class SourceFile:
     table: str
     path: Path
     format: str  # csv | parquet
-    sha256: str
-    encoding: str = "utf-8"
+    sha256: str = ""  # filled in once the file has been hashed (see _read)
+    encoding: str = "utf-8"  # or cp1252: found while the file is read (see _copy_csv)
 
 
 @dataclass
@@ -138,25 +138,12 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
 # ------------------------------------------------------------------------------------------ files
 
 
-def _hash_and_encoding(path: Path, text: bool) -> tuple[str, str]:
-    """SHA-256 of the file and its encoding in one read: 'utf-8', or 'cp1252' for text that is not UTF-8."""
+def _sha256(path: Path) -> str:
     digest = hashlib.sha256()
-    decoder = codecs.getincrementaldecoder("utf-8")() if text else None
-    utf8 = True
     with path.open("rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-            if utf8 and decoder is not None:
-                try:
-                    decoder.decode(block)
-                except UnicodeDecodeError:
-                    utf8 = False
-    if utf8 and decoder is not None:
-        try:
-            decoder.decode(b"", final=True)
-        except UnicodeDecodeError:
-            utf8 = False
-    return digest.hexdigest(), "utf-8" if utf8 else "cp1252"
+            digest.update(block)  # hashlib lets other threads run while it hashes a block
+    return digest.hexdigest()
 
 
 def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Path | None:
@@ -244,10 +231,13 @@ def _quote(name: str) -> str:
     return '"' + name.replace('"', '""') + '"'
 
 
-def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping | None, workdir: Path) -> str:
+def _register_raw(
+    con, source: SourceFile, table: Table, mapping: TableMapping | None, workdir: Path
+) -> tuple[str, str]:
     """Create ``raw_<table>``: casefind columns as cleaned text plus ``_row`` (spreadsheet row number).
 
     It is a view over ``src_<table>``: the same columns as they are in the file (renamed, not cleaned).
+    Returns its name and the file's encoding (``utf-8``; ``cp1252`` for a CSV file that is not UTF-8).
     """
     raw = f"raw_{table.name}"
     path = str(source.path)
@@ -272,27 +262,17 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
                     )
                 )
         row_expr = "file_row_number + 1"
+        encoding = "utf-8"  # Parquet text is UTF-8 by definition
     else:
         with source.path.open("rb") as handle:
             start = handle.read(4096)
         if not start.strip(b"\xef\xbb\xbf \t\r\n"):
             expected = ", ".join(c.name for c in table.columns if c.required)
             raise ExtractError(Problem(path, f"the file is empty: expected a header row with {expected}"))
-        csv_path = path if source.encoding == "utf-8" else str(_transcode_cp1252(source.path, workdir))
-        header = _csv_header(Path(csv_path), path)
-        columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
-        scan = (  # no sniffing: RFC 4180 commas and double quotes, so a broken quote is reported by line
-            f"read_csv({_sql_str(csv_path)}, header=true, auto_detect=false, columns={columns}, delim=',', "
-            "quote='\"', escape='\"', store_rejects=true, "
-            f"rejects_table='rejects_{table.name}', rejects_scan='rejects_scan_{table.name}')"
-        )
-        con.execute("SET preserve_insertion_order = true")  # rowid is the line order: the row numbers
-        try:
-            con.execute(f"CREATE TEMP TABLE file_{table.name} AS SELECT * FROM {scan}")
-        except duckdb.Error as exc:
-            raise ExtractError(Problem(path, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
-        finally:
-            con.execute("SET preserve_insertion_order = false")
+        encoding = "utf-8"
+        if not _copy_csv(con, table, source.path, path):  # not UTF-8: read as Windows-1252
+            encoding = "cp1252"
+            _copy_csv(con, table, _transcode_cp1252(source.path, workdir), path)
         malformed = con.execute(  # one message per line (DuckDB records each surplus field)
             f"SELECT line, arg_max(error_message, column_idx) FROM rejects_{table.name} GROUP BY line ORDER BY line"
         ).fetchall()
@@ -325,7 +305,38 @@ def _register_raw(con, source: SourceFile, table: Table, mapping: TableMapping |
     con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
     cleaned = ", ".join(f"{_clean(c)} AS {c}" for c in table.column_names)
     con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned} FROM src_{table.name}")
-    return raw
+    return raw, encoding
+
+
+def _copy_csv(con, table: Table, csv_path: Path, shown: str) -> bool:
+    """Copy a CSV file into ``file_<table>``, every value as text, in line order.
+
+    Returns False, with nothing copied, when the file is not UTF-8: DuckDB checks every byte as it reads
+    (an invalid sequence is a rejected line of type INVALID ENCODING), so no separate pass is needed.
+    """
+    try:
+        header = _csv_header(csv_path, shown)
+    except UnicodeDecodeError:
+        return False
+    columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
+    name = table.name
+    scan = (  # no sniffing: RFC 4180 commas and double quotes, so a broken quote is reported by line
+        f"read_csv({_sql_str(str(csv_path))}, header=true, auto_detect=false, columns={columns}, delim=',', "
+        "quote='\"', escape='\"', store_rejects=true, "
+        f"rejects_table='rejects_{name}', rejects_scan='rejects_scan_{name}')"
+    )
+    con.execute("SET preserve_insertion_order = true")  # rowid is the line order: the row numbers
+    try:
+        con.execute(f"CREATE TEMP TABLE file_{name} AS SELECT * FROM {scan}")
+    except duckdb.Error as exc:
+        raise ExtractError(Problem(shown, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+    [(not_utf8,)] = con.execute(f"SELECT count(*) FROM rejects_{name} WHERE error_type = 'INVALID ENCODING'").fetchall()
+    if not_utf8:
+        for leftover in (f"file_{name}", f"rejects_{name}", f"rejects_scan_{name}"):
+            con.execute(f"DROP TABLE {leftover}")
+    return not not_utf8
 
 
 def _clean(column: str) -> str:
@@ -610,11 +621,25 @@ def _read(
                     )
                 )
             continue
-        fmt = "parquet" if path.suffix.lower() == ".parquet" else "csv"
-        sha256, encoding = _hash_and_encoding(path, text=fmt == "csv")
-        files[table.name] = SourceFile(table.name, path, fmt, sha256, encoding)
+        files[table.name] = SourceFile(table.name, path, "parquet" if path.suffix.lower() == ".parquet" else "csv")
     if missing:
         raise ExtractError(missing)
+    with ThreadPoolExecutor(max_workers=1, thread_name_prefix="casefind-sha256") as hasher:
+        # each file's SHA-256 (for provenance) is worked out while DuckDB reads, not in a pass before it
+        hashes = {name: hasher.submit(_sha256, source.path) for name, source in files.items()}
+        extract = _read_tables(con, files, table_maps, skip_bad_rows, event_codes, workdir)
+    extract.files = {name: replace(source, sha256=hashes[name].result()) for name, source in extract.files.items()}
+    return extract
+
+
+def _read_tables(
+    con,
+    files: dict[str, SourceFile],
+    table_maps: dict,
+    skip_bad_rows: bool,
+    event_codes: Iterable[str] | None,
+    workdir: Path,
+) -> Extract:
 
     con.execute(
         "CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, hint VARCHAR)"
@@ -631,7 +656,8 @@ def _read(
         if table.name not in files:
             _empty_table(con, table)
             continue
-        raw = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        raw, encoding = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        files[table.name] = replace(files[table.name], encoding=encoding)
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         if table.name == "events" and keep:
             checked = _collect_problems(con, table, raw, files[table.name], keep)

@@ -119,6 +119,19 @@ def test_bom_windows_1252_and_quoted_fields(tmp_path):
     assert extract.con.execute("SELECT date FROM events").fetchone()[0] == date(2026, 6, 5)
 
 
+def test_windows_1252_found_deep_in_a_file_is_read_as_windows_1252(tmp_path):
+    """The header and the first thousands of lines are plain ASCII; one term far down is Windows-1252."""
+    lines = ["patient_id,code,date,term"] + [f"P1,135891007,2026-01-{1 + i % 28:02d},Seen" for i in range(5000)]
+    lines.append("P2,342191000000101,2026-06-05,Caf\u00e9 \u2018plan\u2019 \u20ac5")
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=("\r\n".join(lines) + "\r\n").encode("cp1252"))
+    extract = read_extract(folder)
+    assert extract.files["events"].encoding == "cp1252"
+    assert extract.files["patients"].encoding == "utf-8"
+    assert extract.rows_read["events"] == 5001
+    [(term, row)] = extract.con.execute("SELECT term, _row FROM events WHERE patient_id = 'P2'").fetchall()
+    assert (term, row) == ("Caf\u00e9 \u2018plan\u2019 \u20ac5", 5002)
+
+
 def test_header_mapping_file(tmp_path):
     folder = _write(
         tmp_path / "x",
