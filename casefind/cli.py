@@ -26,6 +26,11 @@ out = Console()
 err = Console(stderr=True)
 
 
+def _flag(name: str, help: str):
+    """An on/off switch. Its empty metavar stops typer showing ``<bool>``, as if the switch took a value."""
+    return typer.Option(False, name, metavar="", help=help)
+
+
 def _friendly_errors(func):
     """User errors: one clear message and their exit code. Bugs: no traceback (it might hold patient data)
     unless CASEFIND_DEBUG=1 is set."""
@@ -124,16 +129,12 @@ def build_list(
     as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
     out_file: Path = typer.Option(None, "--out", help="Also write the list: .csv, .parquet, .json or .xlsx."),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
-    skip_bad_rows: bool = typer.Option(
-        False, "--skip-bad-rows", help="Leave bad rows out (written to a rejects file) instead of stopping."
+    skip_bad_rows: bool = _flag(
+        "--skip-bad-rows", "Leave bad rows out (written to a rejects file) instead of stopping."
     ),
-    quiet: bool = typer.Option(False, "--quiet", help="Print only the summary line, not the table."),
-    show_all: bool = typer.Option(
-        False, "--all", help="Also list children below the tier threshold (marked in the notes)."
-    ),
-    full: bool = typer.Option(
-        False, "--full", help="Name linked adults (the full meeting list), not just relationship."
-    ),
+    quiet: bool = _flag("--quiet", "Print only the summary line, not the table."),
+    show_all: bool = _flag("--all", "Also list children below the tier threshold (marked in the notes)."),
+    full: bool = _flag("--full", "Name linked adults (the full meeting list), not just relationship."),
 ) -> None:
     """Build the ranked discussion list for a meeting and print it (and write it with --out)."""
     meeting = _parse_as_of(as_of)
@@ -195,14 +196,12 @@ def coding_report(
         metavar="NAME",
         help="Repeat to choose breakdowns.",
     ),
-    no_suppress: bool = typer.Option(
-        False, "--no-suppress", help="Show small numbers (for use inside the practice only; recorded in the output)."
+    no_suppress: bool = _flag(
+        "--no-suppress", "Show small numbers (for use inside the practice only; recorded in the output)."
     ),
-    pseudonymise_clinicians: bool = typer.Option(
-        False, "--pseudonymise-clinicians", help="Replace clinician ids with C01, C02, ..."
-    ),
+    pseudonymise_clinicians: bool = _flag("--pseudonymise-clinicians", "Replace clinician ids with C01, C02, ..."),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
-    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Leave bad rows out instead of stopping."),
+    skip_bad_rows: bool = _flag("--skip-bad-rows", "Leave bad rows out instead of stopping."),
 ) -> None:
     """Coding-rate report for auditors: children coded per 1000 child-years, SPC chart, funnel plot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
@@ -245,7 +244,7 @@ def explain(
     rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
     as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
-    skip_bad_rows: bool = typer.Option(False, "--skip-bad-rows", help="Leave bad rows out instead of stopping."),
+    skip_bad_rows: bool = _flag("--skip-bad-rows", "Leave bad rows out instead of stopping."),
 ) -> None:
     """Explain one patient: every criterion met or not and why, the score arithmetic, the family."""
     result = api.explain(

@@ -55,6 +55,10 @@ def test_every_command_has_help_and_is_documented():
         assert f"casefind {name}" in README, f"README does not mention `casefind {name}`"
         result = runner.invoke(app, [name, "--help"])
         assert result.exit_code == 0
+        # an on/off switch must not look as if it took a value (typer shows bool options as `<bool>`)
+        switches = [p.opts[0] for p in command.params if getattr(p, "is_flag", False)]
+        for line in result.output.splitlines():
+            assert not any(s in line and "<bool>" in line for s in switches), (name, line)
 
 
 def test_readme_schema_table_is_generated_from_the_schema():
