@@ -2,7 +2,8 @@
 
 Method (Spiegelhalter, Stat Med 2005;24:1185 and Qual Saf Health Care 2005;14:347):
 
-* Target: the pooled rate ``theta = sum(observed) / sum(child-years)``.
+* Target: the pooled rate ``theta = sum(observed) / sum(child-years)``. (Under disclosure control the
+  report passes a target worked out from the published, rounded totals instead; see ``report``.)
 * Without overdispersion, limits are exact Poisson: for a unit with ``n`` child-years the ``p``-quantile
   of Poisson(``theta * n``) interpolated to a continuous value (their appendix A.1.2), divided by ``n``;
   95% limits use p = 0.025/0.975 and 99.8% limits p = 0.001/0.999.
@@ -74,22 +75,40 @@ class Funnel:
 
 
 def funnel(
-    groups: Sequence[str], observed: Sequence[int], child_years: Sequence[float], method: str = "additive"
+    groups: Sequence[str],
+    observed: Sequence[int | None],
+    child_years: Sequence[float],
+    method: str = "additive",
+    target: float | None = None,
 ) -> Funnel:
-    """Funnel plot data for units with positive child-years (units without exposure are left out)."""
+    """Funnel plot data for units with positive child-years (units without exposure are left out).
+
+    ``observed`` may hold None, a suppressed count: that unit is placed at its child-years with no rate and
+    takes no part in the overdispersion test. ``target`` (per child-year) is the target rate when the pooled
+    rate cannot be worked out from ``observed`` (some counts suppressed); NaN for none.
+    """
     if method not in ("additive", "multiplicative"):
         raise ValueError("method must be 'additive' or 'multiplicative'")
-    units = [(str(g), int(o), float(n)) for g, o, n in zip(groups, observed, child_years, strict=True) if n > 0]
+    units = [
+        (str(g), None if o is None else int(o), float(n))
+        for g, o, n in zip(groups, observed, child_years, strict=True)
+        if n > 0
+    ]
     units.sort(key=lambda u: u[0])
     total_n = sum(n for _, _, n in units)
-    theta = sum(o for _, o, _ in units) / total_n if total_n else math.nan
-    z = [z_score(o, n, theta) for _, o, n in units]
-    phi, overdispersed = _dispersion(z)
+    if target is not None:
+        theta = target
+    elif any(o is None for _, o, _ in units):
+        raise ValueError("a target is needed when counts are suppressed")
+    else:
+        theta = sum(o for _, o, _ in units) / total_n if total_n else math.nan
+    z = [math.nan if o is None else z_score(o, n, theta) for _, o, n in units]
+    phi, overdispersed = _dispersion([v for v in z if not math.isnan(v)])
     tau2 = 0.0
     adjustment = "none (exact Poisson)"
     if overdispersed:
         if method == "additive":
-            weights = [n / theta for _, _, n in units]
+            weights = [n / theta for _, o, n in units if o is not None]
             tau2 = _dersimonian_laird(phi, weights)
             adjustment = "additive random effects (DerSimonian-Laird)"
         else:
@@ -101,7 +120,7 @@ def funnel(
     rows = []
     for (group, obs, n), zi in zip(units, z, strict=True):
         lim = limits(n)
-        rate = obs / n
+        rate = math.nan if obs is None else obs / n
         rows.append(
             {
                 "group": group,
@@ -116,6 +135,8 @@ def funnel(
             }
         )
     points = pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
+    points["observed"] = points["observed"].astype("Int64")
+    points["z"] = points["z"].astype("float64")
     curve = _curve([n for _, _, n in units], limits)
     return Funnel(points, curve, theta * PER, phi, tau2 * PER * PER, overdispersed, adjustment, method)
 
@@ -139,7 +160,7 @@ def poisson_limit(expected: float, p: float) -> float:
 
 def _dispersion(z: list[float]) -> tuple[float, bool]:
     k = len(z)
-    if k < MIN_UNITS_FOR_DISPERSION or any(math.isnan(v) for v in z):
+    if k < MIN_UNITS_FOR_DISPERSION:
         return math.nan, False
     low, high = np.percentile(z, WINSOR)
     winsorised = [min(max(v, low), high) for v in z]

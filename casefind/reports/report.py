@@ -9,7 +9,7 @@ from __future__ import annotations
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import date
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from casefind.errors import OptionError, OutputError
 from casefind.files import write_text
 from casefind.reports import html as h
 from casefind.reports import stats
-from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel, z_score
+from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
 from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, Progress, normalise_breakdowns
 from casefind.reports.periods import AgeBand, Period, make_periods, range_period
 from casefind.reports.spc import SPC_COLUMNS, xmr
@@ -119,7 +119,7 @@ def build_coding_report(
         whole = Period(f"{date_from.isoformat()}..{date_to.isoformat()}", date_from, date_to)
         raw = measures.funnel_input(whole, unit, pseudonymise_clinicians, clinician_salt)
         compared = measures.compare(*compare_periods, suppress=suppress) if compare_periods else None
-    result = funnel(raw["group"], raw["numerator"], raw["child_years"])
+    result = _published_funnel(raw, suppress)
     options = ReportOptions(
         age_min, age_max, date_from, date_to, by, chosen,
         tuple(tuple(r) for r in compare) if compare else None,
@@ -129,7 +129,7 @@ def build_coding_report(
         options=options,
         rates=rates,
         spc=spc,
-        funnel=_publishable_funnel(result, suppress),
+        funnel=result.points,
         funnel_curve=result.curve,
         funnel_summary={
             "unit": unit,
@@ -171,36 +171,30 @@ def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataF
     return pd.concat(frames, ignore_index=True)[["category", *SPC_COLUMNS]]
 
 
-def _publishable_funnel(result: Funnel, suppress: bool) -> pd.DataFrame:
-    """Funnel points as published: with disclosure control, counts and child-years are rounded (or hidden)
-    and each unit's rate, z-score, limits and flags are recomputed from the published figures, so a row
-    reveals nothing its rounded count does not (a z-score from the true count would give the count back).
-    The pooled rate and overdispersion test use the true figures of every unit: a unit's exact count
-    cannot be read from them while the other units' counts are rounded."""
-    points = result.points.copy()
-    points["suppressed"] = False
+def _published_funnel(raw: pd.DataFrame, suppress: bool) -> Funnel:
+    """The funnel as published, from the units' true counts and child-years (``raw``).
+
+    With disclosure control every figure in it is worked out from the published ones alone: each unit's
+    count suppressed or rounded and its child-years rounded; the target is the sum of the published counts,
+    each suppressed one counted as 4 (the middle of 1-7), over the sum of the rounded child-years. So no
+    z-score, limit, pooled rate or phi depends on a count that suppression hid, and anyone can check them
+    from ``funnel.csv``. (With the true total beside the other units' published counts, a suppressed count
+    could be worked out exactly.) Suppressed units have no rate and take no part in the overdispersion
+    test; a unit whose child-years round to 0 is not plotted.
+    """
+    groups = [str(g) for g in raw["group"]]
+    observed = [int(o) for o in raw["numerator"]]
+    years = [float(n) for n in raw["child_years"]]
     if not suppress:
-        points["observed"] = points["observed"].astype("Int64")
-        return points
-    theta = result.pooled_rate / stats.PER
-    rows = []
-    for row in points.to_dict("records"):
-        observed = stats.suppress_count(row["observed"])
-        years = stats.round_exposure(row["child_years"])
-        limits = result.limits_at(years)
-        rate = observed / years * stats.PER if observed is not None and years > 0 else math.nan
-        visible = not math.isnan(rate)
-        rows.append({
-            **row, **limits, "observed": observed, "child_years": years, "rate": rate,
-            "expected": theta * years, "z": z_score(observed, years, theta) if visible else math.nan,
-            "outside_95": visible and not limits["lower_95"] <= rate <= limits["upper_95"],
-            "outside_998": visible and not limits["lower_998"] <= rate <= limits["upper_998"],
-            "suppressed": observed is None,
-        })  # fmt: skip
-    frame = pd.DataFrame(rows, columns=[*FUNNEL_COLUMNS, "suppressed"])
-    frame["observed"] = frame["observed"].astype("Int64")
-    frame["z"] = frame["z"].astype("float64")
-    return frame
+        result = funnel(groups, observed, years)
+    else:
+        counts = [stats.suppress_count(o) for o in observed]
+        published_years = [stats.round_exposure(n) for n in years]
+        assumed = sum(stats.SUPPRESSED_STAND_IN if c is None else c for c in counts)
+        exposure = sum(published_years)
+        result = funnel(groups, counts, published_years, target=assumed / exposure if exposure > 0 else math.nan)
+    points = result.points.assign(suppressed=result.points["observed"].isna())
+    return replace(result, points=points[[*FUNNEL_COLUMNS, "suppressed"]])
 
 
 # --- rendering ------------------------------------------------------------------------------------------

@@ -13,6 +13,7 @@ from scipy import stats as _st
 PER = 1000.0  # rates are reported per 1000 child-years
 SMALL_COUNT_MAX = 7  # counts 1..7 are suppressed
 ROUND_TO = 5  # every other count is rounded to the nearest 5
+SUPPRESSED_STAND_IN = 4  # where a total must include a suppressed count, it counts as 4, the middle of 1..7
 
 
 def poisson_exact_ci(count: int, alpha: float = 0.05) -> tuple[float, float]:

@@ -3,11 +3,12 @@
 import math
 
 import numpy as np
+import pandas as pd
 import pytest
 from scipy import stats
 
 from casefind.reports.funnel import funnel, poisson_limit
-from casefind.reports.report import _publishable_funnel
+from casefind.reports.report import _published_funnel
 
 
 def poisson_cdf(r, mean):
@@ -90,12 +91,17 @@ def test_too_few_units_skip_the_dispersion_test():
     assert (result.curve["upper_998"] >= result.curve["upper_95"]).all()
 
 
+def _published(groups, observed, years):
+    raw = pd.DataFrame({"group": groups, "numerator": observed, "child_years": years})
+    return _published_funnel(raw, suppress=True)
+
+
 def test_published_rows_depend_only_on_the_published_figures():
     """9 and 11 both publish as 10: swapping them between two units (same child-years, so the same pooled
     rate) must not change either unit's published row, z-score included."""
     groups, years = list("ABCDE"), [3005.0, 3005.0, 2990.0, 3010.0, 2500.0]
-    first = _publishable_funnel(funnel(groups, [9, 11, 20, 3, 40], years), suppress=True).set_index("group")
-    second = _publishable_funnel(funnel(groups, [11, 9, 20, 3, 40], years), suppress=True).set_index("group")
+    first = _published(groups, [9, 11, 20, 3, 40], years).points.set_index("group")
+    second = _published(groups, [11, 9, 20, 3, 40], years).points.set_index("group")
     assert first.loc["A", "observed"] == 10 and first.loc["B", "observed"] == 10
     for column in ("observed", "child_years", "rate", "z", "lower_95", "upper_998", "outside_95"):
         assert first.loc["A", column] == second.loc["A", column], column
@@ -103,3 +109,32 @@ def test_published_rows_depend_only_on_the_published_figures():
     theta = first.loc["A", "expected"] / first.loc["A", "child_years"]
     assert first.loc["A", "z"] == pytest.approx((10 / 3005 - theta) / math.sqrt(theta / 3005))
     assert math.isnan(first.loc["D", "z"])  # 3 is suppressed: no z either
+    assert first.loc["D", "suppressed"] and not first.loc["A", "suppressed"]
+
+
+def test_a_suppressed_count_cannot_be_worked_out_from_the_pooled_rate_or_phi():
+    """A unit coding 0 children beside a small one coding 1 (suppressed): with the true total behind the
+    pooled rate, 0.8608 per 1000 x 1160 child-years gave the hidden 1 back. Every published figure must be
+    the same whatever the hidden count (1 to 7), here and with more units."""
+    for groups, shown, years in (
+        (["Z1", "Z2"], [0], [1125.0, 35.0]),
+        (["A", "B", "C", "D"], [0, 40, 25], [1125.0, 3000.0, 2000.0, 35.0]),
+    ):
+        results = [_published(groups, [*shown, hidden], years) for hidden in range(1, 8)]
+        for result in results[1:]:
+            pd.testing.assert_frame_equal(result.points, results[0].points)
+            pd.testing.assert_frame_equal(result.curve, results[0].curve)
+            for name in ("pooled_rate", "phi", "tau2", "overdispersed"):
+                same = getattr(result, name) == getattr(results[0], name)
+                assert same or (math.isnan(getattr(result, name)) and math.isnan(getattr(results[0], name))), name
+        assert results[0].points.set_index("group").loc[groups[-1], "suppressed"]
+
+
+def test_without_suppression_the_published_funnel_is_the_true_one():
+    raw = pd.DataFrame(
+        {"group": list("ABCD"), "numerator": [10, 20, 31, 39], "child_years": [1000.0, 2000, 3000, 4000]}
+    )
+    published = _published_funnel(raw, suppress=False)
+    assert published.pooled_rate == pytest.approx(10.0)
+    assert published.points["observed"].tolist() == [10, 20, 31, 39]
+    assert not published.points["suppressed"].any()
