@@ -50,6 +50,12 @@ VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice
     },
 }
 DATE_HINT = "write dates as yyyy-mm-dd or dd/mm/yyyy"
+HEADER_SYNONYMS = {  # headers practice systems export (matched like any header, by _key) -> casefind column
+    "dob": "date_of_birth", "birthdate": "date_of_birth", "dod": "date_of_death", "deathdate": "date_of_death",
+    "surname": "family_name", "lastname": "family_name", "forename": "given_name", "forenames": "given_name",
+    "firstname": "given_name", "gender": "sex", "nhsno": "nhs_number", "nhs": "nhs_number",
+    "eventdate": "date", "effectivedate": "date", "snomedcode": "code", "conceptid": "code",
+}  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -184,18 +190,26 @@ def _normalise(header: str) -> str:
     return re.sub(r"[^a-z0-9]+", "_", header.strip().lower()).strip("_")
 
 
+def _key(header: str) -> str:
+    """A header as it is matched: letters and digits only, lower case (``DateOfBirth`` = ``date of birth``)."""
+    return re.sub(r"[^a-z0-9]", "", header.lower())
+
+
 def _rename(headers: list[str], table: Table, mapping: TableMapping | None, where: str) -> dict[str, str]:
-    """casefind column -> source header. Explicit mapping first, then case/spacing-insensitive names."""
+    """casefind column -> source header. Explicit mapping first, then names that differ only in case, spacing
+    or punctuation (``DateOfDeath``, ``Date of death``), then the common export headers in HEADER_SYNONYMS."""
     chosen: dict[str, str] = {}
     explicit = mapping.columns if mapping else {}
     by_strip = {h.strip(): h for h in headers}
     for source, target in explicit.items():
         if source.strip() in by_strip:
             chosen[target] = by_strip[source.strip()]
-    for header in headers:
-        name = _normalise(header)
-        if name in table.column_names and name not in chosen and header not in chosen.values():
-            chosen[name] = header
+    by_key = {_key(c): c for c in table.column_names}
+    for synonyms in (False, True):
+        for header in headers:
+            name = HEADER_SYNONYMS.get(_key(header)) if synonyms else by_key.get(_key(header))
+            if name in table.column_names and name not in chosen and header not in chosen.values():
+                chosen[name] = header
     missing = [c.name for c in table.columns if c.required and c.name not in chosen]
     if missing:
         problems = []
@@ -233,11 +247,12 @@ def _quote(name: str) -> str:
 
 def _register_raw(
     con, source: SourceFile, table: Table, mapping: TableMapping | None, workdir: Path
-) -> tuple[str, str]:
+) -> tuple[str, str, Problem | None]:
     """Create ``raw_<table>``: casefind columns as cleaned text plus ``_row`` (spreadsheet row number).
 
     It is a view over ``src_<table>``: the same columns as they are in the file (renamed, not cleaned).
-    Returns its name and the file's encoding (``utf-8``; ``cp1252`` for a CSV file that is not UTF-8).
+    Returns its name, the file's encoding (``utf-8``; ``cp1252`` for a CSV file that is not UTF-8) and a
+    warning when columns of the file went unused while optional columns were not found.
     """
     raw = f"raw_{table.name}"
     path = str(source.path)
@@ -305,7 +320,25 @@ def _register_raw(
     con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
     cleaned = ", ".join(f"{_clean(c)} AS {c}" for c in table.column_names)
     con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned} FROM src_{table.name}")
-    return raw, encoding
+    return raw, encoding, _unused_columns(list(types), names, table, source)
+
+
+def _unused_columns(headers: list[str], names: dict[str, str], table: Table, source: SourceFile) -> Problem | None:
+    """A warning when the file has columns casefind did not use and lacks optional ones: a ``DOD`` or
+    ``Deregistered`` column left unread would silently list a child who has died or moved away."""
+    unused = [h for h in headers if h not in names.values()]
+    absent = [c.name for c in table.columns if c.name not in names]
+    if not unused or not absent:
+        return None
+    return Problem(
+        source.path.name,
+        f"column{'s' if len(unused) > 1 else ''} {', '.join(repr(h) for h in unused)} not used, and no column "
+        f"was found for {', '.join(absent)}",
+        f"map it with --mapping, e.g. {table.name}: {{columns: {{'{unused[0]}': {absent[0]}}}}}"
+        if len(unused) == 1 and len(absent) == 1
+        else "if one of these columns holds one of those values, map it with --mapping "
+        "(see rules/mapping.example.yaml)",
+    )
 
 
 def _copy_csv(con, table: Table, csv_path: Path, shown: str) -> bool:
@@ -651,12 +684,13 @@ def _read_tables(
         )
         # read on the file's values too: a code with spaces around it is kept anyway, by the code check's screen
         keep = "code IN (SELECT code FROM event_codes)"
-    rows_read = {}
+    rows_read, header_warnings = {}, []
     for table in TABLES.values():  # patients first: the others are checked against it
         if table.name not in files:
             _empty_table(con, table)
             continue
-        raw, encoding = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        raw, encoding, unused = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        header_warnings += [unused] if unused else []
         files[table.name] = replace(files[table.name], encoding=encoding)
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         if table.name == "events" and keep:
@@ -688,7 +722,11 @@ def _read_tables(
         )
         raise ExtractError(problems, total=total, footer=footer)
     return Extract(
-        con, files, rows_read, _with_records(con, rejects.drop(columns="hint"), files), _warnings(con, files)
+        con,
+        files,
+        rows_read,
+        _with_records(con, rejects.drop(columns="hint"), files),
+        header_warnings + _warnings(con, files),
     )
 
 

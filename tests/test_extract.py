@@ -95,7 +95,7 @@ def test_skip_bad_rows_keeps_every_rejected_row_with_its_reason(tmp_path):
 
 
 def test_missing_required_file_and_column(tmp_path):
-    folder = _write(tmp_path / "x", patients_csv="patient_id,Birth Date\nP1,2015-01-01\n")
+    folder = _write(tmp_path / "x", patients_csv="patient_id,Born on\nP1,2015-01-01\n")
     assert _problems(folder) == [
         f"{folder}: no events.csv or events.parquet (found: patients.csv)\n"
         "  HINT: name the file events.csv, or set 'events: {file: ...}' in a mapping file"
@@ -148,6 +148,27 @@ def test_header_mapping_file(tmp_path):
     result = api.build_list(folder, mapping=mapping, as_of=AS_OF)
     assert result.entries["family_name"].tolist() == ["Smith"]
     assert result.entries["criteria"].tolist() == ["cp_plan"]
+
+
+def test_headers_in_other_spellings_are_matched_and_unused_ones_are_named(tmp_path):
+    """``DateOfDeath`` and ``DOB`` are the columns they look like; a ``Deregistered`` column casefind cannot
+    place is named in a warning, since leaving it unread would list a child who has moved away."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="PatientID,Surname,DOB,DateOfDeath,RegisteredFrom,Deregistered,HouseholdID,PracticeID,"
+        "NHSNumber,Forename,Gender\nP1,Smith,2015-02-01,2026-01-02,2015-02-01,2026-03-01,H1,Z1,,Ann,F\n",
+        events_csv="Patient_ID,SNOMED code,Event Date\nP1,342191000000101,2025-06-05\n",
+    )
+    extract = read_extract(folder)
+    row = extract.con.execute(
+        "SELECT patient_id, family_name, given_name, date_of_birth, date_of_death, sex, household_id FROM patients"
+    ).fetchone()
+    assert row == ("P1", "Smith", "Ann", date(2015, 2, 1), date(2026, 1, 2), "F", "H1")
+    assert extract.con.execute("SELECT code, date FROM events").fetchone() == ("342191000000101", date(2025, 6, 5))
+    assert [str(w) for w in extract.warnings] == [
+        "patients.csv: column 'Deregistered' not used, and no column was found for registered_to\n"
+        "  HINT: map it with --mapping, e.g. patients: {columns: {'Deregistered': registered_to}}"
+    ]
 
 
 def test_mapping_file_typo_is_caught(tmp_path):
