@@ -463,6 +463,15 @@ def _checks(table: Table) -> list[Check]:
                     "a code is one word, such as 342191000000101 or 13Iv.; check the quoting",
                 )
             )
+            checks.append(
+                Check(  # Excel shows 342191000000101 as 3.42191E+14 and saves it so: the digits are gone
+                    c,
+                    f"regexp_full_match({c}, '[0-9]+([.][0-9]+)?[eE][+-]?[0-9]+|[0-9]{{6,}}[.]0+')",
+                    f"'code ''' || {c} || ''' is a number as a spreadsheet writes it: the code''s digits are lost'",
+                    "export again without opening the file in a spreadsheet, or format the code column as text",
+                    screen=f"contains({c}, '+') OR suffix({c}, '.0')",
+                )
+            )
         if col.type == "date":
             checks.append(
                 Check(

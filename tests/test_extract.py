@@ -338,3 +338,20 @@ def test_duckdb_spills_to_a_private_folder_removed_with_the_connection():
     del con
     gc.collect()
     assert not Path(spill).exists()
+
+
+def test_codes_a_spreadsheet_turned_into_numbers_are_bad_rows(tmp_path):
+    """Saved from Excel, 342191000000101 becomes 3.42191E+14 (or 342191000000101.0): an active CP plan would
+    silently vanish. Read codes with dots and CTV3 codes with letters stay codes."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv="patient_id,code,date\nP1,3.42191E+14,2026-01-01\nP1,342191000000101.0,2026-01-01\n"
+        "P1,13Iv.,2026-01-01\nP1,XE0Uc,2026-01-01\nP1,8HE0.,2026-01-01\n",
+    )
+    lost = "is a number as a spreadsheet writes it: the code's digits are lost\n"
+    hint = "  HINT: export again without opening the file in a spreadsheet, or format the code column as text"
+    assert _problems(folder) == [
+        f"events.csv, row 2, column 'code': code '3.42191E+14' {lost}{hint}",
+        f"events.csv, row 3, column 'code': code '342191000000101.0' {lost}{hint}",
+    ]
