@@ -417,6 +417,21 @@ def nhs_number_invalid_sql(text: str, number: str) -> str:
     return f"(NOT regexp_full_match({text}, '[0-9]{{10}}') OR (11 - ({total}) % 11) % 11 <> {number} % 10)"
 
 
+# A value in a message is quoted only when it has the shape of what the column should hold: in the wrong
+# column (a shifted row, a header mapped to the wrong column) it could be a name or an NHS number, and no
+# message carries those. Names have no digits; NHS numbers and most identifiers have no date separators.
+DATE_SHAPED = "[0-9]{1,4}([-/. ][0-9]{1,4}){1,2}([ T][0-9:.]{1,15})?"
+CODE_SHAPED = '[0-9.]*[0-9][0-9.]*[ ,"]+[0-9.]*'  # digits split by a space, comma or quote: '3421 91'
+CHOICE_SHAPED = "[A-Za-z_ ]{0,2}|[A-Za-z_ ]*[0-9][A-Za-z0-9_ ]*"  # one or two letters, or with a digit: 'icd10'
+NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
+
+
+def _echo(expr: str, shape: str) -> str:
+    """SQL text: ``expr`` in quotes if it matches the regular expression ``shape``, else NOT_SHOWN."""
+    quoted = f"'''' || {expr} || ''''"
+    return f"CASE WHEN regexp_full_match({expr}, {_sql_str(shape)}) THEN {quoted} ELSE {_sql_str(NOT_SHOWN)} END"
+
+
 def _choice_sql(expr: str, col: Column) -> str:
     aliases = VALUE_ALIASES.get(col.name)
     if not aliases:
@@ -459,7 +474,7 @@ def _checks(table: Table) -> list[Check]:
                 Check(
                     c,
                     " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in ('"', ",", " ")),
-                    f"'code ''' || {c} || ''' contains a quote, comma or space'",
+                    f"'code ' || {_echo(c, CODE_SHAPED)} || ' contains a quote, comma or space'",
                     "a code is one word, such as 342191000000101 or 13Iv.; check the quoting",
                 )
             )
@@ -477,7 +492,7 @@ def _checks(table: Table) -> list[Check]:
                 Check(
                     c,
                     f"{c} IS NOT NULL AND NOT {_plain_iso_date(c)} AND {_date_sql(c)} IS NULL",
-                    f"'invalid date ''' || {c} || ''''",
+                    f"'invalid date ' || {_echo(c, DATE_SHAPED)}",
                     DATE_HINT,
                 )
             )
@@ -487,7 +502,7 @@ def _checks(table: Table) -> list[Check]:
                 Check(
                     c,  # values already spelt as the schema spells them pass the cheap test first
                     f"{c} IS NOT NULL AND {c} NOT IN ({allowed}) AND {_choice_sql(c, col)} NOT IN ({allowed})",
-                    f"'unknown value ''' || {c} || ''' (expected one of: {', '.join(col.choices)})'",
+                    f"'unknown value ' || {_echo(c, CHOICE_SHAPED)} || ' (expected one of: {', '.join(col.choices)})'",
                 )
             )
     if table.name == "patients":

@@ -88,7 +88,7 @@ def test_skip_bad_rows_keeps_every_rejected_row_with_its_reason(tmp_path):
     extract = read_extract(folder, skip_bad_rows=True)
     assert extract.rejected_rows == 1
     assert extract.rejects[["file", "row", "column", "problem"]].values.tolist() == [
-        ["events.csv", 3, "date", "invalid date 'yesterday'"]
+        ["events.csv", 3, "date", "invalid date (not shown: it may be a name or an identifier in the wrong column)"]
     ]
     assert json.loads(extract.rejects.loc[0, "record"])["date"] == "yesterday"
     assert extract.con.execute("SELECT count(*) FROM events").fetchone()[0] == 1
@@ -355,3 +355,26 @@ def test_codes_a_spreadsheet_turned_into_numbers_are_bad_rows(tmp_path):
         f"events.csv, row 2, column 'code': code '3.42191E+14' {lost}{hint}",
         f"events.csv, row 3, column 'code': code '342191000000101.0' {lost}{hint}",
     ]
+
+
+def test_a_value_in_the_wrong_column_is_not_echoed(tmp_path):
+    """A shifted row or a header mapped to the wrong column puts names and NHS numbers where dates, codes and
+    choices belong; messages quote a value only when it has the shape of what the column holds."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,family_name,date_of_birth\nP1,Smith,Ellison\nP2,Jones,9434765919\n"
+        "P3,Khan,2015-02-30\nP4,Ali,2016-01-01\n",
+        events_csv='patient_id,code,date,code_system\nP4,"Mary Smith",2026-01-01,snomed\n'
+        "P4,135891007,2026-01-01,Smithson\nP4,135891007,2026-01-01,icd10\n",
+    )
+    hidden = "(not shown: it may be a name or an identifier in the wrong column)"
+    problems = _problems(folder)
+    assert [p.split("\n")[0] for p in problems] == [
+        f"patients.csv, row 2, column 'date_of_birth': invalid date {hidden}",
+        f"patients.csv, row 3, column 'date_of_birth': invalid date {hidden}",
+        "patients.csv, row 4, column 'date_of_birth': invalid date '2015-02-30'",
+        f"events.csv, row 2, column 'code': code {hidden} contains a quote, comma or space",
+        f"events.csv, row 3, column 'code_system': unknown value {hidden} (expected one of: snomed, read2, ctv3, emis)",
+        "events.csv, row 4, column 'code_system': unknown value 'icd10' (expected one of: snomed, read2, ctv3, emis)",
+    ]
+    assert not any(secret in p for p in problems for secret in ("Ellison", "Smith", "9434765919"))
