@@ -37,6 +37,7 @@ import pandas as pd
 import yaml
 
 from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
+from casefind.files import read_user_text
 from casefind.schema import TABLES, Column, Table
 
 DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"]
@@ -104,7 +105,7 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
         return {}
     path = Path(path)
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8-sig")) or {}
+        data = yaml.safe_load(read_user_text(path)) or {}
     except OSError as exc:
         raise ExtractError(Problem(str(path), f"cannot read the mapping file: {exc.strerror}")) from None
     except yaml.YAMLError as exc:

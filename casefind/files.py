@@ -1,4 +1,5 @@
-"""Writing files safely: atomic, owner-only (0600), and spreadsheet-formula safe.
+"""Writing files safely: atomic, owner-only (0600), and spreadsheet-formula safe; reading the small text
+files users edit (mapping, protocol) in the encodings their editors save.
 
 Used by every writer (lists, rejects, provenance, coding reports) so the rules live in one place.
 """
@@ -47,6 +48,16 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, over
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def read_user_text(path: Path) -> str:
+    """A text file a user edited: UTF-8 (with or without a BOM), else Windows-1252 (Notepad's old default),
+    as for extract files. Raises OSError as ``Path.read_bytes`` does."""
+    raw = path.read_bytes()
+    try:
+        return raw.decode("utf-8-sig")
+    except UnicodeDecodeError:
+        return raw.decode("cp1252", errors="replace")
 
 
 def write_text(path: Path, text: str, *, overwrite: bool = True) -> Path:

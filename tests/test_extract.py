@@ -378,3 +378,16 @@ def test_a_value_in_the_wrong_column_is_not_echoed(tmp_path):
         "events.csv, row 4, column 'code_system': unknown value 'icd10' (expected one of: snomed, read2, ctv3, emis)",
     ]
     assert not any(secret in p for p in problems for secret in ("Ellison", "Smith", "9434765919"))
+
+
+def test_a_mapping_file_saved_as_windows_1252_is_read(tmp_path):
+    """Notepad's old default: 'Prénom' in both the mapping file and the extract's header, as Windows-1252."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,Pr\u00e9nom,date_of_birth\nP1,Zo\u00eb,2015-02-01\n".encode("cp1252"),
+        events_csv="patient_id,code,date\n",
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_bytes("patients:\n  columns:\n    Pr\u00e9nom: given_name\n".encode("cp1252"))
+    extract = read_extract(folder, mapping=mapping)
+    assert extract.con.execute("SELECT given_name FROM patients").fetchone() == ("Zo\u00eb",)
