@@ -19,9 +19,11 @@ not accepted. CSV files may be UTF-8 (with or without a BOM) or Windows-1252.
 
 from __future__ import annotations
 
+import bisect
 import csv
 import difflib
 import hashlib
+import mmap
 import os
 import re
 import shutil
@@ -734,7 +736,7 @@ def _read_tables(
     order = "CASE tbl " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TABLES)) + " END, row, col"
     rejects = con.execute(f"SELECT file, row, col AS column, problem, hint FROM problems ORDER BY {order}").df()
     if total and not skip_bad_rows:
-        shown = rejects.head(MAX_LISTED_PROBLEMS)
+        shown = _past_blank_lines(rejects.head(MAX_LISTED_PROBLEMS), files)
         problems = [
             Problem(
                 f"{r.file}, row {r.row}, column '{r.column}'", r.problem, r.hint if isinstance(r.hint, str) else None
@@ -750,9 +752,46 @@ def _read_tables(
         con,
         files,
         rows_read,
-        _with_records(con, rejects.drop(columns="hint"), files),
+        _past_blank_lines(_with_records(con, rejects.drop(columns="hint"), files), files),
         header_warnings + _warnings(con, files),
     )
+
+
+def _past_blank_lines(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:
+    """Row numbers as a spreadsheet shows them, past any blank lines in a CSV file (DuckDB skips blank lines,
+    so ``_row`` counts records only). Worked out only for files with a problem, and only read again in full
+    when a quick search finds a blank line."""
+    rejects = rejects.copy()
+    for source in files.values():
+        rows = rejects["file"] == source.path.name
+        if rows.any():
+            rejects.loc[rows, "row"] = _spreadsheet_rows(source, rejects.loc[rows, "row"].tolist())
+    return rejects
+
+
+def _spreadsheet_rows(source: SourceFile, rows: list[int]) -> list[int]:
+    """``_row`` numbers of ``source`` as a spreadsheet shows them (see ``_past_blank_lines``)."""
+    if source.format != "csv":
+        return rows
+    after = _records_after_blank_lines(source.path)
+    return [r + bisect.bisect_right(after, r - 2) for r in rows]
+
+
+def _records_after_blank_lines(path: Path) -> list[int]:
+    """For each blank line of a CSV file, the number of records (after the header) before it, in order."""
+    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        if data.find(b"\n\n") < 0 and data.find(b"\n\r\n") < 0:
+            return []
+    after, records = [], 0
+    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+        reader = csv.reader(handle)
+        next(reader, None)  # the header
+        for record in reader:
+            if record:
+                records += 1
+            else:
+                after.append(records)
+    return after
 
 
 def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:
@@ -763,10 +802,12 @@ def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> p
     for name, source in files.items():
         # rows breaking a row-local rule were copied to checked_<table>; a duplicate key can be on any row
         rows = f"raw_{name}" if TABLES[name].unique else f"checked_{name}"
+        values = ", ".join(f"{c} := {c}" for c in TABLES[name].column_names)  # the file's values, not _row
         records.append(
             con.execute(
-                f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, CAST(to_json(r) AS VARCHAR) AS record "
-                f"FROM {rows} r WHERE _row IN {_problem_rows(TABLES[name])}"
+                f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, "
+                f"CAST(to_json(struct_pack({values})) AS VARCHAR) AS record "
+                f"FROM {rows} WHERE _row IN {_problem_rows(TABLES[name])}"
             ).df()
         )
     return rejects.merge(pd.concat(records), on=["file", "row"], how="left")
@@ -784,6 +825,7 @@ def _warnings(con, files: dict[str, SourceFile]) -> list[Problem]:
             ).fetchall()
         ]
         if bad:
+            bad = _spreadsheet_rows(files["patients"], bad)
             rows = ", ".join(map(str, bad[:20])) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
             many = len(bad) != 1
             warnings.append(

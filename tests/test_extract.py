@@ -391,3 +391,24 @@ def test_a_mapping_file_saved_as_windows_1252_is_read(tmp_path):
     mapping.write_bytes("patients:\n  columns:\n    Pr\u00e9nom: given_name\n".encode("cp1252"))
     extract = read_extract(folder, mapping=mapping)
     assert extract.con.execute("SELECT given_name FROM patients").fetchone() == ("Zo\u00eb",)
+
+
+def test_row_numbers_count_blank_lines_as_a_spreadsheet_does(tmp_path):
+    """DuckDB skips blank lines; a spreadsheet shows them as rows, so the rows after them are numbered on."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,date_of_birth,nhs_number\nP1,2015-01-01,\n\nP2,2015-01-01,9434765918\n",
+        events_csv='patient_id,code,date\nP1,1,2026-01-01\n\n\nP1,2,2026-13-01\nP2,3,"2026-01-01"\n\nP2,4,x1\n',
+    )
+    assert [p.split("\n")[0] for p in _problems(folder)] == [
+        "events.csv, row 5, column 'date': invalid date '2026-13-01'",
+        "events.csv, row 8, column 'date': invalid date (not shown: it may be a name or an identifier in the wrong "
+        "column)",
+    ]
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.rejects[["file", "row"]].values.tolist() == [["events.csv", 5], ["events.csv", 8]]
+    assert json.loads(extract.rejects.loc[0, "record"]) == {
+        "patient_id": "P1", "code": "2", "date": "2026-13-01", "term": None, "code_system": None, "value": None,
+        "clinician_id": None,
+    }  # fmt: skip
+    assert str(extract.warnings[0]).startswith("patients.csv, row 4, column 'nhs_number'")
