@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+# How a spreadsheet writes a long code it took for a number (3.42191E+14, 342191000000101.0): the digits are
+# lost. A regular expression both Python's re and DuckDB's regexp functions read the same way.
+SPREADSHEET_NUMBER = r"[0-9]+([.][0-9]+)?[eE][+-]?[0-9]+|[0-9]{6,}[.]0+"
+
 # Dihedral group D5 tables from the SNOMED CT Release File Specification, section 6.4.1.
 _D = (
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),

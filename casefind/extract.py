@@ -38,6 +38,7 @@ import duckdb
 import pandas as pd
 import yaml
 
+from casefind.codes import SPREADSHEET_NUMBER
 from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
 from casefind.files import read_user_text
 from casefind.schema import TABLES, Column, Table
@@ -484,7 +485,7 @@ def _checks(table: Table) -> list[Check]:
             checks.append(
                 Check(  # Excel shows 342191000000101 as 3.42191E+14 and saves it so: the digits are gone
                     c,
-                    f"regexp_full_match({c}, '[0-9]+([.][0-9]+)?[eE][+-]?[0-9]+|[0-9]{{6,}}[.]0+')",
+                    f"regexp_full_match({c}, {_sql_str(SPREADSHEET_NUMBER)})",
                     f"'code ''' || {c} || ''' is a number as a spreadsheet writes it: the code''s digits are lost'",
                     "export again without opening the file in a spreadsheet, or format the code column as text",
                     screen=f"contains({c}, '+') OR suffix({c}, '.0')",

@@ -5,7 +5,7 @@ nor DuckDB, so a Spark engine can be added without touching it.
 
 Errors name the file, the line and the path, and all problems are reported at once::
 
-    rules/vf.yaml, line 23, criteria[2].window: expected a duration like '12 months', got '12 mnths'
+    rules/vf.yaml, line 23, criteria[2] (id 'cin').window: expected a duration like '12 months', got '12 mnths'
 """
 
 from __future__ import annotations
@@ -32,15 +32,31 @@ from pydantic import (
     model_validator,
 )
 
-from casefind.codes import sctid_problem
+from casefind.codes import SPREADSHEET_NUMBER, sctid_problem
 from casefind.dates import Duration
 from casefind.errors import Problem, ProtocolError
+from casefind.files import read_user_text
+
+MAX_DURATION_YEARS = 150
+# The longest duration a protocol may give, per unit: 150 years of 365.25 days. Longer ones make no sense
+# for a look-back and would take window starts out of the calendar's range.
+_MAX_AMOUNT = {
+    "year": MAX_DURATION_YEARS,
+    "month": 12 * MAX_DURATION_YEARS,
+    "week": MAX_DURATION_YEARS * 36525 // 700,
+    "day": MAX_DURATION_YEARS * 36525 // 100,
+}
 
 
 def _parse_duration(value: Any) -> Duration:
     if isinstance(value, Duration):
         return value
-    return Duration.parse(value)
+    duration = Duration.parse(value)
+    limit = _MAX_AMOUNT[duration.unit]
+    if duration.amount > limit:
+        also = "" if duration.unit == "year" else f" ({limit} {duration.unit}s)"
+        raise ValueError(f"expected a duration of at most {MAX_DURATION_YEARS} years{also}, got '{value}'")
+    return duration
 
 
 DurationField = Annotated[Duration, BeforeValidator(_parse_duration), PlainSerializer(str, return_type=str)]
@@ -138,6 +154,15 @@ class Criterion(Frozen):
     def _no_repeats(cls, value: tuple) -> tuple:
         if len(set(value)) != len(value):
             raise ValueError("each record appears once")
+        return value
+
+    @field_validator("half_life")
+    @classmethod
+    def _positive_half_life(cls, value: Duration | None) -> Duration | None:
+        if value is not None and value.amount == 0:
+            raise ValueError(
+                f"expected a duration above zero, got '{value}' (a zero half-life would make the criterion's weight 0)"
+            )
         return value
 
 
@@ -266,8 +291,8 @@ class Ranking(Frozen):
     minor_criteria_needed: Annotated[int, Field(ge=1)] = 4
 
 
-def reference_problems(codelist_names: set[str], criteria: list) -> list[str]:
-    """Duplicate criterion ids and references to undefined codelists, as ``path: problem`` lines.
+def reference_problems(codelist_names: set[str], criteria: list, concern_codes: Any = ()) -> list[str]:
+    """Duplicate criterion ids and undefined codelists (in criteria or concern), as ``path: problem`` lines.
 
     Works on plain dicts so the loader can report these alongside field errors in one go.
     """
@@ -285,7 +310,7 @@ def reference_problems(codelist_names: set[str], criteria: list) -> list[str]:
     for i, criterion in enumerate(criteria):
         if isinstance(criterion, dict):
             problems += _unknown(f"criteria[{i}].single_if", criterion.get("single_if"), ids, "criterion")
-    return problems
+    return problems + _unknown("concern.codes", concern_codes, codelist_names, "codelist")
 
 
 def _unknown(path: str, value, known: set, what: str) -> list[str]:
@@ -318,8 +343,7 @@ class Protocol(Frozen):
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:
-        problems = reference_problems(set(self.codelists), [c.model_dump() for c in self.criteria])
-        problems += _unknown("concern.codes", self.concern.codes, set(self.codelists), "codelist")
+        problems = reference_problems(set(self.codelists), [c.model_dump() for c in self.criteria], self.concern.codes)
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -403,6 +427,36 @@ def _line_for(path: tuple, lines: dict) -> int | None:
     return lines.get(path)
 
 
+class _Locator:
+    """Turns a path in the protocol document into ``file, line N, path`` for a message.
+
+    A criterion is also named by its id when it has one: ``criteria[11] (id 'self_harm').window``.
+    """
+
+    def __init__(self, source: str, lines: dict, data: dict):
+        self.source, self.lines = source, lines
+        criteria = data.get("criteria") if isinstance(data.get("criteria"), list) else []
+        self.ids = [c.get("id") if isinstance(c, dict) and isinstance(c.get("id"), str) else None for c in criteria]
+
+    def line(self, path: tuple) -> int:
+        return _line_for(path, self.lines) or 0
+
+    def __call__(self, path: tuple) -> str:
+        line = _line_for(path, self.lines)
+        where = f"{self.source}, line {line}" if line else self.source
+        return f"{where}, {self._describe(path)}" if path else where
+
+    def _describe(self, path: tuple) -> str:
+        text = format_path(path)
+        if len(path) < 2 or path[0] != "criteria" or not isinstance(path[1], int) or path[2:3] == ("id",):
+            return text
+        cid = self.ids[path[1]] if 0 <= path[1] < len(self.ids) else None
+        if cid is None:
+            return text
+        head = format_path(path[:2])
+        return f"{head} (id '{cid}'){text[len(head) :]}"
+
+
 # Every field a protocol file may use, for "did you mean" on an unknown one.
 _KIND_MODELS = typing.get_args(typing.get_args(AnyCriterion)[0])  # the members of the criterion union
 _FIELD_NAMES = sorted(
@@ -434,7 +488,8 @@ def _message(error: dict) -> str:
     return msg.removeprefix("Value error, ").replace("Input should be", "expected")
 
 
-def _problems_from(exc: ValidationError, source: str, lines: dict) -> list[Problem]:
+def _problems_from(exc: ValidationError, locate: _Locator, skip: set[tuple]) -> list[Problem]:
+    """One problem per error (and per line of a multi-line one), except those at a path in ``skip``."""
     problems = []
     for error in exc.errors():
         loc = tuple(p for p in error["loc"] if p not in CRITERION_KINDS)  # drop the union branch name
@@ -445,15 +500,34 @@ def _problems_from(exc: ValidationError, source: str, lines: dict) -> list[Probl
             match = re.match(r"^([\w.\[\]]+): (.*)$", text)
             if match and "[" in match.group(1) or (match and "." in match.group(1)):
                 path, text = loc + _parse_path(match.group(1)), match.group(2)
-            line = _line_for(path, lines)
-            where = f"{source}, line {line}" if line else source
-            problems.append(Problem(f"{where}, {format_path(path)}" if path else where, text))
+            if path not in skip:
+                problems.append(Problem(locate(path), text))
     return problems
 
 
-def _read_codelist_file(entry: dict, base: Path, source: str, lines: dict, path: tuple) -> list[Problem]:
-    """Fill ``codes`` and ``file_sha256`` from the CSV the codelist names; return problems found."""
-    where = f"{source}, line {_line_for(path + ('file',), lines)}, {format_path(path + ('file',))}"
+_SPREADSHEET_HINT = (
+    "spreadsheet programs show long numbers like 3.42891E+14 and keep only 15 digits: open the file with the "
+    "'code' column formatted as text (or edit it in a text editor) and restore the codes"
+)
+
+
+def _spreadsheet_mangled(code: str) -> bool:
+    """True when a code looks like a spreadsheet's rendering of a long number rather than what was typed.
+
+    Scientific notation and a trailing '.0' are never in a code (the extract's check uses the same pattern); a
+    number of more than 15 digits whose digits past the 15th are all 0 is what a spreadsheet's 15-digit
+    precision leaves of a longer one (the caller checks it is also invalid).
+    """
+    if re.fullmatch(SPREADSHEET_NUMBER, code):
+        return True
+    return code.isdigit() and len(code) > 15 and not code[15:].strip("0")
+
+
+def _read_codelist_file(entry: dict, base: Path, where: str) -> list[Problem]:
+    """Fill ``codes`` (the valid ones) and ``file_sha256`` from the CSV the codelist names; return problems.
+
+    Problems in the file are located in it, as a spreadsheet shows it: the header is row 1.
+    """
     if entry.get("codes"):
         return [Problem(where, "give either 'codes' or 'file', not both")]
     csv_path = base / str(entry["file"])
@@ -461,9 +535,8 @@ def _read_codelist_file(entry: dict, base: Path, source: str, lines: dict, path:
         raw = csv_path.read_bytes()
     except OSError as exc:
         return [Problem(where, f"cannot read codelist file '{csv_path}': {exc.strerror}")]
-    text = raw.decode("utf-8-sig", errors="replace")
-    reader = csv.DictReader(io.StringIO(text))
-    fields = [f.strip().lower() for f in reader.fieldnames or []]
+    rows = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+    fields = [f.strip().lower() for f in next(rows, [])]
     if "code" not in fields:
         return [
             Problem(
@@ -472,14 +545,23 @@ def _read_codelist_file(entry: dict, base: Path, source: str, lines: dict, path:
                 "codelist files use the OpenCodelists format: a header 'code,term' then one code per row",
             )
         ]
-    codes = []
-    for row in reader:
-        row = {k.strip().lower(): (v or "").strip() for k, v in row.items() if k}
-        if row.get("code"):
-            codes.append({"code": row["code"], "term": row.get("term") or row.get("description") or ""})
+    snomed = entry.get("code_system", "snomed") == "snomed"
+    codes, problems = [], []
+    for number, row in enumerate(rows, start=2):
+        if not any(cell.strip() for cell in row):
+            continue
+        cells = dict(zip(fields, (cell.strip() for cell in row), strict=False))
+        code, at = cells.get("code", ""), f"{csv_path}, row {number}, column 'code'"
+        if not code:
+            problems.append(Problem(at, "missing code", "give the code, or delete the row"))
+        elif snomed and (problem := sctid_problem(code)):
+            hint = _SPREADSHEET_HINT if _spreadsheet_mangled(code) else None
+            problems.append(Problem(at, f"invalid SNOMED CT code '{code}': {problem}", hint))
+        else:
+            codes.append({"code": code, "term": cells.get("term") or cells.get("description") or ""})
     entry["codes"] = codes
     entry["file_sha256"] = hashlib.sha256(raw).hexdigest()
-    return []
+    return problems
 
 
 def load_protocol(path: str | Path) -> Protocol:
@@ -487,7 +569,7 @@ def load_protocol(path: str | Path) -> Protocol:
     path = Path(path)
     source = str(path)
     try:
-        text = path.read_text(encoding="utf-8-sig")
+        text = read_user_text(path)
     except OSError as exc:
         raise ProtocolError(Problem(source, f"cannot read the protocol file: {exc.strerror}")) from None
     return parse_protocol(text, source=source, base=path.parent)
@@ -505,33 +587,37 @@ def parse_protocol(text: str, *, source: str = "<protocol>", base: Path = Path("
     if not isinstance(data, dict):
         raise ProtocolError(Problem(source, "expected a mapping with name, version, codelists and criteria"))
     lines, dupes = _line_index(node)
-    problems = [
-        Problem(f"{source}, line {line}, {format_path(p)}", "duplicate key (the later one would silently win)")
-        for p, line in dupes
-    ]
-    unreadable = set()
+    locate = _Locator(source, lines, data)
+    # Each problem with the protocol line it is sorted by (a codelist file's: the line naming the file).
+    problems: dict[Problem, int] = {}
+    for path, line in dupes:
+        problems.setdefault(Problem(locate(path), "duplicate key (the later one would silently win)"), line)
+    # A codelist whose file has problems is given only its valid codes, perhaps none: that is already said.
+    skip = set()
     codelists = data.get("codelists") if isinstance(data.get("codelists"), dict) else {}
     for name, entry in codelists.items():
         if isinstance(entry, dict) and entry.get("file"):
-            file_problems = _read_codelist_file(entry, base, source, lines, ("codelists", name))
-            problems += file_problems
+            path = ("codelists", name, "file")
+            file_problems = _read_codelist_file(entry, base, locate(path))
+            for problem in file_problems:
+                problems.setdefault(problem, locate.line(path))
             if file_problems:
-                unreadable.add(name)
+                skip.add(("codelists", name))
     try:
         protocol = Protocol.model_validate(data)
     except ValidationError as exc:
-        found = _problems_from(exc, source, lines)
+        for problem in _problems_from(exc, locate, skip):
+            problems.setdefault(problem, _line_of(problem))
         # Reference checks run in the model only once every field is valid; list them now too.
         criteria = data.get("criteria") if isinstance(data.get("criteria"), list) else []
-        for text in reference_problems(set(codelists), criteria):
+        concern = data.get("concern") if isinstance(data.get("concern"), dict) else {}
+        for text in reference_problems(set(codelists), criteria, concern.get("codes")):
             path_text, message = text.split(": ", 1)
             path = _parse_path(path_text)
-            found.append(Problem(f"{source}, line {_line_for(path, lines)}, {path_text}", message))
-        # A codelist whose file could not be read has no codes: that is already said.
-        problems += [p for p in found if not any(f"codelists.{n}" in p.location for n in unreadable)]
+            problems.setdefault(Problem(locate(path), message), locate.line(path))
         protocol = None
     if problems:
-        raise ProtocolError(sorted(set(problems), key=_line_of))
+        raise ProtocolError(sorted(problems, key=problems.__getitem__))
     return protocol
 
 

@@ -26,14 +26,14 @@ def test_every_problem_is_reported_with_file_line_and_path():
         "the Verhoeff check digit is wrong (a typing error?)",
         f"{f}, line 7, codelists.cp_end.file: cannot read codelist file '{FIXTURES / 'missing.csv'}': "
         "No such file or directory",
-        f"{f}, line 12, criteria[0].start: unknown codelist 'cp_strt' (did you mean 'cp_start'?)",
-        f"{f}, line 19, criteria[1].window: expected a duration like '12 months', got '12 mnths'",
-        f"{f}, line 20, criteria[1].weight: expected a number, got 'ten'",
-        f"{f}, line 21, criteria[1].tier: expected 'significant' or 'minor', got 'major'",
-        f"{f}, line 24, criteria[2].kind: unknown kind 'coded_sometimes'; expected one of: coded_active, "
+        f"{f}, line 12, criteria[0] (id 'cp').start: unknown codelist 'cp_strt' (did you mean 'cp_start'?)",
+        f"{f}, line 19, criteria[1] (id 'sh').window: expected a duration like '12 months', got '12 mnths'",
+        f"{f}, line 20, criteria[1] (id 'sh').weight: expected a number, got 'ten'",
+        f"{f}, line 21, criteria[1] (id 'sh').tier: expected 'significant' or 'minor', got 'major'",
+        f"{f}, line 24, criteria[2] (id 'x').kind: unknown kind 'coded_sometimes'; expected one of: coded_active, "
         "coded_in_window, new_birth, antenatal_booking, missed_appointments",
-        f"{f}, line 33, criteria[3].colour: unknown field 'colour' (check the spelling; see the protocol format "
-        "in the README)",
+        f"{f}, line 33, criteria[3] (id 'nb').colour: unknown field 'colour' (check the spelling; see the protocol "
+        "format in the README)",
     ]
 
 
@@ -80,4 +80,129 @@ def test_a_misspelt_field_gets_a_suggestion(tmp_path):
         "criteria:\n  - {id: cp, kind: coded_active, label: CP, start: [cp], wieght: 10, tier: significant}\n"
     )
     messages = _messages(rules)  # an absolute path: FIXTURES / rules is rules
-    assert f"{rules}, line 6, criteria[0].wieght: unknown field 'wieght' (did you mean 'weight'?)" in messages
+    assert f"{rules}, line 6, criteria[0] (id 'cp').wieght: unknown field 'wieght' (did you mean 'weight'?)" in messages
+
+
+PROTOCOL = """\
+name: t
+version: "1"
+codelists:
+  cp: {codes: ["342191000000101"]}
+  cp_end: {file: cl/end.csv}
+criteria:
+  - {id: cp, label: CP, kind: coded_active, start: cp, end: cp_end, weight: 10, tier: significant}
+"""
+
+
+def _write(tmp_path: Path, protocol: str = PROTOCOL, csv: str = "code,term\n342891000000105,ended\n") -> Path:
+    (tmp_path / "cl").mkdir(exist_ok=True)
+    (tmp_path / "cl" / "end.csv").write_text(csv)
+    (tmp_path / "p.yaml").write_text(protocol)
+    return tmp_path / "p.yaml"
+
+
+def test_codelist_file_problems_are_located_in_the_file_as_a_spreadsheet_shows_it(tmp_path, monkeypatch):
+    _write(tmp_path, csv="code,term\n342891000000105,ok\n,deleted code\n160889006,typo\n\n,,\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(ProtocolError) as caught:
+        load_protocol("p.yaml")
+    assert caught.value.exit_code == ExitCode.BAD_PROTOCOL
+    assert [str(p) for p in caught.value.problems] == [
+        "cl/end.csv, row 3, column 'code': missing code\n  HINT: give the code, or delete the row",
+        "cl/end.csv, row 4, column 'code': invalid SNOMED CT code '160889006': the Verhoeff check digit is wrong "
+        "(a typing error?)",
+    ]
+
+
+def test_codes_a_spreadsheet_has_rounded_get_a_hint(tmp_path):
+    rows = ["code,term", "3.42891E+14,ended", "1129631000000100,sixteen digits", "342891000000105.0,ended"]
+    path = _write(tmp_path, csv="\n".join(rows) + "\n")
+    hint = (
+        "\n  HINT: spreadsheet programs show long numbers like 3.42891E+14 and keep only 15 digits: open the file "
+        "with the 'code' column formatted as text (or edit it in a text editor) and restore the codes"
+    )
+    csv_file = tmp_path / "cl" / "end.csv"
+    assert _messages(path) == [
+        f"{csv_file}, row 2, column 'code': invalid SNOMED CT code '3.42891E+14': a SNOMED CT identifier is 6 to "
+        "18 digits with no leading zero" + hint,
+        f"{csv_file}, row 3, column 'code': invalid SNOMED CT code '1129631000000100': the Verhoeff check digit "
+        "is wrong (a typing error?)" + hint,
+        f"{csv_file}, row 4, column 'code': invalid SNOMED CT code '342891000000105.0': a SNOMED CT identifier is "
+        "6 to 18 digits with no leading zero" + hint,
+    ]
+
+
+def test_a_codelist_file_problem_does_not_hide_other_problems_of_that_codelist(tmp_path):
+    protocol = PROTOCOL.replace("{file: cl/end.csv}", "{file: cl/end.csv, code_system: snowmed}")
+    path = _write(tmp_path, protocol, csv="code,term\n,gone\n")
+    assert _messages(path) == [
+        f"{tmp_path / 'cl' / 'end.csv'}, row 2, column 'code': missing code\n  HINT: give the code, or delete the row",
+        f"{path}, line 5, codelists.cp_end.code_system: expected 'snomed', 'read2', 'ctv3' or 'emis', got 'snowmed'",
+    ]
+
+
+def test_inline_codes_are_checked_even_when_a_file_is_also_given(tmp_path):
+    protocol = PROTOCOL.replace("{file: cl/end.csv}", '{file: cl/end.csv, codes: ["342891000000106"]}')
+    path = _write(tmp_path, protocol)
+    assert _messages(path) == [
+        f"{path}, line 5, codelists.cp_end.file: give either 'codes' or 'file', not both",
+        f"{path}, line 5, codelists.cp_end.codes[0]: invalid SNOMED CT code '342891000000106': the Verhoeff "
+        "check digit is wrong (a typing error?)",
+    ]
+
+
+def test_an_unknown_concern_codelist_is_listed_with_the_other_problems(tmp_path):
+    protocol = PROTOCOL + "concern:\n  codes: cp_ned\n  window: 2 yeers\n"
+    path = _write(tmp_path, protocol)
+    assert _messages(path) == [
+        f"{path}, line 9, concern.codes: unknown codelist 'cp_ned' (did you mean 'cp_end'?)",
+        f"{path}, line 10, concern.window: expected a duration like '12 months', got '2 yeers'",
+    ]
+
+
+@pytest.mark.parametrize(
+    "window,message",
+    [
+        ("3000 years", "expected a duration of at most 150 years, got '3000 years'"),
+        ("1801 months", "expected a duration of at most 150 years (1800 months), got '1801 months'"),
+        ("7827 weeks", "expected a duration of at most 150 years (7826 weeks), got '7827 weeks'"),
+        ("99999999999 days", "expected a duration of at most 150 years (54787 days), got '99999999999 days'"),
+    ],
+)
+def test_durations_longer_than_150_years_are_located_protocol_errors(tmp_path, window, message):
+    path = _write(tmp_path, PROTOCOL.replace("tier: significant}", f"tier: significant, window: {window}}}"))
+    assert _messages(path) == [f"{path}, line 7, criteria[0] (id 'cp').window: {message}"]
+
+
+@pytest.mark.parametrize("window", ["150 years", "1800 months", "7826 weeks", "54787 days"])
+def test_the_longest_durations_allowed_give_a_window_start(tmp_path, window):
+    from datetime import date
+
+    path = _write(tmp_path, PROTOCOL.replace("tier: significant}", f"tier: significant, window: {window}}}"))
+    assert load_protocol(path).criteria[0].window.before(date(2026, 11, 24)).year == 1876
+
+
+def test_a_zero_half_life_is_a_located_error(tmp_path):
+    path = _write(tmp_path, PROTOCOL.replace("tier: significant}", "tier: significant, half_life: 0 days}"))
+    assert _messages(path) == [
+        f"{path}, line 7, criteria[0] (id 'cp').half_life: expected a duration above zero, got '0 days' "
+        "(a zero half-life would make the criterion's weight 0)"
+    ]
+
+
+def test_a_criterion_without_an_id_is_named_by_its_index_only(tmp_path):
+    path = _write(tmp_path, PROTOCOL.replace("id: cp, ", ""))
+    assert _messages(path) == [f"{path}, line 7, criteria[0].id: required field is missing"]
+
+
+def test_a_protocol_saved_as_windows_1252_is_read(tmp_path):
+    """An old Notepad saves 'é' as one byte; that used to be an internal error (exit 1)."""
+    from casefind.protocol import default_protocol_path, load_protocol
+
+    text = default_protocol_path().read_text(encoding="utf-8")
+    assert "\nname: " in text
+    rules = tmp_path / "vf.yaml"
+    rules.write_bytes(text.replace("\nname: ", "\nname: Caf\u00e9 practice - ", 1).encode("cp1252", errors="replace"))
+    for name in ("codelists",):
+        (tmp_path / name).symlink_to(default_protocol_path().parent / name)
+    assert load_protocol(rules).name.startswith("Caf\u00e9 practice - ")
