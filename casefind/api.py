@@ -151,5 +151,5 @@ def explain(
     if detail["person"].empty:
         raise OptionError("PATIENT_ID: no patient with this patient_id in the patients file")
     everyone = rank(evaluation, protocol, as_of, show_all=True)
-    listed = set(rank(evaluation, protocol, as_of).entries["patient_id"])
-    return explain_patient(patient_id, protocol, as_of, everyone, listed, evaluation.hits, detail)
+    listed = rank(evaluation, protocol, as_of)
+    return explain_patient(patient_id, protocol, as_of, everyone, listed, evaluation, detail)

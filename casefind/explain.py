@@ -1,8 +1,10 @@
 """``casefind explain``: for one patient, every criterion met or not and why, the score arithmetic and the
-family. Facts come from the engine (``patient_detail``) and the ranking; this module only words them."""
+family. Facts come from the engine (``Evaluation``, ``patient_detail``) and the ranking; this module only
+words them."""
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -10,13 +12,16 @@ import pandas as pd
 
 from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, MissedAppointments, NewBirth, Protocol
 from casefind.ranking import Ranked
+from casefind.results import Evaluation
+
+CARRIED = "met on this patient's record; carried to linked children"
 
 
 @dataclass(frozen=True)
 class CriterionExplanation:
     criterion_id: str
     label: str
-    status: str  # counted | held back (no concern flag) | met, but the patient cannot be listed | not met
+    status: str  # counted | held back ... | met, but the patient cannot be listed ... | CARRIED | not met
     reasons: tuple[str, ...]
 
 
@@ -29,14 +34,42 @@ class Explanation:
     family: tuple[str, ...]
 
 
+def _text(value) -> str:
+    return value if isinstance(value, str) else ""
+
+
 def _fmt(row) -> str:
-    term = row.term if isinstance(row.term, str) and row.term else ""
-    return f"{term} ({row.code}) on {pd.Timestamp(row.date):%Y-%m-%d}" if term else f"{row.code} on {row.date}"
+    term, code = _text(row.term), _text(row.code)
+    what = f"{term} ({code})" if term and code else term or code
+    return f"{what} on {pd.Timestamp(row.date):%Y-%m-%d}"
 
 
 def _hit_text(hit) -> str:
     who = f"{hit.via_relation} (patient {hit.via_patient_id})" if isinstance(hit.via_patient_id, str) else "own record"
     return f"{who}: {_fmt(hit)}"
+
+
+def _gestation(row, late_at_weeks: int) -> str:
+    """Why the booking's gestation is not late, as the engine read it (``weeks`` is its reading)."""
+    value = _text(row.value).strip()
+    if not value:
+        return "no gestation recorded"
+    if pd.isna(row.weeks):
+        return f"gestation '{value}' could not be read as a number of weeks"
+    shown = f"{value} weeks" if re.fullmatch(r"[0-9.+ ]+", value) else value  # as the engine's evidence shows it
+    return f"gestation {shown} at booking, below {late_at_weeks} weeks"
+
+
+def _not_late(c: AntenatalBooking, start, rows: pd.DataFrame) -> str:
+    reasons = []
+    if c.late_at_weeks is not None:
+        reasons.append(_gestation(start, c.late_at_weeks))
+    if c.late:
+        late = rows[rows["role"] == "late"]
+        reasons.append(
+            f"the late code {_fmt(late.iloc[0])} belongs to an earlier pregnancy" if len(late) else "no late code"
+        )
+    return "; ".join(reasons)
 
 
 def _why_not_coded(c, rows: pd.DataFrame, as_of: date) -> str:
@@ -53,7 +86,7 @@ def _why_not_coded(c, rows: pd.DataFrame, as_of: date) -> str:
     if window_start and pd.Timestamp(s.date) < pd.Timestamp(window_start):
         return f"latest code {_fmt(s)} is before the {window} window (from {window_start:%Y-%m-%d})"
     if isinstance(c, AntenatalBooking) and c.late_only:
-        return f"booking {_fmt(s)} is not a late booking (gestation below {c.late_at_weeks} weeks and no late code)"
+        return f"booking {_fmt(s)} is not a late booking ({_not_late(c, s, rows)})"
     return f"latest code {_fmt(s)}"
 
 
@@ -66,91 +99,183 @@ def _describe_record(c, who: str, rows: pd.DataFrame, as_of: date, person: pd.Se
     return f"{who}: see the missed appointments below"
 
 
+def _exclusion(person: pd.Series, protocol: Protocol, as_of: date) -> str:
+    """Why the patient cannot be listed on the as-of date, in words (the engine's ``exclusion`` says which)."""
+    if person["exclusion"] == "died before the as-of date":
+        died = f"died on {pd.Timestamp(person['date_of_death']):%Y-%m-%d}"
+        limit = protocol.population.include_deaths_within
+        if limit is None:
+            return f"{died}, and the protocol lists no one who has died"
+        return f"{died}, more than the protocol's {limit} limit before the as-of date"
+    return person["exclusion"]
+
+
+class _Words:
+    """The facts about one patient that several sentences share."""
+
+    def __init__(self, patient_id, protocol, as_of, everyone, listed, evaluation, detail):
+        self.patient_id, self.protocol, self.as_of = patient_id, protocol, as_of
+        self.person = detail["person"].iloc[0]
+        self.detail = detail
+        hits = evaluation.hits
+        self.mine = hits[hits["patient_id"] == patient_id]
+        # Hits this patient's own record gave linked children (pregnancy criteria, parental risk factors ...).
+        self.reached = hits[(hits["via_patient_id"] == patient_id) & (hits["patient_id"] != patient_id)]
+        people = evaluation.people
+        self.expectant = bool(people.loc[people["patient_id"] == patient_id, "expectant"].astype(bool).any())
+        self.everyone = everyone
+        self.ranks = listed.entries.set_index("patient_id")[["rank", "family_rank"]]
+        self.eligible = not isinstance(self.person["exclusion"], str) and bool(self.person["in_age_range"])
+
+    def child_state(self, child: str) -> str:
+        if child in self.ranks.index:
+            return f"listed, rank {self.ranks.loc[child, 'rank']}"
+        return "not listed"
+
+    def carried_to(self, carried: pd.DataFrame) -> str:
+        routes = carried.drop_duplicates("patient_id").sort_values("patient_id")
+        return "carried to " + ", ".join(
+            f"patient {r.patient_id} (as their {r.via_relation}; {self.child_state(r.patient_id)})"
+            for r in routes.itertuples()
+        )
+
+    def unborn_case(self) -> str:
+        children = list(dict.fromkeys(self.detail["relative_of"]["child_id"]))
+        if not children:
+            return "no child is linked to this patient on the as-of date, so she is the case for her unborn baby"
+        named = ", ".join(f"patient {c}" for c in children)
+        return (
+            f"none of the children linked to this patient ({named}) can be listed on the as-of date, "
+            "so she is the case for her unborn baby"
+        )
+
+
+def _summary(w: _Words) -> list[str]:
+    person, as_of, protocol = w.person, w.as_of, w.protocol
+    born = pd.Timestamp(person["date_of_birth"])
+    if born > pd.Timestamp(as_of):
+        who = f"Patient {w.patient_id}, not born by {as_of:%Y-%m-%d} (date of birth {born:%Y-%m-%d})"
+    else:
+        who = f"Patient {w.patient_id}, age {person['age']} on {as_of:%Y-%m-%d}"
+    summary = [f"{who}; family {person['family_id']}."]
+    entry = w.everyone.entries[w.everyone.entries["patient_id"] == w.patient_id]
+    pregnancy = [c.id for c in protocol.criteria if c.lists_adults]
+    carried = w.reached[w.reached["criterion_id"].isin(pregnancy)]
+    threshold = f"needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones that count"
+    if w.patient_id in w.ranks.index:
+        rank = w.ranks.loc[w.patient_id]
+        summary.append(f"Listed: rank {rank['rank']} (family {rank['family_rank']}), tier {entry.iloc[0]['tier']}.")
+    elif isinstance(person["exclusion"], str):
+        summary.append(f"Not listed: {_exclusion(person, protocol, as_of)}.")
+    elif len(entry):
+        summary.append(f"Not listed: below the tier threshold ({threshold}); --all shows them.")
+    elif len(carried) and not person["in_age_range"]:
+        ids = ", ".join(dict.fromkeys(c for c in pregnancy if c in set(carried["criterion_id"])))
+        children = ", ".join(f"patient {c}" for c in sorted(set(carried["patient_id"])))
+        summary.append(
+            f"Not listed herself: her pregnancy criteria ({ids}) are carried to the children linked to her "
+            f"({children}), who are the case for her unborn baby."
+        )
+    elif not person["in_age_range"] and not w.expectant:
+        summary.append(
+            f"Not listed: outside the population's age range ({protocol.population.min_age}-"
+            f"{protocol.population.max_age}); only pregnancy criteria can list them."
+        )
+    else:
+        summary.append(f"Not listed: {threshold}.")
+    if len(entry):
+        row = entry.iloc[0]
+        summary.append(f"Score: {row['score_components']}.")
+        if row["notes"]:
+            summary.append(f"Notes: {row['notes']}.")
+    concern = person["concern"] if isinstance(person["concern"], str) else "none"
+    summary.append(f"Professional concern: {concern}")
+    return summary
+
+
+def _met(w: _Words, c, met: pd.DataFrame, carried: pd.DataFrame) -> CriterionExplanation:
+    evidence = w.everyone.evidence
+    shown = evidence[(evidence["patient_id"] == w.patient_id) & (evidence["criterion_id"] == c.id)]
+    texts = list(shown["text"]) if len(shown) else [_hit_text(r) for r in met.itertuples()]
+    if len(shown):
+        status = "counted"
+    elif c.requires_concern and not w.person["concerned"]:
+        status = "held back: needs a professional-concern flag on the child or family"
+    else:
+        status = "met, but this patient cannot be listed for it"
+    if c.lists_adults and w.expectant and met["via_patient_id"].isna().any():
+        texts.append(w.unborn_case())
+    if len(carried):
+        texts.append(w.carried_to(carried))
+    return CriterionExplanation(c.id, c.label, status, tuple(texts))
+
+
+def _carried(w: _Words, c, carried: pd.DataFrame) -> CriterionExplanation:
+    """Met on this patient's record but counted for the linked children who read it, not for this patient."""
+    hit = carried.sort_values("patient_id").iloc[0]
+    detail = f" [{hit.detail}]" if isinstance(hit.detail, str) and hit.detail else ""
+    return CriterionExplanation(c.id, c.label, CARRIED, (f"own record: {_fmt(hit)}{detail}", w.carried_to(carried)))
+
+
+def _not_met(w: _Words, c) -> CriterionExplanation:
+    pid, as_of, latest = w.patient_id, w.as_of, w.detail["latest"]
+    links = w.detail["links"]
+    if w.expectant:  # as the case for her unborn baby, parental criteria read her own record
+        me = pd.DataFrame([{"relative_id": pid, "relation": "expectant mother (own record)", "role": "parent"}])
+        links = pd.concat([me, links], ignore_index=True)
+    reasons = []
+    if "own" in c.record or c.lists_adults:
+        rows = latest[(latest["patient_id"] == pid) & (latest["criterion_id"] == c.id)]
+        reasons.append(_describe_record(c, "own record", rows, as_of, w.person))
+    if c.lists_adults:  # carried from an expectant parent or household adult to the children in the population
+        relative_roles = ["parent", "household_adult"] if w.eligible else []
+    else:
+        relative_roles = [r for r in c.record if r != "own"]
+    relatives = links[links["role"].isin(relative_roles)].drop_duplicates("relative_id")
+    for link in relatives.itertuples():
+        rows = latest[(latest["patient_id"] == link.relative_id) & (latest["criterion_id"] == c.id)]
+        reasons.append(_describe_record(c, f"{link.relation} (patient {link.relative_id})", rows, as_of, None))
+    if relative_roles and relatives.empty:
+        reasons.append(f"no {' or '.join(r.replace('_', ' ') for r in relative_roles)} linked on the as-of date")
+    if isinstance(c, MissedAppointments):
+        window_start = c.window.before(as_of)
+        appts = w.detail["appointments"]
+        missed = appts[appts["status"].isin(c.statuses) & (pd.to_datetime(appts["date"]) >= pd.Timestamp(window_start))]
+        reasons.append(
+            f"{len(missed)} missed appointment(s) since {window_start:%Y-%m-%d}; {c.min_count} needed "
+            f"(1 if {', '.join(c.single_if) or 'never'})"
+        )
+    return CriterionExplanation(c.id, c.label, "not met", tuple(reasons))
+
+
+def _family(w: _Words) -> tuple[str, ...]:
+    closest = w.detail["links"].drop_duplicates("relative_id")  # links arrive most specific relationship first
+    of = w.detail["relative_of"].drop_duplicates("child_id")  # by child, most specific relationship first
+    family = [f"{r.relation}: patient {r.relative_id}" for r in closest.itertuples()]
+    family += [f"{r.relation} of patient {r.child_id}" for r in of.itertuples()]
+    return tuple(family) or ("no linked relatives",)
+
+
 def explain(
     patient_id: str,
     protocol: Protocol,
     as_of: date,
-    ranked: Ranked,
-    listed: set[str],
-    hits: pd.DataFrame,
+    everyone: Ranked,
+    listed: Ranked,
+    evaluation: Evaluation,
     detail: dict,
 ) -> Explanation:
-    """Word the facts. ``ranked`` is the list with ``--all`` (so every child with a counted criterion has a
-    score); ``listed`` is who the default list shows."""
-    person = detail["person"].iloc[0]
-    links, latest = detail["links"], detail["latest"]
-    summary = [
-        f"Patient {patient_id}, age {person['age']} on {as_of:%Y-%m-%d}; family {person['family_id']}.",
-    ]
-    if isinstance(person["exclusion"], str):
-        summary.append(f"Cannot be listed: {person['exclusion']}.")
-    elif not person["in_age_range"]:
-        summary.append(
-            f"Outside the population's age range ({protocol.population.min_age}-{protocol.population.max_age}); "
-            "only pregnancy criteria can list them."
-        )
-    entry = ranked.entries[ranked.entries["patient_id"] == patient_id]
-    threshold = f"needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones that count"
-    if len(entry):
-        row = entry.iloc[0]
-        if patient_id in listed:
-            summary.append(f"Listed: rank {row['rank']} (family {row['family_rank']}), tier {row['tier']}.")
-        else:
-            summary.append(f"Not listed: below the tier threshold ({threshold}); --all shows them.")
-        summary.append(f"Score: {row['score_components']}.")
-        if row["notes"]:
-            summary.append(f"Notes: {row['notes']}.")
-    else:
-        summary.append(f"Not listed: {threshold}.")
-    concern = person["concern"] if isinstance(person["concern"], str) else "none"
-    summary.append(f"Professional concern: {concern}")
-
-    mine = hits[hits["patient_id"] == patient_id]
-    evidence = ranked.evidence
+    """Word the facts. ``everyone`` is the list with ``--all`` (so every child with a counted criterion has a
+    score); ``listed`` is the default list (its ranks are the ones build-list shows)."""
+    w = _Words(patient_id, protocol, as_of, everyone, listed, evaluation, detail)
     explained = []
     for c in protocol.criteria:
-        met = mine[mine["criterion_id"] == c.id]
-        shown = evidence[(evidence["patient_id"] == patient_id) & (evidence["criterion_id"] == c.id)]
+        met = w.mine[w.mine["criterion_id"] == c.id]
+        carried = w.reached[w.reached["criterion_id"] == c.id]
         if len(met):
-            texts = tuple(shown["text"]) if len(shown) else tuple(_hit_text(r) for r in met.itertuples())
-            if len(shown):
-                status = "counted"
-            elif c.requires_concern and not person["concerned"]:
-                status = "held back: needs a professional-concern flag on the child or family"
-            else:
-                status = "met, but this patient cannot be listed for it"
-            explained.append(CriterionExplanation(c.id, c.label, status, texts))
-            continue
-        reasons = []
-        if "own" in c.record:
-            reasons.append(
-                _describe_record(
-                    c,
-                    "own record",
-                    latest[(latest["patient_id"] == patient_id) & (latest["criterion_id"] == c.id)],
-                    as_of,
-                    person,
-                )
-            )
-        relative_roles = [r for r in c.record if r != "own"]
-        relatives = links[links["role"].isin(relative_roles)].drop_duplicates("relative_id")
-        for link in relatives.itertuples():
-            rows = latest[(latest["patient_id"] == link.relative_id) & (latest["criterion_id"] == c.id)]
-            reasons.append(_describe_record(c, f"{link.relation} (patient {link.relative_id})", rows, as_of, None))
-        if relative_roles and relatives.empty:
-            reasons.append(f"no {' or '.join(r.replace('_', ' ') for r in relative_roles)} linked on the as-of date")
-        if isinstance(c, MissedAppointments):
-            window_start = c.window.before(as_of)
-            appts = detail["appointments"]
-            missed = appts[
-                appts["status"].isin(c.statuses) & (pd.to_datetime(appts["date"]) >= pd.Timestamp(window_start))
-            ]
-            reasons.append(
-                f"{len(missed)} missed appointment(s) since {window_start:%Y-%m-%d}; {c.min_count} needed "
-                f"(1 if {', '.join(c.single_if) or 'never'})"
-            )
-        explained.append(CriterionExplanation(c.id, c.label, "not met", tuple(reasons)))
-
-    closest = links.drop_duplicates("relative_id")  # links arrive most specific relationship first
-    family = tuple(f"{r.relation}: patient {r.relative_id}" for r in closest.itertuples()) or ("no linked relatives",)
-    return Explanation(patient_id, as_of, tuple(summary), tuple(explained), family)
+            explained.append(_met(w, c, met, carried))
+        elif len(carried):
+            explained.append(_carried(w, c, carried))
+        else:
+            explained.append(_not_met(w, c))
+    return Explanation(patient_id, as_of, tuple(_summary(w)), tuple(explained), _family(w))

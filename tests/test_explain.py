@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from datetime import date
 
 import pytest
@@ -106,3 +107,56 @@ def test_a_child_below_the_tier_threshold_is_said_not_to_be_listed(make_extract)
         "--all shows them."
     )
     assert result.summary[2] == "Score: nb 1 = 1."
+
+
+EXCLUSIONS = PROTOCOL.replace('version: "1"', 'version: "1"\npopulation: {include_deaths_within: 3 months}')
+
+
+@pytest.mark.parametrize(
+    ("patient", "why"),
+    [
+        ("left", "Not listed: not registered on the as-of date."),
+        ("died", "Not listed: died on 2026-05-01, more than the protocol's 3 months limit before the as-of date."),
+    ],
+)
+def test_an_excluded_child_on_a_cp_plan_is_told_the_real_reason(make_extract, patient, why):
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | registered_to | date_of_death
+        left       | 2018-01-01    | 2026-10-01    |
+        died       | 2018-01-01    |               | 2026-05-01
+        """,
+        events=f"patient_id | code | date\n{patient} | 342191000000101 | 2026-01-01",
+    )
+    result = api.explain(folder, patient, rules=parse_protocol(EXCLUSIONS), as_of=AS_OF)
+    assert result.summary[1:] == (why, "Professional concern: none")
+    cp = {c.criterion_id: c for c in result.criteria}["cp"]
+    assert cp.status == "met, but this patient cannot be listed for it"
+
+
+def test_a_death_with_no_limit_in_the_protocol(make_extract):
+    folder = make_extract(patients="patient_id | date_of_birth | date_of_death\ndied | 2018-01-01 | 2026-11-01")
+    result = api.explain(folder, "died", rules=parse_protocol(PROTOCOL), as_of=AS_OF)
+    assert result.summary[1] == "Not listed: died on 2026-11-01, and the protocol lists no one who has died."
+
+
+def test_a_child_not_yet_born_has_no_age(make_extract):
+    folder = make_extract(patients="patient_id | date_of_birth\nunborn | 2026-12-10")
+    result = api.explain(folder, "unborn", rules=parse_protocol(PROTOCOL), as_of=AS_OF)
+    family = "F" + hashlib.md5(b"unborn").hexdigest()[:8]
+    assert result.summary[:2] == (
+        f"Patient unborn, not born by 2026-11-24 (date of birth 2026-12-10); family {family}.",
+        "Not listed: not born by the as-of date.",
+    )
+
+
+def test_the_rank_is_the_one_build_list_shows(make_extract):
+    # 'minor' (one minor criterion, below the threshold) outranks 'cp' in the --all list only.
+    folder = make_extract(
+        patients="patient_id | date_of_birth\ncp | 2018-01-01\nminor | 2026-11-01",
+        events="patient_id | code | date\ncp | 342191000000101 | 2026-01-01",
+    )
+    rules = parse_protocol(PROTOCOL.replace("weight: 1, tier: minor", "weight: 20, tier: minor"))
+    assert list(api.build_list(folder, rules=rules, as_of=AS_OF).entries["rank"]) == [1]
+    result = api.explain(folder, "cp", rules=rules, as_of=AS_OF)
+    assert result.summary[1] == "Listed: rank 1 (family 1), tier significant."

@@ -156,15 +156,29 @@ def _new_birth(con, c: NewBirth, as_of: date) -> pd.DataFrame:
     ).df()
 
 
+# Gestation as written at booking: weeks, then optionally days or an "/40" ("13", "13.5", "13+6", "13+0/40",
+# "14 weeks", "14w", "14w 2d", "14/40"). Anything else (a date, "unknown") has no readable number of weeks.
+_GESTATION = r"^(\d{1,2}(?:\.\d+)?)\s*(?:\+\s*[0-6])?\s*(?:/\s*40|w|wk|wks|weeks?)?(?:\s*\+?\s*[0-6]\s*(?:d|days?))?$"
+
+
+def gestation_weeks_sql(value: str) -> str:
+    """SQL for the whole or decimal weeks of gestation written in ``value`` (an SQL expression); NULL when
+    the value has no readable number of weeks. ``explain`` reads the same expression, so it words what the
+    engine decided."""
+    return f"TRY_CAST(nullif(regexp_extract(lower(trim({value})), '{_GESTATION}', 1), '') AS DOUBLE)"
+
+
 def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
     _windows(con, [c], as_of)
     weeks = c.late_at_weeks
-    late_by_value = f"TRY_CAST(s.ev.value AS DOUBLE) >= {weeks}" if weeks is not None else "false"
+    late_by_value = f"{gestation_weeks_sql('s.ev.value')} >= {weeks}" if weeks is not None else "false"
     late_by_code = "(l.ev IS NOT NULL AND l.ev.date >= w.window_start AND (e.ev IS NULL OR l.ev.date >= e.ev.date))"
+    # "13+0 weeks", but "14/40" and "14 weeks" as written
+    as_written = "trim(s.ev.value) || CASE WHEN regexp_matches(s.ev.value, '^[0-9.+ ]+$') THEN ' weeks' ELSE '' END"
     frame = con.execute(
         f"""
         SELECT {_EVIDENCE},
-               CASE WHEN {late_by_value} THEN 'late booking: ' || s.ev.value || ' weeks at booking'
+               CASE WHEN {late_by_value} THEN 'late booking: ' || {as_written} || ' at booking'
                     WHEN {late_by_code} THEN 'late booking: ' || l.ev.term || ' (' || l.ev.date || ')'
                END AS detail
         {_latest_start_joined("end", "late")}
@@ -435,16 +449,22 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
 
 def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date) -> dict:
     """Everything ``explain`` needs about one patient after ``evaluate`` ran on ``con``: their people row,
-    their links, and the latest coded rows (per criterion and role) of them and their linked relatives."""
+    their links (``links``: their relatives; ``relative_of``: the children whose parent or household adult
+    they are), and the latest coded rows (per criterion and role) of them and their linked relatives."""
     person = con.execute("SELECT * FROM people WHERE patient_id = ?", [patient_id]).df()
     links = con.execute(
         "SELECT relative_id, relation, role FROM links WHERE child_id = ? ORDER BY priority, relation, relative_id",
         [patient_id],
     ).df()
+    relative_of = con.execute(
+        "SELECT child_id, relation, role FROM links WHERE relative_id = ? AND role IN ('parent', 'household_adult') "
+        "ORDER BY child_id, priority, relation",
+        [patient_id],
+    ).df()
     ids = [patient_id, *links["relative_id"].unique()]
     latest = con.execute(
-        "SELECT patient_id, criterion_id, role, ev.date AS date, ev.code AS code, ev.term AS term, ev.value AS value "
-        "FROM latest WHERE list_contains(?, patient_id)",
+        "SELECT patient_id, criterion_id, role, ev.date AS date, ev.code AS code, ev.term AS term, ev.value AS value, "
+        f"{gestation_weeks_sql('ev.value')} AS weeks FROM latest WHERE list_contains(?, patient_id)",
         [ids],
     ).df()
     relatives = con.execute(
@@ -453,4 +473,11 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
     appointments = con.execute(
         "SELECT date, status FROM appointments WHERE patient_id = ? AND date <= ? ORDER BY date", [patient_id, as_of]
     ).df()
-    return {"person": person, "links": links, "latest": latest, "relatives": relatives, "appointments": appointments}
+    return {
+        "person": person,
+        "links": links,
+        "relative_of": relative_of,
+        "latest": latest,
+        "relatives": relatives,
+        "appointments": appointments,
+    }
