@@ -94,10 +94,13 @@ def coding_report(
 ) -> tuple:
     """Coding rates of the protocol's report categories; writes CSVs and report.html into ``out_dir``.
 
+    The report ends by the extract's latest event date (the day it was taken); ``report.notices`` say when
+    ``date_to`` or a compared range was cut short there. ``out_dir`` must not hold an earlier report.
     Returns the ``casefind.reports.CodingReport`` and the files written.
     """
     from casefind import reports  # scipy is slow to import; build-list does not need it
 
+    reports.check_out_dir(out_dir)  # before the extract is read, not after minutes of work
     protocol = resolve_protocol(rules)
     categories = protocol.report_categories()
     if not categories:
@@ -118,6 +121,7 @@ def coding_report(
         suppress=suppress,
         pseudonymise_clinicians=pseudonymise_clinicians,
         progress=progress,
+        extract_end=reports.latest_event_date(extract.con),
     )
     provenance = {
         "protocol": {"name": protocol.name, "version": protocol.version, "sha256": protocol.fingerprint()},

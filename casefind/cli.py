@@ -179,10 +179,15 @@ def coding_report(
     data_dir: Path = typer.Argument(..., help="Extract folder (as for build-list)."),
     date_from: str = typer.Option(..., "--from", metavar="YYYY-MM-DD", help="First day of the report, YYYY-MM-DD."),
     date_to: str = typer.Option(
-        ..., "--to", metavar="YYYY-MM-DD", help="Last day of the report, YYYY-MM-DD (inclusive)."
+        ...,
+        "--to",
+        metavar="YYYY-MM-DD",
+        help="Last day of the report, YYYY-MM-DD (inclusive; cut to the extract's latest event date).",
     ),
     by: str = typer.Option("month", "--by", help="Period: month, quarter or year."),
-    out_dir: Path = typer.Option(Path("coding-report"), "--out", help="Folder for the CSVs and report.html."),
+    out_dir: Path = typer.Option(
+        Path("coding-report"), "--out", help="Folder for the CSVs and report.html (not one holding an earlier report)."
+    ),
     rules: Path = typer.Option(None, "--rules", help="Protocol whose report_category codelists are counted."),
     compare: tuple[str, str] | None = typer.Option(
         None,
@@ -199,7 +204,9 @@ def coding_report(
     no_suppress: bool = _flag(
         "--no-suppress", "Show small numbers (for use inside the practice only; recorded in the output)."
     ),
-    pseudonymise_clinicians: bool = _flag("--pseudonymise-clinicians", "Replace clinician ids with C01, C02, ..."),
+    pseudonymise_clinicians: bool = _flag(
+        "--pseudonymise-clinicians", "Replace clinician ids with codes such as C3FA9B2, the same in every report."
+    ),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
     skip_bad_rows: bool = _flag("--skip-bad-rows", "Leave bad rows out instead of stopping."),
 ) -> None:
@@ -227,10 +234,12 @@ def coding_report(
             pseudonymise_clinicians=pseudonymise_clinicians,
             progress=lambda step: bar.update(task, description=step),
         )
+    for notice in report.notices:
+        err.print(f"[yellow]warning:[/] {notice}", highlight=False, soft_wrap=True)
     control = "small numbers suppressed" if not no_suppress else "NOT suppressed (for use inside the practice only)"
     out.print(
-        f"Coding-rate report {start}..{end} by {by}: {control}. Wrote {', '.join(p.name for p in written)} "
-        f"to {out_dir}.",
+        f"Coding-rate report {report.options.date_from}..{report.options.date_to} by {by}: {control}. "
+        f"Wrote {', '.join(p.name for p in written)} to {out_dir}.",
         highlight=False,
         soft_wrap=True,
     )

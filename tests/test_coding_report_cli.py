@@ -3,7 +3,8 @@
 The extract is made so the figures can be worked out by hand. 750 children are registered and aged 8 to 10
 throughout two 487-day comparison periods, so each period holds 750 x 487 / 365.25 = 1000 child-years.
 Ten children get a child-protection code in the first period and fourteen in the second: 10 and 14 per
-1000 child-years, a rate ratio of 14 / 10 = 1.4. Adults with the same codes add nothing.
+1000 child-years, a rate ratio of 14 / 10 = 1.4. Adults with the same codes add nothing. The extract's
+latest event is a blood pressure reading (no safeguarding code) on 30/09/2025: the day it was taken.
 """
 
 from __future__ import annotations
@@ -69,7 +70,9 @@ ADULT_EVENTS = f"""
 patient_id  | code      | date       | clinician_id
 PATID-A0001 | {CP_CODE} | 2023-06-01 | DRSMITHX
 PATID-A0002 | {CP_CODE} | 2025-06-01 | HVJONESQ
+PATID-A0002 | 75367002  | 30/09/2025 | HVJONESQ
 """
+EXTRACT_END = "2025-09-30"  # the blood pressure reading, the latest event; the latest code is on 2025-08-03
 
 
 def patient_id(i: int) -> str:
@@ -232,7 +235,7 @@ def test_pseudonymised_clinicians_do_not_appear(extract, default_report, tmp_pat
     for clinician in CLINICIANS:
         assert clinician not in text
     groups = {r["group"] for r in read_csv(out / "rates.csv") if r["breakdown"] == "clinician"}
-    assert groups == {"C01", "C02"}
+    assert groups == {"CBEB184", "C3822FD"}  # sha256("casefind" NUL id) starts beb184be... and 3822fddc...
     assert '"pseudonymise_clinicians": true' in text or "pseudonymise_clinicians" in text
 
 
@@ -273,8 +276,27 @@ def test_no_patient_identifiers_in_any_output(extract, default_report, open_repo
             ["--from", "2024-01-01", "--to", "2025-08-31", "--by", "week"],
             "--by: expected one of month, quarter, year, got 'week'",
         ),
+        (
+            ["--from", "2025-10-01", "--to", "2025-12-31"],
+            f"--from: 2025-10-01 is after the extract's latest event date ({EXTRACT_END})\n"
+            f"  HINT: choose dates up to {EXTRACT_END}, or use a later extract",
+        ),
+        (
+            ["--from", "2024-01-01", "--to", "2025-08-31", "--compare", BEFORE, "2025-10-01..2025-12-31"],
+            f"--compare: the range 2025-10-01..2025-12-31 starts after the extract's latest event date ({EXTRACT_END})",
+        ),
     ],
-    ids=["bad-from", "bad-to", "to-before-from", "compare-no-dots", "compare-bad-date", "compare-same", "by-week"],
+    ids=[
+        "bad-from",
+        "bad-to",
+        "to-before-from",
+        "compare-no-dots",
+        "compare-bad-date",
+        "compare-same",
+        "by-week",
+        "from-after-extract",
+        "compare-after-extract",
+    ],  # fmt: skip
 )
 def test_bad_options_exit_2_with_one_clear_line(extract, tmp_path, options, message):
     if "--compare" not in options:
@@ -284,6 +306,58 @@ def test_bad_options_exit_2_with_one_clear_line(extract, tmp_path, options, mess
     assert message in result.stderr
     assert "Traceback" not in result.output
     assert not (tmp_path / "o").exists()
+
+
+def test_report_ends_on_the_extracts_latest_event_and_says_so(extract, tmp_path):
+    result = run(extract, "--from", "2025-01-01", "--to", "2026-06-30", "--by", "quarter", "--no-suppress",
+                 "--out", tmp_path / "o", "--compare", "2025-01-01..2025-06-30", "2025-07-01..2025-12-31")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"warning: The report ends on {EXTRACT_END}, the extract's latest event date, not on --to 2026-06-30: "
+        "the extract holds no codes after it, so later days would read as days with none.",
+        f"warning: The --compare range 2025-07-01..2025-12-31 ends on {EXTRACT_END}, the extract's latest event "
+        "date, not on 2025-12-31.",
+    ]
+    assert f"Coding-rate report 2025-01-01..{EXTRACT_END} by quarter" in result.stdout
+    rows = [r for r in read_csv(tmp_path / "o" / "rates.csv") if r["breakdown"] == "overall"]
+    assert sorted({(r["period"], r["period_end"]) for r in rows}) == [
+        ("2025-Q1", "2025-03-31"), ("2025-Q2", "2025-06-30"), ("2025-Q3", EXTRACT_END),
+    ]  # fmt: skip
+    assert compare_row(tmp_path / "o", "Child protection")["period_after"] == f"2025-07-01..{EXTRACT_END}"
+    html_text = html.unescape((tmp_path / "o" / "report.html").read_text(encoding="utf-8"))
+    assert f'<p class="notice">The report ends on {EXTRACT_END}, the extract\'s latest event date' in html_text
+    options = json.loads(re.search(r"<dt>options</dt><dd>(.*?)</dd>", html_text).group(1))
+    assert (options["date_to"], options["date_to_requested"], options["extract_end"]) == (
+        EXTRACT_END, "2026-06-30", EXTRACT_END,
+    )  # fmt: skip
+
+
+def test_unreadable_event_dates_do_not_move_the_extracts_end(extract, tmp_path):
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    (folder / "patients.csv").write_bytes((extract / "patients.csv").read_bytes())
+    events = (extract / "events.csv").read_text(encoding="utf-8") + "PATID-A0001,75367002,2031-02-30,DRSMITHX\n"
+    (folder / "events.csv").write_text(events, encoding="utf-8")
+    result = run(folder, "--from", "2025-01-01", "--to", "2026-06-30", "--out", tmp_path / "o", "--skip-bad-rows")
+    assert result.exit_code == 0, result.output
+    assert f"Coding-rate report 2025-01-01..{EXTRACT_END} by month" in result.stdout
+
+
+def test_an_earlier_report_in_the_out_folder_is_never_overwritten(extract, tmp_path):
+    first = report(extract, tmp_path / "o")
+    before = {name: (first / name).read_bytes() for name in OUTPUTS}
+    result = run(extract, "--from", "2024-01-01", "--to", "2024-12-31", "--out", first)  # no --compare this time
+    assert result.exit_code == 4, result.output
+    assert (
+        result.stderr.splitlines()[-2:]
+        == (
+            f"error: {first}: already holds rates.csv, compare.csv, spc.csv, funnel.csv, report.html from an earlier "
+            "report; a report never overwrites one\n"
+            "  HINT: choose a new --out folder, or move the earlier report's files away"
+        ).splitlines()
+    )
+    assert {name: (first / name).read_bytes() for name in OUTPUTS} == before
+    assert sorted(p.name for p in first.iterdir()) == OUTPUTS
 
 
 def test_compare_needs_two_ranges(extract, tmp_path):

@@ -3,11 +3,12 @@
 Library only: everything works on a DuckDB connection holding the core's ``patients`` and ``events`` tables.
 """
 
-from casefind.reports.measures import ANY_CATEGORY
+from casefind.reports.measures import ANY_CATEGORY, latest_event_date
 from casefind.reports.report import (
     CodingReport,
     ReportOptions,
     build_coding_report,
+    check_out_dir,
     render_html,
     write_report,
 )
@@ -17,6 +18,8 @@ __all__ = [
     "CodingReport",
     "ReportOptions",
     "build_coding_report",
+    "check_out_dir",
+    "latest_event_date",
     "render_html",
     "write_report",
 ]

@@ -129,11 +129,14 @@ def _finite(values) -> list[float]:
 
 
 def spc_svg(spc: pd.DataFrame, title: str) -> str:
-    """XmR chart: the rate per period, mean, process limits and special-cause points in orange."""
+    """XmR chart: the rate per period, mean, process limits and special-cause points in orange.
+
+    When some periods are suppressed (``spc["suppressed"]``) the chart has no lines: the published points only.
+    """
     parts = _svg_open(title)
     values = _finite(spc["value"])
     if not values:
-        parts.append(_message("No points to chart (all periods suppressed or empty)."))
+        parts.append(_message("No points to chart: see the caption."))
         return "\n".join(parts + ["</svg>"])
     lines = spc.iloc[0]
     extent = values + _finite([lines["lower_limit"], lines["upper_limit"]])
@@ -152,7 +155,10 @@ def spc_svg(spc: pd.DataFrame, title: str) -> str:
             parts.append(_polyline([left, right], [y(lines[key])] * 2, colour, dash, 1.2))
     parts += _spc_series(spc, x, y)
     parts += _x_labels(list(spc["period"]), x)
-    parts.append(_legend([("common cause", COMMON), ("special cause", SPECIAL)]))
+    if "suppressed" in spc and spc["suppressed"].any():
+        parts.append(_legend([("published month (others suppressed)", COMMON)]))
+    else:
+        parts.append(_legend([("common cause", COMMON), ("special cause", SPECIAL)]))
     return "\n".join(parts + ["</svg>"])
 
 
@@ -293,11 +299,10 @@ def provenance_html(provenance: Mapping) -> str:
     return f"<dl>{''.join(items)}</dl>"
 
 
-def page(title: str, sections: Sequence[tuple[str, str]], notice: str | None = None) -> str:
-    """The whole document: ``sections`` are (heading, already-escaped HTML body)."""
+def page(title: str, sections: Sequence[tuple[str, str]], notices: Sequence[str] = ()) -> str:
+    """The whole document: ``notices`` (plain text) at the top, then ``sections`` (heading, escaped HTML)."""
     body = [f"<h1>{esc(title)}</h1>"]
-    if notice:
-        body.append(f'<p class="notice">{esc(notice)}</p>')
+    body += [f'<p class="notice">{esc(notice)}</p>' for notice in notices]
     for heading, content in sections:
         slug = "".join(ch if ch.isalnum() else "-" for ch in heading.lower())
         body.append(f'<section id="{esc(slug)}"><h2>{esc(heading)}</h2>\n{content}\n</section>')

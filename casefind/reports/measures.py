@@ -23,6 +23,8 @@ Definitions (all dates inclusive):
 from __future__ import annotations
 
 import hashlib
+import math
+from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
@@ -36,6 +38,7 @@ from casefind.reports.periods import AgeBand, Period, check_age_bands, default_a
 ANY_CATEGORY = "any safeguarding code"
 BREAKDOWNS = ("overall", "practice", "clinician", "age_band", "sex")
 UNKNOWN = "unknown"
+PSEUDONYM_DIGITS = 6  # hex digits of a clinician's pseudonym, unless two ids share them
 
 RATE_COLUMNS = [
     "period",
@@ -98,16 +101,43 @@ def normalise_breakdowns(breakdowns: Iterable[str]) -> tuple[str, ...]:
 
 
 def pseudonym_map(ids: Iterable[str], salt: str = "casefind") -> dict[str, str]:
-    """Deterministic pseudonyms C01, C02, ... in the order of sha256(salt + NUL + id).
+    """Pseudonyms that depend only on the id and the salt: "C" + the first 6 hex digits of
+    sha256(salt + NUL + id), in capitals (so the codes are in no order the ids were).
 
-    Ordering by a salted hash (rather than by the id) hides the original order; the same ids and salt give
-    the same pseudonyms on every run. 'unknown' (no clinician recorded) keeps its name.
+    A clinician keeps their code in every report, whoever else is in it. Only when two ids present share
+    those digits do both codes grow, a digit at a time, until they differ. 'unknown' (no clinician
+    recorded) keeps its name.
     """
-    real = sorted({i for i in ids if i != UNKNOWN}, key=lambda i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest())
-    width = max(2, len(str(len(real))))
-    mapping = {ident: f"C{n:0{width}d}" for n, ident in enumerate(real, start=1)}
-    mapping[UNKNOWN] = UNKNOWN
+    digests = {i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest().upper() for i in set(ids) if i != UNKNOWN}
+    shared = Counter(d[:PSEUDONYM_DIGITS] for d in digests.values())
+    mapping = {UNKNOWN: UNKNOWN}
+    for ident, digest in digests.items():
+        length = PSEUDONYM_DIGITS
+        rivals = [d for d in digests.values() if d != digest] if shared[digest[:length]] > 1 else []
+        while rivals := [d for d in rivals if d[:length] == digest[:length]]:
+            length += 1
+        mapping[ident] = "C" + digest[:length]
     return mapping
+
+
+def latest_event_date(con) -> date | None:
+    """The latest date of any event row read: the day the extract was taken, as near as it can be known.
+
+    Read from ``raw_events`` (every row of the events file, dates as text) when the connection has it, so
+    events outside the protocol's codelists and rows rejected for other reasons count too; dates are read
+    as the extract reads them (ISO or UK, years 1850-2200) and unreadable ones are ignored. Otherwise from
+    the typed ``events`` table. None when there is no dated event.
+    """
+    [(has_raw,)] = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_events'"
+    ).fetchall()
+    if has_raw:
+        day = "coalesce(TRY_CAST(date AS DATE), cf_date(date))"
+        sql = f"SELECT max({day}) FILTER (WHERE year({day}) BETWEEN 1850 AND 2200) FROM raw_events"
+    else:
+        sql = "SELECT max(date) FROM events"
+    [(latest,)] = con.execute(sql).fetchall()
+    return latest
 
 
 def _start_sql(p: str, low: str) -> str:
@@ -199,6 +229,8 @@ class CodingMeasures:
             ratio, lower, upper = stats.rate_ratio_ci(
                 _num(b.numerator), b.child_years, _num(a.numerator), a.child_years
             )
+            if math.isinf(ratio):  # no child coded before: the ratio and its upper limit are infinite
+                ratio = upper = math.nan
             rows.append(
                 {
                     "category": category,

@@ -15,14 +15,14 @@ from pathlib import Path
 
 import pandas as pd
 
-from casefind.errors import OptionError, OutputError
+from casefind.errors import OptionError, OutputError, Problem
 from casefind.files import write_text
 from casefind.reports import html as h
 from casefind.reports import stats
 from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
 from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, Progress, normalise_breakdowns
 from casefind.reports.periods import AgeBand, Period, make_periods, range_period
-from casefind.reports.spc import SPC_COLUMNS, xmr
+from casefind.reports.spc import SPC_COLUMNS, points_only, xmr
 from casefind.reports.tidy_csv import to_csv_text
 
 DISCLOSURE_ON = "counts 1-7 suppressed; other counts and child-years rounded to nearest 5; rates from rounded figures"
@@ -33,6 +33,8 @@ RATES_CSV_COLUMNS = [
     "category", "breakdown", "period_start", "period_end", "codes", "registered_midpoint",
     "cohort_numerator", "proportion", "prop_lower", "prop_upper", "suppressed", "disclosure_control",
 ]  # fmt: skip
+REPORT_FILES = ("rates.csv", "compare.csv", "spc.csv", "funnel.csv", "report.html")
+SPC_CSV_COLUMNS = ["category", *SPC_COLUMNS, "suppressed"]
 FUNNEL_CSV_COLUMNS = [
     "unit",
     *FUNNEL_COLUMNS,
@@ -59,12 +61,18 @@ class ReportOptions:
     pseudonymise_clinicians: bool
     funnel_unit: str
     categories: tuple[str, ...]
+    # --to and --compare as asked for; date_to and compare above end by extract_end (see _clip_to_extract)
+    date_to_requested: date | None = None
+    compare_requested: tuple[tuple[date, date], tuple[date, date]] | None = None
+    extract_end: date | None = None
 
     def as_dict(self) -> dict:
         values = asdict(self)
-        values["date_from"], values["date_to"] = self.date_from.isoformat(), self.date_to.isoformat()
-        if self.compare:
-            values["compare"] = [[a.isoformat(), b.isoformat()] for a, b in self.compare]
+        for key in ("date_from", "date_to", "date_to_requested", "extract_end"):
+            values[key] = None if values[key] is None else values[key].isoformat()
+        for key in ("compare", "compare_requested"):
+            if values[key]:
+                values[key] = [[a.isoformat(), b.isoformat()] for a, b in values[key]]
         return values
 
 
@@ -79,6 +87,7 @@ class CodingReport:
     funnel_curve: pd.DataFrame
     funnel_summary: dict = field(default_factory=dict)
     compare: pd.DataFrame | None = None
+    notices: tuple[str, ...] = ()  # what a reader must know first, e.g. that the dates were cut short
 
 
 def build_coding_report(
@@ -97,17 +106,22 @@ def build_coding_report(
     age_bands: Sequence[AgeBand] | None = None,
     clinician_salt: str = "casefind",
     progress: Progress | None = None,
+    extract_end: date | None = None,
 ) -> CodingReport:
     """Compute every table of the coding-rate report with one scan of ``events``.
 
     ``compare`` is ``((before_from, before_to), (after_from, after_to))``; the rate ratio is after/before.
     ``funnel_unit`` is "practice" or "clinician"; by default practices when the extract has more than one,
-    otherwise clinicians. The SPC chart is always of monthly rates, whatever ``by`` is.
+    otherwise clinicians. The SPC chart is always of monthly rates, whatever ``by`` is. ``extract_end`` is
+    the day the extract was taken (see :func:`~casefind.reports.measures.latest_event_date`): the report
+    and the compared ranges end by it, and the report's ``notices`` say where they were cut short.
     """
     chosen = normalise_breakdowns(breakdowns)
+    make_periods(date_from, date_to, by)  # the dates as asked for must make sense before they are cut
+    requested_to, requested_compare = date_to, _compare_periods(compare)
+    date_to, compare_periods, notices = _clip_to_extract(date_from, date_to, requested_compare, extract_end)
     periods = make_periods(date_from, date_to, by)
     months = periods if by == "month" else make_periods(date_from, date_to, "month")
-    compare_periods = _compare_periods(compare)
     span = [date_from, date_to] + [d for p in compare_periods for d in (p.start, p.end)]
     with CodingMeasures(con, categories, age_min, age_max, min(span), max(span), progress) as measures:
         rates = measures.rates(periods, chosen, age_bands, suppress, pseudonymise_clinicians, clinician_salt)
@@ -121,9 +135,9 @@ def build_coding_report(
         compared = measures.compare(*compare_periods, suppress=suppress) if compare_periods else None
     result = _published_funnel(raw, suppress)
     options = ReportOptions(
-        age_min, age_max, date_from, date_to, by, chosen,
-        tuple(tuple(r) for r in compare) if compare else None,
+        age_min, age_max, date_from, date_to, by, chosen, _ranges(compare_periods),
         suppress, pseudonymise_clinicians, unit, tuple(categories),
+        requested_to, _ranges(requested_compare), extract_end,
     )  # fmt: skip
     return CodingReport(
         options=options,
@@ -141,7 +155,53 @@ def build_coding_report(
             "adjustment": result.adjustment,
         },
         compare=compared,
+        notices=tuple(notices),
     )
+
+
+def _clip_to_extract(
+    date_from: date, date_to: date, compare: list[Period], extract_end: date | None
+) -> tuple[date, list[Period], list[str]]:
+    """End the report and the compared ranges by the extract's last day, saying so; stop if one starts after.
+
+    After the extract was taken there are no codes, only registered children: those days would read as
+    days without codes, showing a fall in coding (and special causes) that never happened.
+    """
+    if extract_end is None:
+        return date_to, compare, []
+    end = extract_end.isoformat()
+    hint = f"choose dates up to {end}, or use a later extract"
+    if date_from > extract_end:
+        raise OptionError(
+            Problem("--from", f"{date_from.isoformat()} is after the extract's latest event date ({end})", hint)
+        )
+    notices = []
+    if date_to > extract_end:
+        notices.append(
+            f"The report ends on {end}, the extract's latest event date, not on --to {date_to.isoformat()}: "
+            "the extract holds no codes after it, so later days would read as days with none."
+        )
+        date_to = extract_end
+    clipped = []
+    for period in compare:
+        if period.start > extract_end:
+            raise OptionError(
+                Problem(
+                    "--compare", f"the range {period.label} starts after the extract's latest event date ({end})", hint
+                )
+            )
+        if period.end > extract_end:
+            notices.append(
+                f"The --compare range {period.label} ends on {end}, the extract's latest event date, "
+                f"not on {period.end.isoformat()}."
+            )
+            period = range_period(period.start, extract_end)
+        clipped.append(period)
+    return date_to, clipped, notices
+
+
+def _ranges(periods: Sequence[Period]) -> tuple[tuple[date, date], ...] | None:
+    return tuple((p.start, p.end) for p in periods) or None
 
 
 def _compare_periods(compare) -> list[Period]:
@@ -160,15 +220,22 @@ def _default_funnel_unit(con) -> str:
 
 
 def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataFrame:
-    """XmR per category on the overall monthly rates (suppressed points are skipped)."""
+    """XmR per category on the overall monthly rates.
+
+    A category with any month suppressed gets its published points only, no mean, limits or flags:
+    disclosure control hides a month because of its count (1 to 7), so the months left are not a fair
+    sample and lines from them would be biased (with few children, often the months with none).
+    """
     frames = []
     overall = monthly[monthly["breakdown"] == "overall"]
     for category in category_names:
         series = overall[overall["category"] == category]
-        chart = xmr(list(series["period"]), [float(v) for v in series["rate"]])
+        hidden = series["numerator"].isna().tolist()
+        chart = (points_only if any(hidden) else xmr)(list(series["period"]), [float(v) for v in series["rate"]])
         chart.insert(0, "category", category)
+        chart["suppressed"] = hidden
         frames.append(chart)
-    return pd.concat(frames, ignore_index=True)[["category", *SPC_COLUMNS]]
+    return pd.concat(frames, ignore_index=True)[SPC_CSV_COLUMNS]
 
 
 def _published_funnel(raw: pd.DataFrame, suppress: bool) -> Funnel:
@@ -213,7 +280,7 @@ def compare_csv(report: CodingReport) -> str | None:
 
 
 def spc_csv(report: CodingReport) -> str:
-    return to_csv_text(report.spc, [*report.spc.columns], ["category", "period"])
+    return to_csv_text(report.spc, SPC_CSV_COLUMNS, ["category", "period"])
 
 
 def funnel_csv(report: CodingReport) -> str:
@@ -232,13 +299,13 @@ def _disclosure(report: CodingReport) -> str:
 def render_html(report: CodingReport, provenance: Mapping) -> str:
     """The self-contained HTML report (see :mod:`casefind.reports.html`)."""
     o = report.options
-    notice = None if o.suppress else "Small-number suppression is OFF. " + DISCLOSURE_OFF
+    notices = ([] if o.suppress else ["Small-number suppression is OFF. " + DISCLOSURE_OFF]) + [*report.notices]
     any_spc = report.spc[report.spc["category"] == ANY_CATEGORY]
     unit = report.funnel_summary["unit"]
     sections = [
         (
             "Monthly rate: SPC chart",
-            _figure(h.spc_svg(any_spc, f"XmR chart: {ANY_CATEGORY}, monthly rate"), _spc_caption(any_spc)),
+            _figure(h.spc_svg(any_spc, f"XmR chart: {ANY_CATEGORY}, monthly rate"), _spc_caption(any_spc, o.suppress)),
         ),
         (
             f"Funnel plot of {unit}s",
@@ -254,7 +321,7 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
         ),
     ]
     if report.compare is not None:
-        sections.append(("Before and after", _compare_table(report.compare)))
+        sections.append(("Before and after", _compare_table(report.compare) + _ratio_notes(report.compare)))
     sections += _rate_tables(report)
     sections.append(("Method in plain words", _method_html(report)))
     sections.append(
@@ -264,33 +331,76 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
         )
     )
     title = f"Safeguarding coding rates, {o.date_from.isoformat()} to {o.date_to.isoformat()}"
-    return h.page(title, sections, notice)
+    return h.page(title, sections, notices)
 
 
 def _figure(svg: str, caption: str) -> str:
     return f"<figure>{svg}<figcaption>{h.esc(caption)}</figcaption></figure>"
 
 
-def _spc_caption(spc: pd.DataFrame) -> str:
-    flagged = spc[spc["special_cause"]]["period"].tolist()
-    hidden = int(spc["value"].isna().sum())
-    text = "Grey: common-cause variation. Orange: special cause (outside limits, run of 7, trend of 6, "
-    text += "or 2 of 3 "
-    text += "beyond two sigma). Dashed lines: process limits; blue: mean. "
-    text += f"Special-cause periods: {', '.join(flagged) if flagged else 'none'}."
+def _spc_caption(spc: pd.DataFrame, suppress: bool) -> str:
+    months = len(spc)
+    hidden = int(spc["suppressed"].sum())
+    empty = int((spc["value"].isna() & ~spc["suppressed"]).sum())
     if hidden:
-        text += f" {hidden} period(s) not shown because their counts are suppressed."
+        text = (
+            f"No mean, process limits or special causes: {hidden} of {months} months {_are(hidden)} suppressed (1 to 7 "
+            "children coded), and lines worked out from the other months would be biased, because disclosure "
+            "control hides a month according to its count. Grey: the published months. For the full chart, run "
+            "the report with --no-suppress inside the practice, or on an extract covering more children."
+        )
+    elif spc["value"].notna().any():
+        flagged = spc[spc["special_cause"]]["period"].tolist()
+        text = (
+            "Grey: common-cause variation. Orange: special cause (outside limits, run of 7, trend of 6, or 2 of 3 "
+            "beyond two sigma). Dashed lines: process limits; blue: mean. "
+            f"Special-cause periods: {', '.join(flagged) if flagged else 'none'}."
+        )
+    else:
+        text = "No month has a rate to chart."
+    if empty:
+        why = "fewer than 2.5, which round to 0" if suppress else "no child of the age range registered"
+        text += f" {empty} of {months} months {'has' if empty == 1 else 'have'} no child-years ({why}), so no rate."
     return text
+
+
+def _are(count: int) -> str:
+    return "is" if count == 1 else "are"
 
 
 def _funnel_caption(report: CodingReport) -> str:
     s = report.funnel_summary
     phi = "not estimated (fewer than 3 units)" if math.isnan(s["phi"]) else f"{s['phi']:.2f}"
+    if math.isnan(s["pooled_rate"]):
+        rounded = " (after rounding to the nearest 5)" if report.options.suppress else ""
+        return f"No pooled rate and no limits: no {s['unit']} has child-years in the report's dates{rounded}."
     return (
         f"Blue line: pooled rate {s['pooled_rate']:.2f} per 1000 child-years. Dashed: 95% "
         f"limits; solid: 99.8% "
         f"limits. Overdispersion phi = {phi}; limits: {s['adjustment']}."
     )
+
+
+INFINITE_RATIO = (
+    "no child was coded in the before period, so the ratio and its upper limit are infinite (the lower limit is shown)"
+)
+
+
+def _ratio_notes(compare: pd.DataFrame) -> str:
+    """One sentence per reason a rate ratio is blank, naming the categories it applies to."""
+    blank: dict[str, list[str]] = {}
+    for row in compare[compare["rate_ratio"].isna()].itertuples(index=False):
+        if pd.isna(row.numerator_before) or pd.isna(row.numerator_after):
+            why = "a count is suppressed (1 to 7)"
+        elif not (row.child_years_before > 0 and row.child_years_after > 0):
+            why = "a period has no child-years"
+        elif row.numerator_before == 0 and row.numerator_after > 0:
+            why = INFINITE_RATIO
+        else:
+            why = "no child was coded in either period"
+        blank.setdefault(why, []).append(row.category)
+    sentences = [f"Rate ratio left blank for {', '.join(names)}: {why}." for why, names in blank.items()]
+    return "".join(f"<p>{h.esc(sentence)}</p>" for sentence in sentences)
 
 
 def _compare_table(compare: pd.DataFrame) -> str:
@@ -348,7 +458,12 @@ def _method_html(report: CodingReport) -> str:
         "Clinician rates use the child-years of the clinician's main practice (where most of "
         "their codes were "
         "recorded), because clinicians do not have registered lists."
-        + (" Clinician names are replaced by codes (C01, C02, ...)." if o.pseudonymise_clinicians else ""),
+        + (
+            " Clinician ids are replaced by codes made from a hash of the id (such as C3FA9B2): the same "
+            "clinician has the same code in every report."
+            if o.pseudonymise_clinicians
+            else ""
+        ),
         "The SPC chart shows the monthly rate with its mean and process limits (mean plus or "
         "minus 2.66 times the "
         "average month-to-month change). A point outside the limits, 7 points in a row on one "
@@ -363,7 +478,8 @@ def _method_html(report: CodingReport) -> str:
         (
             "Small numbers: counts of 1 to 7 are hidden, other counts and child-years are "
             "rounded to the nearest 5, "
-            "and rates are worked out from the rounded figures."
+            "and rates are worked out from the rounded figures. When any month is hidden, the SPC chart shows "
+            "the published months without a mean or limits, which would be biased."
             if o.suppress
             else "Small numbers are NOT hidden in this report (--no-suppress). Keep it inside the practice."
         ),
@@ -374,12 +490,32 @@ def _method_html(report: CodingReport) -> str:
 # --- writing --------------------------------------------------------------------------------------------
 
 
+def check_out_dir(out_dir: str | os.PathLike) -> None:
+    """Stop (exit code 4) if ``out_dir`` already holds any file a report writes.
+
+    An earlier report is never overwritten, and none of its files (a compare.csv, say) is left beside a new
+    report that did not write it, where it would pass for part of it.
+    """
+    directory = Path(out_dir)
+    present = [name for name in REPORT_FILES if (directory / name).exists()]
+    if present:
+        raise OutputError(
+            Problem(
+                str(directory),
+                f"already holds {', '.join(present)} from an earlier report; a report never overwrites one",
+                "choose a new --out folder, or move the earlier report's files away",
+            )
+        )
+
+
 def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: Mapping) -> list[Path]:
     """Write rates.csv, compare.csv (if compared), spc.csv, funnel.csv and report.html; return their paths.
 
-    Each file is written to a temporary file in ``out_dir`` and moved into place, so a reader never sees a
-    half-written file; files are readable by their owner only (0600).
+    ``out_dir`` must hold none of these files (see :func:`check_out_dir`). Each file is written to a
+    temporary file in ``out_dir`` and linked into place, so a reader never sees a half-written file; files
+    are readable by their owner only (0600).
     """
+    check_out_dir(out_dir)
     directory = Path(out_dir)
     try:
         directory.mkdir(parents=True, exist_ok=True, mode=0o700)
@@ -395,5 +531,5 @@ def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: M
     written = []
     for name, text in outputs.items():
         if text is not None:
-            written.append(write_text(directory / name, text))
+            written.append(write_text(directory / name, text, overwrite=False))
     return written

@@ -12,8 +12,10 @@
   - ``two_of_three``: two of three consecutive points beyond the same two-sigma line
     (``mean +/- 2 x mean moving range / 1.128``).
 
-Missing (suppressed) points are skipped: statistics and rules use the remaining points in order, and the
-missing ones are reported with no flags.
+Missing points (months with no child-years, so no rate) are skipped: statistics and rules use the remaining
+points in order, and the missing ones are reported with no flags. A series with *suppressed* points is not
+charted with :func:`xmr` at all but with :func:`points_only`: which months disclosure control hides depends
+on their counts, so a mean and limits from the months left would be biased.
 """
 
 from __future__ import annotations
@@ -67,6 +69,19 @@ def xmr(periods: Sequence[str], values: Sequence[float]) -> pd.DataFrame:
         row["special_cause"] = any(row[rule] for rule in RULES)
         rows.append(row)
     return pd.DataFrame(rows, columns=SPC_COLUMNS)
+
+
+def points_only(periods: Sequence[str], values: Sequence[float]) -> pd.DataFrame:
+    """The same rows as :func:`xmr` with the values alone: no mean, moving range or limits, no flags."""
+    if len(periods) != len(values):
+        raise ValueError("periods and values differ in length")
+    rows = [
+        {"period": period, "value": math.nan if value is None else float(value), **dict.fromkeys(RULES, False)}
+        for period, value in zip(periods, values, strict=True)
+    ]
+    frame = pd.DataFrame(rows, columns=SPC_COLUMNS)
+    frame["special_cause"] = False
+    return frame
 
 
 def _lines(points: list[float]) -> dict[str, float]:

@@ -6,7 +6,7 @@ import pandas as pd
 import pytest
 
 from casefind.errors import OptionError
-from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, pseudonym_map
+from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, latest_event_date, pseudonym_map
 from casefind.reports.periods import AgeBand, make_periods, range_period
 
 from .conftest import CATEGORIES, event, make_connection
@@ -157,10 +157,15 @@ def test_clinician_rows_use_their_home_practice_denominator():
     assert unknown.codes == 1
 
 
-def test_pseudonyms_are_deterministic_and_hide_order():
-    first = pseudonym_map(["zed", "amy", "unknown"])
-    assert first == pseudonym_map(["amy", "zed", "unknown"])
-    assert sorted(first.values()) == ["C01", "C02", "unknown"]
+def test_pseudonyms_come_from_the_id_alone():
+    # "C" + the first 6 hex digits of sha256("casefind" NUL id): zed ed0eee6b..., amy 71620d0f...
+    assert pseudonym_map(["zed", "amy", "unknown"]) == {"zed": "CED0EEE", "amy": "C71620D", "unknown": "unknown"}
+    # GP03 keeps its code whoever else is in the report (ranked among those present, it was C03, then C04)
+    first = pseudonym_map(["GP01", "GP02", "GP03"])
+    second = pseudonym_map(["GP03", "GP07", "GP11", "GP12", "GP13"])
+    assert first["GP03"] == second["GP03"] == "CD94673"
+    assert first == {"GP01": "C9E53BB", "GP02": "C2C25E7", "GP03": "CD94673", "unknown": "unknown"}
+    assert pseudonym_map(["GP03"], salt="another salt")["GP03"] != "CD94673"
     frame = rates(
         _practice_extract(),
         make_periods(date(2024, 2, 1), date(2024, 2, 29)),
@@ -168,7 +173,24 @@ def test_pseudonyms_are_deterministic_and_hide_order():
         pseudonymise_clinicians=True,
     )
     groups = set(frame[frame.breakdown == "clinician"].group)
-    assert groups == {"C01", "C02", "unknown"}
+    assert groups == {"CED0EEE", "C71620D", "unknown"}
+
+
+def test_pseudonyms_sharing_six_digits_grow_until_they_differ():
+    # sha256 of GP00234 starts 336d4e3d..., of GP01824 336d4eb2...: both lengthen to 7 digits, only together
+    assert pseudonym_map(["GP00234", "GP01824", "GP03"]) == {
+        "GP00234": "C336D4E3", "GP01824": "C336D4EB", "GP03": "CD94673", "unknown": "unknown",
+    }  # fmt: skip
+    assert pseudonym_map(["GP00234", "GP03"])["GP00234"] == "C336D4E"
+
+
+def test_latest_event_date_of_a_typed_events_table():
+    con = make_connection(
+        [("c1", date(2015, 1, 1), None, None, None, "F", "P1")],
+        [event("c1", "1001", date(2024, 3, 10)), event("c1", "9999", date(2024, 11, 2))],
+    )
+    assert latest_event_date(con) == date(2024, 11, 2)
+    assert latest_event_date(make_connection([], [])) is None
 
 
 def test_suppression_rounds_counts_and_recomputes_rates():

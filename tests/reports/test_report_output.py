@@ -1,14 +1,19 @@
 """The whole report: byte-identical re-runs, safe files, escaped HTML with no external references."""
 
+import math
 import os
 import re
 import stat
 from datetime import date, timedelta
 
+import pandas as pd
 import pytest
 
+from casefind.errors import OptionError, OutputError
 from casefind.reports import ANY_CATEGORY, build_coding_report, render_html, write_report
-from casefind.reports.report import rates_csv
+from casefind.reports.html import LINE
+from casefind.reports.report import compare_csv, rates_csv, spc_csv
+from casefind.reports.spc import xmr
 from casefind.reports.tidy_csv import format_cell
 
 from .conftest import CATEGORIES, event, make_connection
@@ -91,7 +96,8 @@ def test_pseudonymised_report_has_no_clinician_ids():
     csv_text = rates_csv(report)
     for real in ("cmd()", "dr b"):
         assert real not in html and real not in csv_text
-    assert set(report.rates[report.rates.breakdown == "clinician"].group) == {"C01", "C02", "unknown"}
+    # sha256("casefind" NUL "=cmd()") starts a8996958..., of "dr b" 7fc54f42...
+    assert set(report.rates[report.rates.breakdown == "clinician"].group) == {"CA89969", "C7FC54F", "unknown"}
 
 
 def test_html_escapes_text_and_references_nothing_external():
@@ -124,3 +130,175 @@ def test_unwritable_output_is_a_user_error(tmp_path):
     blocker.write_text("x")
     with pytest.raises(OutputError):
         write_report(build(), blocker / "sub", PROVENANCE)
+
+
+# --- SPC chart under disclosure control, empty periods, infinite ratios, dates after the extract ----------
+
+CODED_PER_MONTH = {1: 10, 2: 3, 3: 0, 4: 12, 5: 0, 6: 9}  # 2024; February's 3 is suppressed, 12 -> 10, 9 -> 10
+
+
+def steady_extract(coded=CODED_PER_MONTH, code="1001"):
+    """1200 children aged 5 all through 2024 at one practice; ``coded[m]`` different children coded in month m."""
+    patients = [(f"c{i:04d}", date(2019, 1, 1), None, None, None, "FM"[i % 2], "A") for i in range(1200)]
+    events, child = [], 0
+    for month, count in coded.items():
+        for _ in range(count):
+            events.append(event(f"c{child:04d}", code, date(2024, month, 10), "dr a"))
+            child += 1
+    return make_connection(patients, events)
+
+
+def steady_report(date_from=date(2024, 1, 1), date_to=date(2024, 6, 30), **kwargs):
+    return build_coding_report(steady_extract(), CATEGORIES, 0, 17, date_from, date_to, **kwargs)
+
+
+def caption(html_text, section):
+    body = html_text.split(f'<section id="{section}">', 1)[1]
+    return re.search(r"<figcaption>(.*?)</figcaption>", body).group(1)
+
+
+def test_spc_with_a_suppressed_month_has_no_lines_and_says_why():
+    report = steady_report()
+    lines = spc_csv(report).splitlines()
+    assert lines[0].endswith(",special_cause,suppressed")
+    # child-years: 1200 x 31 / 365.25 = 101.8 -> 100 (January), 29 days -> 95.3 -> 95, 30 days -> 98.6 -> 100
+    assert [line for line in lines if line.startswith(ANY_CATEGORY)] == [
+        f"{ANY_CATEGORY},2024-01,100.0000,,,,,,,,false,false,false,false,false,false",
+        f"{ANY_CATEGORY},2024-02,,,,,,,,,false,false,false,false,false,true",
+        f"{ANY_CATEGORY},2024-03,0.0000,,,,,,,,false,false,false,false,false,false",
+        f"{ANY_CATEGORY},2024-04,100.0000,,,,,,,,false,false,false,false,false,false",
+        f"{ANY_CATEGORY},2024-05,0.0000,,,,,,,,false,false,false,false,false,false",
+        f"{ANY_CATEGORY},2024-06,100.0000,,,,,,,,false,false,false,false,false,false",
+    ]
+    html_text = render_html(report, PROVENANCE)
+    assert caption(html_text, "monthly-rate--spc-chart") == (
+        "No mean, process limits or special causes: 1 of 6 months is suppressed (1 to 7 children coded), and "
+        "lines worked out from the other months would be biased, because disclosure control hides a month "
+        "according to its count. Grey: the published months. For the full chart, run the report with "
+        "--no-suppress inside the practice, or on an extract covering more children."
+    )
+    chart = html_text.split('<section id="monthly-rate--spc-chart">', 1)[1].split("</svg>", 1)[0]
+    assert f'stroke="{LINE}"' not in chart and 'stroke-dasharray="6 4"' not in chart  # no mean, no limits
+    assert chart.count("<circle") == 5 + 1  # the five published months and the legend's dot
+    assert "published month (others suppressed)" in chart
+
+
+def test_spc_with_nothing_suppressed_is_the_plain_xmr_chart():
+    report = steady_report(suppress=False)
+    spc = report.spc[report.spc.category == ANY_CATEGORY].reset_index(drop=True)
+    days = [31, 29, 31, 30, 31, 30]
+    rates = [1000 * n / (1200 * d / 365.25) for n, d in zip(CODED_PER_MONTH.values(), days, strict=True)]
+    expected = xmr([f"2024-0{m}" for m in range(1, 7)], rates)
+    assert not spc["suppressed"].any()
+    pd.testing.assert_frame_equal(spc.drop(columns=["category", "suppressed"]), expected)
+    assert spc["mean"].iloc[0] == pytest.approx(sum(rates) / 6)
+    text = caption(render_html(report, PROVENANCE), "monthly-rate--spc-chart")
+    assert text.startswith("Grey: common-cause variation.") and text.endswith("Special-cause periods: none.")
+
+
+def test_a_report_with_no_child_years_says_so_and_prints_no_nan():
+    report = steady_report(date(1990, 1, 1), date(1990, 12, 31))
+    html_text = render_html(report, PROVENANCE)
+    assert caption(html_text, "monthly-rate--spc-chart") == (
+        "No month has a rate to chart. 12 of 12 months have no child-years (fewer than 2.5, which round to 0), "
+        "so no rate."
+    )
+    assert caption(html_text, "funnel-plot-of-clinicians") == (
+        "No pooled rate and no limits: no clinician has child-years in the report&#x27;s dates "
+        "(after rounding to the nearest 5)."
+    )
+    assert not re.search(r"\bnan\b", html_text, flags=re.I)
+    open_text = render_html(steady_report(date(1990, 1, 1), date(1990, 12, 31), suppress=False), PROVENANCE)
+    assert caption(open_text, "monthly-rate--spc-chart") == (
+        "No month has a rate to chart. 12 of 12 months have no child-years (no child of the age range "
+        "registered), so no rate."
+    )
+
+
+def test_funnel_caption_without_a_pooled_rate_under_suppression():
+    # one child-year at the practice rounds to 0: no published child-years, so no pooled rate
+    report = steady_report(date(2024, 1, 1), date(2024, 1, 1))
+    assert math.isnan(report.funnel_summary["pooled_rate"])
+    text = caption(render_html(report, PROVENANCE), "funnel-plot-of-clinicians")
+    assert text == (
+        "No pooled rate and no limits: no clinician has child-years in the report&#x27;s dates "
+        "(after rounding to the nearest 5)."
+    )
+
+
+def test_rate_ratio_with_no_child_coded_before_is_blank_and_explained():
+    before, after = (date(2024, 3, 1), date(2024, 3, 31)), (date(2024, 4, 1), date(2024, 4, 30))
+    report = steady_report(compare=(before, after), suppress=False)
+    (row,) = [r for r in compare_csv(report).splitlines() if r.startswith("cp_plan,")]
+    # 0 children in March, 12 in April: the ratio and its upper limit are infinite. The lower limit is the
+    # Clopper-Pearson lower bound for 12 of 12, 0.025 ** (1 / 12) = 0.735352, as odds 2.77860, times the
+    # exposure ratio 31 / 30. The rate after is 12 / (1200 x 30 / 365.25) x 1000 = 121.75.
+    assert row == (
+        "cp_plan,2024-03-01..2024-03-31,2024-04-01..2024-04-30,0,101.8480,0.0000,12,98.5626,121.7500,,2.8712,,"
+        "false,NONE (--no-suppress): for use inside the practice only; do not publish"
+    )
+    html_text = render_html(report, PROVENANCE)
+    assert (
+        "<p>Rate ratio left blank for cp_plan, any safeguarding code: no child was coded in the before period, "
+        "so the ratio and its upper limit are infinite (the lower limit is shown).</p>"
+        "<p>Rate ratio left blank for cause_for_concern: no child was coded in either period.</p>"
+    ) in html_text
+    assert "inf" not in compare_csv(report)
+
+
+def test_dates_after_the_extract_are_cut_off_and_said_so():
+    report = steady_report(
+        date(2024, 5, 1),
+        date(2024, 9, 30),
+        compare=((date(2024, 1, 1), date(2024, 3, 31)), (date(2024, 4, 1), date(2024, 12, 31))),
+        extract_end=date(2024, 6, 20),
+    )
+    overall = report.rates[(report.rates.breakdown == "overall") & (report.rates.category == ANY_CATEGORY)]
+    assert list(overall.period) == ["2024-05", "2024-06"]
+    assert overall.period_end.iloc[-1] == date(2024, 6, 20)
+    assert list(report.compare.period_after.unique()) == ["2024-04-01..2024-06-20"]
+    assert report.notices == (
+        "The report ends on 2024-06-20, the extract's latest event date, not on --to 2024-09-30: the extract "
+        "holds no codes after it, so later days would read as days with none.",
+        "The --compare range 2024-04-01..2024-12-31 ends on 2024-06-20, the extract's latest event date, "
+        "not on 2024-12-31.",
+    )
+    options = report.options.as_dict()
+    assert (options["date_to"], options["date_to_requested"], options["extract_end"]) == (
+        "2024-06-20", "2024-09-30", "2024-06-20",
+    )  # fmt: skip
+    assert options["compare"] == [["2024-01-01", "2024-03-31"], ["2024-04-01", "2024-06-20"]]
+    assert options["compare_requested"] == [["2024-01-01", "2024-03-31"], ["2024-04-01", "2024-12-31"]]
+    html_text = render_html(report, PROVENANCE)
+    assert html_text.count('<p class="notice">') == 2
+    assert "<title>Safeguarding coding rates, 2024-05-01 to 2024-06-20</title>" in html_text
+
+
+@pytest.mark.parametrize(
+    ("date_from", "compare", "message"),
+    [
+        (date(2024, 7, 1), None, "--from: 2024-07-01 is after the extract's latest event date (2024-06-20)"),
+        (
+            date(2024, 1, 1),
+            ((date(2024, 1, 1), date(2024, 3, 31)), (date(2024, 6, 21), date(2024, 12, 31))),
+            "--compare: the range 2024-06-21..2024-12-31 starts after the extract's latest event date (2024-06-20)",
+        ),
+    ],
+    ids=["from", "compare"],
+)
+def test_a_report_starting_after_the_extract_stops(date_from, compare, message):
+    with pytest.raises(OptionError) as caught:
+        steady_report(date_from, date(2024, 9, 30), compare=compare, extract_end=date(2024, 6, 20))
+    assert str(caught.value) == f"{message}\n  HINT: choose dates up to 2024-06-20, or use a later extract"
+
+
+def test_an_out_folder_holding_an_earlier_report_is_refused(tmp_path):
+    (tmp_path / "compare.csv").write_text("earlier")
+    with pytest.raises(OutputError) as caught:
+        write_report(steady_report(), tmp_path, PROVENANCE)
+    assert str(caught.value) == (
+        f"{tmp_path}: already holds compare.csv from an earlier report; a report never overwrites one\n"
+        "  HINT: choose a new --out folder, or move the earlier report's files away"
+    )
+    assert sorted(os.listdir(tmp_path)) == ["compare.csv"]
+    assert (tmp_path / "compare.csv").read_text() == "earlier"
