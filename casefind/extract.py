@@ -392,6 +392,12 @@ def _date_sql(expr: str) -> str:
     return f"cf_date({expr})"
 
 
+def typed_date_sql(expr: str) -> str:
+    """SQL for a text date as casefind types it, on a connection from ``connect``: TRY_CAST first (the plain
+    ISO dates), the full parse only for the rest. NULL when unreadable."""
+    return f"coalesce(TRY_CAST({expr} AS DATE), {_date_sql(expr)})"
+
+
 def _plain_iso_date(expr: str) -> str:
     """SQL true for an ISO ``yyyy-mm-dd`` date of 1850-2200: a cheap test that only passes dates ``cf_date``
     accepts (a property test checks this), so that the full parse runs only on the other rows."""
@@ -589,7 +595,7 @@ def _typed_select(table: Table, raw: str, where: str | None = None, every_row: b
     cols = ["_row"]
     for col in table.columns:
         if col.type == "date":
-            cols.append(f"coalesce(TRY_CAST({col.name} AS DATE), {_date_sql(col.name)}) AS {col.name}")
+            cols.append(f"{typed_date_sql(col.name)} AS {col.name}")
         elif col.choices:
             expr = _choice_sql(col.name, col)
             if col.default:

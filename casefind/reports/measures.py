@@ -32,6 +32,7 @@ from datetime import date
 import pandas as pd
 
 from casefind.errors import OptionError
+from casefind.extract import typed_date_sql
 from casefind.reports import stats
 from casefind.reports.periods import AgeBand, Period, check_age_bands, default_age_bands
 
@@ -132,7 +133,7 @@ def latest_event_date(con) -> date | None:
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_events'"
     ).fetchall()
     if has_raw:
-        day = "coalesce(TRY_CAST(date AS DATE), cf_date(date))"
+        day = typed_date_sql("date")
         sql = f"SELECT max({day}) FILTER (WHERE year({day}) BETWEEN 1850 AND 2200) FROM raw_events"
     else:
         sql = "SELECT max(date) FROM events"
