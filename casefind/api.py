@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from casefind import __version__
+from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.engine import duckdb_engine
 from casefind.errors import OptionError, Problem, ProtocolError
 from casefind.extract import Extract, read_extract
@@ -36,7 +37,7 @@ def build_list(
     ``show_all`` also lists children below the tier threshold (marked in ``notes``); ``full`` names the
     linked adults (the full meeting list) instead of giving only their relationship and patient id.
     """
-    as_of = as_of or date.today()
+    as_of = _meeting_date(as_of)
     protocol = resolve_protocol(rules)
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
@@ -52,6 +53,16 @@ def build_list(
     return CaseList(
         entries=ranked.entries, evidence=ranked.evidence, info=info, adults=ranked.adults, rejects=extract.rejects
     )
+
+
+def _meeting_date(as_of: date | None) -> date:
+    """``as_of``, or today; a year outside those casefind reads in an extract is a slip (``0224-11-24``)."""
+    as_of = as_of or date.today()
+    if not FIRST_YEAR <= as_of.year <= LAST_YEAR:
+        raise OptionError(
+            Problem("--as-of", f"{as_of.isoformat()} is not between {FIRST_YEAR} and {LAST_YEAR}", "check the year")
+        )
+    return as_of
 
 
 def run_info(extract: Extract, protocol: Protocol, as_of: date, *, population: int, listed: int) -> RunInfo:
@@ -147,7 +158,7 @@ def explain(
     """Why one patient is (or is not) on the list: every criterion, the score and the family."""
     from casefind.explain import explain as explain_patient
 
-    as_of = as_of or date.today()
+    as_of = _meeting_date(as_of)
     protocol = resolve_protocol(rules)
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)

@@ -7,6 +7,7 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+FIRST_YEAR, LAST_YEAR = 1850, 2200  # the years of a date casefind reads; outside them it is a slip (or two digits)
 _DURATION = re.compile(r"^\s*(\d+)\s*(day|week|month|year)s?\s*$", re.IGNORECASE)
 
 

@@ -14,17 +14,14 @@ Row numbers are as a spreadsheet shows them: in a CSV file the header is row 1, 
 row 2; in a Parquet file the first record is row 1. Messages never include a patient identifier.
 
 Dates may be ISO (``2024-03-01``, optionally with a time) or UK (``01/03/2024``); US month-first dates are
-not accepted. CSV files may be UTF-8 (with or without a BOM) or Windows-1252.
+not accepted; an end date after 2200 (``9999-12-31``, "no end" in some systems) reads as empty. How the
+encodings, delimiters and line endings of real CSV exports are read is in ``casefind.csv_files``.
 """
 
 from __future__ import annotations
 
-import bisect
-import csv
 import difflib
 import hashlib
-import mmap
-import os
 import re
 import shutil
 import tempfile
@@ -39,6 +36,8 @@ import pandas as pd
 import yaml
 
 from casefind.codes import SPREADSHEET_NUMBER
+from casefind.csv_files import CsvLayout, read_csv, spreadsheet_rows
+from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
 from casefind.files import read_user_text
 from casefind.schema import TABLES, Column, Table
@@ -68,7 +67,11 @@ class SourceFile:
     path: Path
     format: str  # csv | parquet
     sha256: str = ""  # filled in once the file has been hashed (see _read)
-    encoding: str = "utf-8"  # or cp1252: found while the file is read (see _copy_csv)
+    csv: CsvLayout | None = None  # how a CSV file was read, once it has been
+
+    @property
+    def encoding(self) -> str:
+        return self.csv.encoding if self.csv else "utf-8"  # Parquet text is UTF-8 by definition
 
 
 @dataclass
@@ -174,19 +177,6 @@ def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Pa
     return found[0] if found else None
 
 
-def _transcode_cp1252(path: Path, workdir: Path) -> Path:
-    """Windows-1252 exports become a private UTF-8 copy DuckDB can read."""
-    target = workdir / f"{path.stem}.utf8.csv"
-    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    with (
-        path.open("r", encoding="cp1252", errors="replace", newline="") as src,
-        os.fdopen(fd, "w", encoding="utf-8", newline="") as dst,
-    ):
-        for block in iter(lambda: src.read(1 << 20), ""):
-            dst.write(block)
-    return target
-
-
 # ------------------------------------------------------------------------------------------ reading
 
 
@@ -217,32 +207,16 @@ def _rename(headers: list[str], table: Table, mapping: TableMapping | None, wher
     missing = [c.name for c in table.columns if c.required and c.name not in chosen]
     if missing:
         problems = []
+        unused = [h for h in headers if h not in chosen.values()]  # a header already read is not the one
         for name in missing:
-            close = difflib.get_close_matches(name, [_normalise(h) for h in headers], n=1, cutoff=0.5)
+            close = difflib.get_close_matches(name, [_normalise(h) for h in unused], n=1, cutoff=0.5)
             hint = "map your header to it in a mapping file (--mapping; see rules/mapping.example.yaml)"
             if close:
-                original = next(h for h in headers if _normalise(h) == close[0])
+                original = next(h for h in unused if _normalise(h) == close[0])
                 hint = f"is it '{original}'? Map it with --mapping: {table.name}: {{columns: {{'{original}': {name}}}}}"
             problems.append(Problem(where, f"missing required column '{name}' (found: {', '.join(headers)})", hint))
         raise ExtractError(problems)
     return chosen
-
-
-def _csv_header(csv_path: Path, shown: str) -> list[str]:
-    """The header row, read as the CSV module reads it; blank names become column1, column2 ..."""
-    with csv_path.open(encoding="utf-8-sig", newline="") as handle:
-        header = next(csv.reader(handle), [])
-    if len(header) == 1 and any(sep in header[0] for sep in ("\t", ";", "|")):
-        raise ExtractError(
-            Problem(shown, "the header has one column: the file is not comma-separated", "save it as CSV (commas)")
-        )
-    names = [h.strip() or f"column{i + 1}" for i, h in enumerate(header)]
-    repeated = sorted({n for n in names if names.count(n) > 1})
-    if repeated:
-        raise ExtractError(
-            Problem(shown, f"the header repeats column(s) {', '.join(repeated)}", "give every column its own name")
-        )
-    return names
 
 
 def _quote(name: str) -> str:
@@ -255,7 +229,7 @@ def _register_raw(
     """Create ``raw_<table>``: casefind columns as cleaned text plus ``_row`` (spreadsheet row number).
 
     It is a view over ``src_<table>``: the same columns as they are in the file (renamed, not cleaned).
-    Returns its name, the file's encoding (``utf-8``; ``cp1252`` for a CSV file that is not UTF-8) and a
+    Returns its name, how a CSV file was read (None for Parquet; see ``casefind.csv_files``) and a
     warning when columns of the file went unused while optional columns were not found.
     """
     raw = f"raw_{table.name}"
@@ -281,32 +255,10 @@ def _register_raw(
                     )
                 )
         row_expr = "file_row_number + 1"
-        encoding = "utf-8"  # Parquet text is UTF-8 by definition
+        layout = None
     else:
-        with source.path.open("rb") as handle:
-            start = handle.read(4096)
-        if not start.strip(b"\xef\xbb\xbf \t\r\n"):
-            expected = ", ".join(c.name for c in table.columns if c.required)
-            raise ExtractError(Problem(path, f"the file is empty: expected a header row with {expected}"))
-        encoding = "utf-8"
-        if not _copy_csv(con, table, source.path, path):  # not UTF-8: read as Windows-1252
-            encoding = "cp1252"
-            _copy_csv(con, table, _transcode_cp1252(source.path, workdir), path)
-        malformed = con.execute(  # one message per line (DuckDB records each surplus field)
-            f"SELECT line, arg_max(error_message, column_idx) FROM rejects_{table.name} GROUP BY line ORDER BY line"
-        ).fetchall()
-        if malformed:
-            raise ExtractError(
-                [
-                    Problem(
-                        f"{path}, line {line}",
-                        f"malformed row: {msg}",
-                        "fix the quoting or the number of fields; "
-                        "--skip-bad-rows cannot skip a row whose fields cannot be told apart",
-                    )
-                    for line, msg in malformed
-                ]
-            )
+        expected = ", ".join(c.name for c in table.columns if c.required)
+        layout = read_csv(con, table.name, source.path, path, workdir, expected)
         headers = [r[0] for r in con.execute(f"DESCRIBE file_{table.name}").fetchall()]
         names = _rename(headers, table, mapping, path)
         types = {h: "VARCHAR" for h in headers}
@@ -322,9 +274,8 @@ def _register_raw(
         else:
             selects.append(f"CAST({_quote(header)} AS VARCHAR) AS {col.name}")
     con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
-    cleaned = ", ".join(f"{_clean(c)} AS {c}" for c in table.column_names)
-    con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned} FROM src_{table.name}")
-    return raw, encoding, _unused_columns(list(types), names, table, source)
+    con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned_columns(table)} FROM src_{table.name}")
+    return raw, layout, _unused_columns(list(types), names, table, source)
 
 
 def _unused_columns(headers: list[str], names: dict[str, str], table: Table, source: SourceFile) -> Problem | None:
@@ -345,40 +296,21 @@ def _unused_columns(headers: list[str], names: dict[str, str], table: Table, sou
     )
 
 
-def _copy_csv(con, table: Table, csv_path: Path, shown: str) -> bool:
-    """Copy a CSV file into ``file_<table>``, every value as text, in line order.
-
-    Returns False, with nothing copied, when the file is not UTF-8: DuckDB checks every byte as it reads
-    (an invalid sequence is a rejected line of type INVALID ENCODING), so no separate pass is needed.
-    """
-    try:
-        header = _csv_header(csv_path, shown)
-    except UnicodeDecodeError:
-        return False
-    columns = "{" + ", ".join(f"{_sql_str(h)}: 'VARCHAR'" for h in header) + "}"
-    name = table.name
-    scan = (  # no sniffing: RFC 4180 commas and double quotes, so a broken quote is reported by line
-        f"read_csv({_sql_str(str(csv_path))}, header=true, auto_detect=false, columns={columns}, delim=',', "
-        "quote='\"', escape='\"', store_rejects=true, "
-        f"rejects_table='rejects_{name}', rejects_scan='rejects_scan_{name}')"
-    )
-    con.execute("SET preserve_insertion_order = true")  # rowid is the line order: the row numbers
-    try:
-        con.execute(f"CREATE TEMP TABLE file_{name} AS SELECT * FROM {scan}")
-    except duckdb.Error as exc:
-        raise ExtractError(Problem(shown, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
-    finally:
-        con.execute("SET preserve_insertion_order = false")
-    [(not_utf8,)] = con.execute(f"SELECT count(*) FROM rejects_{name} WHERE error_type = 'INVALID ENCODING'").fetchall()
-    if not_utf8:
-        for leftover in (f"file_{name}", f"rejects_{name}", f"rejects_scan_{name}"):
-            con.execute(f"DROP TABLE {leftover}")
-    return not not_utf8
-
-
 def _clean(column: str) -> str:
     """A text value as casefind reads it: surrounding spaces removed, blank as missing."""
     return f"NULLIF(trim({column}), '')"
+
+
+def cleaned_columns(table: Table) -> str:
+    """SQL for every column of ``table`` as casefind reads it (``_clean``), named as the schema names it.
+    An end date after casefind's last year (9999-12-31, as some systems write "no end") reads as empty."""
+    columns = []
+    for col in table.columns:
+        value = _clean(col.name)
+        if col.open_end:
+            value = f"CASE WHEN year(cf_date_any({value})) > {LAST_YEAR} THEN NULL ELSE {value} END"
+        columns.append(f"{value} AS {col.name}")
+    return ", ".join(columns)
 
 
 def _sql_str(text: str) -> str:
@@ -399,20 +331,26 @@ def typed_date_sql(expr: str) -> str:
 
 
 def _plain_iso_date(expr: str) -> str:
-    """SQL true for an ISO ``yyyy-mm-dd`` date of 1850-2200: a cheap test that only passes dates ``cf_date``
-    accepts (a property test checks this), so that the full parse runs only on the other rows."""
-    return f"(length({expr}) = 10 AND {expr} BETWEEN '1850' AND '2201' AND TRY_CAST({expr} AS DATE) IS NOT NULL)"
+    """SQL true for an ISO ``yyyy-mm-dd`` date of FIRST_YEAR-LAST_YEAR: a cheap test that only passes dates
+    ``cf_date`` accepts (a property test checks this), so that the full parse runs only on the other rows."""
+    years = f"{expr} BETWEEN '{FIRST_YEAR}' AND '{LAST_YEAR + 1}'"
+    return f"(length({expr}) = 10 AND {years} AND TRY_CAST({expr} AS DATE) IS NOT NULL)"
 
 
 def _define_macros(con) -> None:
-    """``cf_date``: an ISO or UK date, NULL when invalid or the year is implausible (two-digit years).
+    """``cf_date``: an ISO or UK date, NULL when invalid or the year is implausible (two-digit years);
+    ``cf_date_any`` the same whatever the year.
 
     ISO dates take the fast TRY_CAST path; only other text pays for the list of formats.
     """
     fmts = "[" + ", ".join(_sql_str(f) for f in DATE_FORMATS) + "]"
-    parsed = f"coalesce(TRY_CAST(s AS DATE), CAST(try_strptime(s, {fmts}) AS DATE))"
     con.execute(
-        f"CREATE OR REPLACE TEMP MACRO cf_date(s) AS CASE WHEN year({parsed}) BETWEEN 1850 AND 2200 THEN {parsed} END"
+        f"CREATE OR REPLACE TEMP MACRO cf_date_any(s) AS "
+        f"coalesce(TRY_CAST(s AS DATE), CAST(try_strptime(s, {fmts}) AS DATE))"
+    )
+    con.execute(
+        "CREATE OR REPLACE TEMP MACRO cf_date(s) AS "
+        f"CASE WHEN year(cf_date_any(s)) BETWEEN {FIRST_YEAR} AND {LAST_YEAR} THEN cf_date_any(s) END"
     )
 
 
@@ -459,6 +397,11 @@ class Check:
     row that might break the rule once cleaned, so the pass over millions of rows needs no trimming.
     ``None`` when ``condition`` is already such a test (a value with spaces around it only ever fails more
     of these conditions, never fewer); a property test checks the screens against the conditions.
+
+    A message may name another row (``REF_ROW`` in its text; ``ref_row`` is its ``_row``, SQL, and
+    ``ref_table`` its table): that row number is turned into the one a spreadsheet shows with the others.
+    ``knock_on`` marks a row that is only bad because another row is: when the run stops, such rows are
+    counted, not listed one by one.
     """
 
     column: str
@@ -466,10 +409,16 @@ class Check:
     message: str  # an SQL text expression, evaluated only where ``condition`` holds
     hint: str | None = None
     screen: str | None = None
+    ref_row: str = "NULL"
+    ref_table: str | None = None
+    knock_on: bool = False
 
     @property
     def on_file_values(self) -> str:
         return self.screen or self.condition
+
+
+REF_ROW = "<row>"  # stands for the row number a message names, until it is as a spreadsheet shows it
 
 
 def _checks(table: Table) -> list[Check]:
@@ -502,7 +451,8 @@ def _checks(table: Table) -> list[Check]:
                 Check(
                     c,
                     f"{c} IS NOT NULL AND NOT {_plain_iso_date(c)} AND {_date_sql(c)} IS NULL",
-                    f"'invalid date ' || {_echo(c, DATE_SHAPED)}",
+                    f"CASE WHEN cf_date_any({c}) IS NULL THEN 'invalid date ' || {_echo(c, DATE_SHAPED)} "
+                    f"ELSE 'date ' || {_echo(c, DATE_SHAPED)} || ' has a year outside {FIRST_YEAR}-{LAST_YEAR}' END",
                     DATE_HINT,
                 )
             )
@@ -522,15 +472,27 @@ def _checks(table: Table) -> list[Check]:
         ):  # the IS NOT NULL tests first spare the date parsing on the many rows without a death or an end date
             condition = f"{later} IS NOT NULL AND {earlier} IS NOT NULL AND {_date_sql(later)} < {_date_sql(earlier)}"
             checks.append(Check(later, condition, _sql_str(problem)))
-    elif "patient_id" in table.column_names:
-        checks.append(
+    elif "patient_id" in table.column_names:  # rejected_patients: see _read_tables
+        unknown = "patient_id IS NOT NULL AND patient_id NOT IN (SELECT patient_id FROM patients)"
+        checks += [
             Check(
                 "patient_id",
-                "patient_id IS NOT NULL AND patient_id NOT IN (SELECT patient_id FROM patients)",
+                f"{unknown} AND patient_row IS NULL",
                 "'unknown patient_id (not in the patients file)'",
                 "export events for the same patients as the patients file",
-            )
-        )
+                screen=unknown,
+            ),
+            Check(
+                "patient_id",
+                "patient_row IS NOT NULL",
+                f"'its patient''s row in the patients file has a problem (row {REF_ROW})'",
+                "fix that row, and this one is read with it",
+                screen=unknown,
+                ref_row="patient_row",
+                ref_table="patients",
+                knock_on=True,
+            ),
+        ]
     return checks
 
 
@@ -548,24 +510,26 @@ def _collect_problems(con, table: Table, rows: str, source: SourceFile, keep: st
     """
     checks = _checks(table)
     checked = f"checked_{table.name}"
-    wanted = " OR ".join(f"({c.on_file_values})" for c in checks)
+    wanted = " OR ".join(dict.fromkeys(f"({c.on_file_values})" for c in checks))  # each screen once
     if keep:
         wanted = f"({keep}) OR {wanted}"
-    cleaned = ", ".join(f"{_clean(c)} AS {c}" for c in table.column_names)
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT _row, {cleaned} FROM src_{table.name} WHERE {wanted}"
+        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT _row, {cleaned_columns(table)} "
+        f"FROM src_{table.name} WHERE {wanted}"
     )
     structs = ", ".join(
         f"{{'col': {_sql_str(c.column)}, 'problem': CASE WHEN {c.condition} THEN {c.message} END, "
-        f"'hint': {_sql_str(c.hint) if c.hint else 'NULL'}}}"
+        f"'hint': {_sql_str(c.hint) if c.hint else 'NULL'}, 'ref_tbl': {_sql_str(c.ref_table or '')}, "
+        f"'ref_row': {c.ref_row}, 'knock_on': {c.knock_on}}}"
         for c in checks
     )
+    patient_rows = "LEFT JOIN rejected_patients USING (patient_id)" if any(c.ref_table for c in checks) else ""
     src, tbl = _sql_str(source.path.name), _sql_str(table.name)
     con.execute(
         f"""
         INSERT INTO problems
-        SELECT {tbl}, {src}, _row, chk.col, chk.problem, chk.hint FROM (
-            SELECT _row, unnest([{structs}]) AS chk FROM {checked}
+        SELECT {tbl}, {src}, _row, chk.col, chk.problem, chk.hint, chk.ref_tbl, chk.ref_row, chk.knock_on FROM (
+            SELECT _row, unnest([{structs}]) AS chk FROM {checked} {patient_rows}
         ) WHERE chk.problem IS NOT NULL
         """
     )
@@ -574,8 +538,8 @@ def _collect_problems(con, table: Table, rows: str, source: SourceFile, keep: st
         con.execute(
             f"""
             INSERT INTO problems
-            SELECT {tbl}, {src}, r._row, {_sql_str(key)},
-                   'duplicate {key} (first seen on row ' || d.first_row || ')', 'each {key} must appear once'
+            SELECT {tbl}, {src}, r._row, {_sql_str(key)}, 'duplicate {key} (first seen on row {REF_ROW})',
+                   'each {key} must appear once', {tbl}, d.first_row, false
             FROM {rows} r
             JOIN (SELECT {key}, min(_row) AS first_row FROM {rows} WHERE {key} IS NOT NULL
                   GROUP BY {key} HAVING count(*) > 1) d USING ({key})
@@ -709,7 +673,8 @@ def _read_tables(
 ) -> Extract:
 
     con.execute(
-        "CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, hint VARCHAR)"
+        "CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, "
+        "hint VARCHAR, ref_tbl VARCHAR, ref_row BIGINT, knock_on BOOLEAN)"
     )
     keep = None
     if event_codes is not None:
@@ -723,9 +688,9 @@ def _read_tables(
         if table.name not in files:
             _empty_table(con, table)
             continue
-        raw, encoding, unused = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        raw, layout, unused = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
         header_warnings += [unused] if unused else []
-        files[table.name] = replace(files[table.name], encoding=encoding)
+        files[table.name] = replace(files[table.name], csv=layout)
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         if table.name == "events" and keep:
             checked = _collect_problems(con, table, raw, files[table.name], keep)
@@ -738,67 +703,90 @@ def _read_tables(
             con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, raw, every_row=True)}")
             _collect_problems(con, table, table.name, files[table.name])
             con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
+        if table.name == "patients":
+            _rejected_patients(con)
 
-    total = con.execute("SELECT count(*) FROM problems").fetchone()[0]
     order = "CASE tbl " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TABLES)) + " END, row, col"
-    rejects = con.execute(f"SELECT file, row, col AS column, problem, hint FROM problems ORDER BY {order}").df()
-    if total and not skip_bad_rows:
-        shown = _past_blank_lines(rejects.head(MAX_LISTED_PROBLEMS), files)
-        problems = [
-            Problem(
-                f"{r.file}, row {r.row}, column '{r.column}'", r.problem, r.hint if isinstance(r.hint, str) else None
-            )
-            for r in shown.itertuples()
-        ]
-        footer = (
-            "Nothing was listed. Fix these rows, or run again with --skip-bad-rows to leave them out "
-            "(they are then written, with their reasons, to a rejects file)."
-        )
-        raise ExtractError(problems, total=total, footer=footer)
+    columns = "tbl, file, row, col AS column, problem, hint, ref_tbl, ref_row, knock_on"
+    rejects = con.execute(f"SELECT {columns} FROM problems ORDER BY {order}").df()
+    if len(rejects) and not skip_bad_rows:
+        raise _stop(rejects, files)
+    rejects = _past_blank_lines(_with_records(con, rejects, files), files)
     return Extract(
         con,
         files,
         rows_read,
-        _past_blank_lines(_with_records(con, rejects.drop(columns="hint"), files), files),
+        rejects[["file", "row", "column", "problem", "record"]],
         header_warnings + _warnings(con, files),
     )
 
 
+def _rejected_patients(con) -> None:
+    """``rejected_patients``: each patient_id whose every row in the patients file has a problem, with the
+    first of those rows. Their events (and other rows) are left out with them: a knock-on problem."""
+    [(bad,)] = con.execute(f"SELECT count(*) FROM {_problem_rows(TABLES['patients'])}").fetchall()
+    con.execute(
+        f"""
+        CREATE TEMP TABLE rejected_patients AS
+        SELECT patient_id, min(_row) AS patient_row FROM raw_patients
+        WHERE {bool(bad)} AND _row IN {_problem_rows(TABLES["patients"])} AND patient_id IS NOT NULL
+          AND patient_id NOT IN (SELECT patient_id FROM patients)
+        GROUP BY patient_id
+        """
+    )
+
+
+def _stop(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> ExtractError:
+    """The error that stops a run: each problem row by row (up to the cap), except knock-on problems, which
+    are counted, one line per file, after that file's other problems."""
+    knock_on = rejects[rejects["knock_on"]]
+    own = rejects[~rejects["knock_on"]]
+    counts = knock_on.groupby("tbl", sort=False).size()
+    listed = _past_blank_lines(own.head(MAX_LISTED_PROBLEMS - len(counts)), files)
+    problems = []
+    for table in TABLES:
+        for r in listed[listed["tbl"] == table].itertuples():
+            hint = r.hint if isinstance(r.hint, str) else None
+            problems.append(Problem(f"{r.file}, row {r.row}, column '{r.column}'", r.problem, hint))
+        if table in counts:
+            n = int(counts[table])
+            problems.append(
+                Problem(
+                    files[table].path.name,
+                    f"{n} row{'s are' if n != 1 else ' is'} of patients whose row in the patients file has a problem",
+                    "fix those rows, and these are read with them",
+                )
+            )
+    footer = (
+        "Nothing was listed. Fix these rows, or run again with --skip-bad-rows to leave them out "
+        "(they are then written, with their reasons, to a rejects file)."
+    )
+    return ExtractError(problems, total=len(own) + len(counts), footer=footer)
+
+
 def _past_blank_lines(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:
     """Row numbers as a spreadsheet shows them, past any blank lines in a CSV file (DuckDB skips blank lines,
-    so ``_row`` counts records only). Worked out only for files with a problem, and only read again in full
-    when a quick search finds a blank line."""
+    so ``_row`` counts records only), both each problem's row and a row its message names (``REF_ROW``).
+    Worked out only for files with a problem, and only read again in full when a quick search finds a blank
+    line."""
     rejects = rejects.copy()
+    rejects["ref_row"] = rejects["ref_row"].astype("Int64")
     for source in files.values():
-        rows = rejects["file"] == source.path.name
-        if rows.any():
-            rejects.loc[rows, "row"] = _spreadsheet_rows(source, rejects.loc[rows, "row"].tolist())
+        for table, row in (("tbl", "row"), ("ref_tbl", "ref_row")):
+            rows = rejects[table] == source.table
+            if rows.any():
+                rejects.loc[rows, row] = _spreadsheet_rows(source, rejects.loc[rows, row].tolist())
+    named = rejects["ref_row"].notna()
+    rejects.loc[named, "problem"] = [
+        problem.replace(REF_ROW, str(row))
+        for problem, row in zip(rejects.loc[named, "problem"], rejects.loc[named, "ref_row"], strict=True)
+    ]
     return rejects
 
 
 def _spreadsheet_rows(source: SourceFile, rows: list[int]) -> list[int]:
     """``_row`` numbers of ``source`` as a spreadsheet shows them (see ``_past_blank_lines``)."""
-    if source.format != "csv":
-        return rows
-    after = _records_after_blank_lines(source.path)
-    return [r + bisect.bisect_right(after, r - 2) for r in rows]
-
-
-def _records_after_blank_lines(path: Path) -> list[int]:
-    """For each blank line of a CSV file, the number of records (after the header) before it, in order."""
-    with path.open("rb") as handle, mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        if data.find(b"\n\n") < 0 and data.find(b"\n\r\n") < 0:
-            return []
-    after, records = [], 0
-    with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-        reader = csv.reader(handle)
-        next(reader, None)  # the header
-        for record in reader:
-            if record:
-                records += 1
-            else:
-                after.append(records)
-    return after
+    return spreadsheet_rows(source.csv, rows) if source.csv else rows
 
 
 def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:

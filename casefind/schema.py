@@ -28,6 +28,7 @@ class Column:
     choices: tuple[str, ...] = ()
     default: str | None = None  # used when the column is absent or the value empty
     identifies_patient: bool = False  # never echo the value in a message
+    open_end: bool = False  # an end date: one after 2200 (9999-12-31, "no end" in some systems) reads as empty
 
 
 @dataclass(frozen=True)
@@ -70,9 +71,9 @@ TABLES: dict[str, Table] = {
                 Column("given_name", "string", False, "First name", identifies_patient=True),
                 Column("date_of_birth", "date", True, "Date of birth", identifies_patient=True),
                 Column("sex", "string", False, "As recorded (e.g. F, M, U)"),
-                Column("date_of_death", "date", False, "Empty when alive"),
+                Column("date_of_death", "date", False, "Empty when alive", open_end=True),
                 Column("registered_from", "date", False, "Start of current registration; empty = unknown"),
-                Column("registered_to", "date", False, "End of registration; empty = still registered"),
+                Column("registered_to", "date", False, "End of registration; empty = still registered", open_end=True),
                 Column("household_id", "string", False, "Same address / household", identifies_patient=True),
                 Column("practice_id", "string", False, "Practice code, for multi-practice extracts"),
             ),
@@ -101,7 +102,7 @@ TABLES: dict[str, Table] = {
                 Column("related_patient_id", "string", True, "The related person", identifies_patient=True),
                 Column("relationship", "string", True, "mother, father, parent, step-parent, carer, sibling ..."),
                 Column("start_date", "date", False, "Relationship valid from (empty = always)"),
-                Column("end_date", "date", False, "Relationship valid until (empty = still valid)"),
+                Column("end_date", "date", False, "Relationship valid until (empty = still valid)", open_end=True),
             ),
         ),
         Table(
@@ -123,7 +124,7 @@ TABLES: dict[str, Table] = {
                 _patient_ref(),
                 Column("raised_on", "date", True, "Date the concern was raised"),
                 Column("raised_by", "string", False, "Who raised it"),
-                Column("resolved_on", "date", False, "Date resolved (empty = open)"),
+                Column("resolved_on", "date", False, "Date resolved (empty = open)", open_end=True),
                 Column("note", "string", False, "Free text; casefind never prints it"),
             ),
         ),
@@ -143,7 +144,9 @@ def describe() -> list[dict[str, str]]:
                     "column": col.name,
                     "type": kind,
                     "required": "required" if col.required else "optional",
-                    "meaning": col.meaning + (" (unique)" if col.name in table.unique else ""),
+                    "meaning": col.meaning
+                    + (" (unique)" if col.name in table.unique else "")
+                    + ("; a date after 2200, such as 9999-12-31, counts as empty" if col.open_end else ""),
                 }
             )
     return rows

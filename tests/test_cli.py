@@ -86,6 +86,12 @@ def test_schema_command_lists_every_column(monkeypatch):
             2,
             "--as-of: expected a date as YYYY-MM-DD, got '24/11/2026'",
         ),
+        (
+            ["build-list", "{extract}", "--as-of", "0224-11-24"],
+            2,
+            "--as-of: 0224-11-24 is not between 1850 and 2200\n  HINT: check the year",
+        ),
+        (["explain", "{extract}", "P1", "--as-of", "2260-01-01"], 2, "--as-of: 2260-01-01 is not between 1850"),
         (["build-list", "{extract}", "--out", "list.txt"], 2, "--out: unknown format '.txt'"),
         (["build-list", "{missing}"], 2, "no such directory"),
         (["build-list", "{extract}", "--rules", "{bad_rules}"], 3, "unknown kind 'coded_sometimes'"),

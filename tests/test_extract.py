@@ -65,7 +65,7 @@ def test_no_patient_identifier_appears_in_messages(tmp_path):
     text = caught.value.render()
     for identifier in ("SECRET", "9434765919", "Secretname"):
         assert identifier not in text
-    assert "invalid date '1/1/20'" in text  # a two-digit year is not guessed
+    assert "date '1/1/20' has a year outside 1850-2200" in text  # a two-digit year is not guessed
 
 
 def test_problem_list_is_capped_with_a_count_of_the_rest(tmp_path):
@@ -287,12 +287,93 @@ def test_code_with_a_space_or_quote_is_a_bad_row(tmp_path):
     ]
 
 
-def test_tab_separated_file_is_named_as_such(tmp_path):
-    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id\tcode\tdate\nP1\t1\t2026-01-01\n")
-    assert _problems(folder) == [
-        f"{folder / 'events.csv'}: the header has one column: the file is not comma-separated\n"
-        "  HINT: save it as CSV (commas)"
+EVENTS = "patient_id,code,date\nP1,342191000000101,2026-01-01\nP2,342191000000101,05/06/2026\n"
+
+
+def _events_read(folder: Path) -> list[tuple]:
+    extract = read_extract(folder)
+    return extract.con.execute("SELECT _row, patient_id, code, date FROM events ORDER BY _row").fetchall()
+
+
+@pytest.mark.parametrize(
+    "layout",
+    [
+        pytest.param(lambda text: text.replace(",", ";").encode(), id="semicolons"),
+        pytest.param(lambda text: text.replace(",", "\t").encode(), id="tabs"),
+        pytest.param(lambda text: text.replace(",", "\t").encode("utf-16"), id="excel-unicode-text-utf16"),
+        pytest.param(lambda text: ("sep=;\r\n" + text.replace(",", ";")).encode(), id="excel-sep-line"),
+        pytest.param(lambda text: text.replace("\n", "\r\n", 2).encode(), id="mixed-line-endings"),
+    ],
+)
+def test_csv_layouts_real_exports_use_are_read(tmp_path, layout):
+    """Semicolons (Excel with a decimal comma), tabs and UTF-16 (Excel's "Unicode Text"), Excel's 'sep=' first
+    line and CRLF mixed with LF all read as the plain CSV does, rows numbered as a spreadsheet shows them."""
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=layout(EVENTS))
+    assert _events_read(folder) == [
+        (2, "P1", "342191000000101", date(2026, 1, 1)),
+        (3, "P2", "342191000000101", date(2026, 6, 5)),
     ]
+
+
+def test_utf16_without_its_byte_order_mark_is_refused_not_read_as_garbage(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=EVENTS.encode("utf-16-le"))
+    assert _problems(folder) == [
+        f"{folder / 'events.csv'}: not a text file in a known encoding (it holds NUL bytes: UTF-16 without a "
+        "byte-order mark?)\n  HINT: save it as 'CSV UTF-8 (Comma delimited)'"
+    ]
+
+
+def test_mixed_line_endings_in_a_windows_1252_file_keep_its_characters(tmp_path):
+    patients = "patient_id,family_name,date_of_birth\r\nP1,Zo\u00eb,2015-02-01\nP2,O\u2019Brien,2016-03-04\n"
+    folder = _write(tmp_path / "x", patients_csv=patients.encode("cp1252"), events_csv=EVENTS)
+    extract = read_extract(folder)
+    names = extract.con.execute("SELECT family_name FROM patients ORDER BY _row").fetchall()
+    assert names == [("Zo\u00eb",), ("O\u2019Brien",)]
+    assert extract.files["patients"].encoding == "cp1252"
+
+
+def test_problems_in_other_layouts_name_the_spreadsheet_row_and_the_file_line(tmp_path):
+    events = 'sep=;\npatient_id;code;date\nP1;1;2026-01-01\n\nP1;2;2026-13-01\nP2;"3;2026-01-01\n'
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    assert _problems(folder) == [  # the file's own line 6: the 'sep=' line counts in a text editor
+        f"{folder / 'events.csv'}, line 6: malformed row: Value with unterminated quote found.\n"
+        "  HINT: fix the quoting or the number of fields; --skip-bad-rows cannot skip a row whose fields cannot be "
+        "told apart"
+    ]
+    (folder / "events.csv").write_text(events.replace('"3', "3"))
+    assert [p.split("\n")[0] for p in _problems(folder)] == [  # Excel hides the 'sep=' line: header row 1
+        "events.csv, row 4, column 'date': invalid date '2026-13-01'"
+    ]
+
+
+def test_rows_of_a_rejected_patient_are_counted_not_listed_when_the_run_stops(tmp_path):
+    """One bad date of birth must not bury the other problems under every event of that patient."""
+    patients = "patient_id,date_of_birth\nP1,2015-02-01\n\nP2,31/02/2019\nP2,2019-01-01\n"
+    events = "patient_id,code,date\nP2,1,2026-01-01\nP2,2,2026-01-02\nP1,3,bad\nP9,4,2026-01-01\n"
+    folder = _write(tmp_path / "x", patients_csv=patients, events_csv=events)
+    assert _problems(folder) == [
+        "patients.csv, row 4, column 'date_of_birth': invalid date '31/02/2019'\n"
+        "  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
+        "patients.csv, row 5, column 'patient_id': duplicate patient_id (first seen on row 4)\n"
+        "  HINT: each patient_id must appear once",
+        "events.csv, row 4, column 'date': invalid date (not shown: it may be a name or an identifier in the wrong "
+        "column)\n  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
+        "events.csv, row 5, column 'patient_id': unknown patient_id (not in the patients file)\n"
+        "  HINT: export events for the same patients as the patients file",
+        "events.csv: 2 rows are of patients whose row in the patients file has a problem\n"
+        "  HINT: fix those rows, and these are read with them",
+    ]
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.rejects[["file", "row", "problem"]].values.tolist() == [
+        ["patients.csv", 4, "invalid date '31/02/2019'"],
+        ["patients.csv", 5, "duplicate patient_id (first seen on row 4)"],
+        ["events.csv", 2, "its patient's row in the patients file has a problem (row 4)"],
+        ["events.csv", 3, "its patient's row in the patients file has a problem (row 4)"],
+        ["events.csv", 4, "invalid date (not shown: it may be a name or an identifier in the wrong column)"],
+        ["events.csv", 5, "unknown patient_id (not in the patients file)"],
+    ]
+    assert extract.rejected_rows == 6
+    assert extract.con.execute("SELECT count(*) FROM events").fetchone()[0] == 0
 
 
 @pytest.mark.parametrize("fmt", ["csv", "parquet"])
@@ -412,3 +493,33 @@ def test_row_numbers_count_blank_lines_as_a_spreadsheet_does(tmp_path):
         "clinician_id": None,
     }  # fmt: skip
     assert str(extract.warnings[0]).startswith("patients.csv, row 4, column 'nhs_number'")
+
+
+def test_an_end_date_in_year_9999_means_no_end_but_an_event_in_9999_is_a_bad_row(tmp_path):
+    """Some systems write 9999-12-31 for "still registered"; as an event date it is a slip."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,date_of_birth,registered_to,date_of_death\n"
+        "P1,2015-02-01,9999-12-31,\nP2,2016-03-04,31/12/9999 00:00,31/12/9999\n",
+        events_csv="patient_id,code,date\nP1,1,2026-01-01\nP1,2,9999-12-31\nP2,3,0202-01-01\n",
+    )
+    assert [p.split("\n")[0] for p in _problems(folder)] == [
+        "events.csv, row 3, column 'date': date '9999-12-31' has a year outside 1850-2200",
+        "events.csv, row 4, column 'date': date '0202-01-01' has a year outside 1850-2200",
+    ]
+    extract = read_extract(folder, skip_bad_rows=True)
+    ends = extract.con.execute("SELECT registered_to, date_of_death FROM patients ORDER BY _row").fetchall()
+    assert ends == [(None, None), (None, None)]
+
+
+def test_a_missing_column_is_not_taken_for_one_already_read(tmp_path):
+    """Without date_of_birth, the date_of_death column (already read as itself) is not offered in its place."""
+    folder = _write(tmp_path / "x", patients_csv="patient_id,date_of_death\nP1,\n", events_csv=EVENTS)
+    assert _problems(folder) == [
+        f"{folder / 'patients.csv'}: missing required column 'date_of_birth' (found: patient_id, date_of_death)\n"
+        "  HINT: map your header to it in a mapping file (--mapping; see rules/mapping.example.yaml)"
+    ]
+    (folder / "patients.csv").write_text("patient_id,date_of_death,Date of Brith\nP1,,2015-01-01\n")
+    [problem] = _problems(folder)
+    assert problem.endswith("HINT: is it 'Date of Brith'? Map it with --mapping: patients: {columns: "
+                            "{'Date of Brith': date_of_birth}}")  # fmt: skip

@@ -1,0 +1,224 @@
+"""A practice system's CSV export copied into DuckDB as it is: every value text, rows in line order.
+
+Real exports differ, and each difference is read rather than refused:
+
+* **Encoding**: UTF-8, with or without a BOM; Windows-1252 (found while DuckDB reads: a line that is not
+  UTF-8 is a rejected line of type INVALID ENCODING); UTF-16 with a BOM (Excel's "Unicode Text").
+  Windows-1252 and UTF-16 files are read through a private UTF-8 copy.
+* **Delimiter**: commas; when the header line has no comma but one of ``;``, tab or ``|``, that one
+  (Excel in locales with a decimal comma saves semicolons, "Unicode Text" saves tabs). Fields are quoted as
+  RFC 4180 says, with double quotes, and nothing is guessed per row, so a broken quote is reported by line.
+* **Excel's ``sep=;`` first line** names the delimiter and is skipped. Excel hides it too, so row numbers
+  stay as the spreadsheet shows them (header row 1); line numbers of malformed rows are the file's own.
+* **Mixed line endings** (CRLF and LF in one file, e.g. two exports joined): DuckDB refuses the file, so it
+  is read through a copy with LF endings. Line numbers do not change.
+* **Blank lines**: DuckDB skips them; ``spreadsheet_rows`` turns record numbers back into the rows a
+  spreadsheet shows, which count them.
+"""
+
+from __future__ import annotations
+
+import bisect
+import codecs
+import csv
+import io
+import mmap
+import os
+import re
+from dataclasses import dataclass, replace
+from functools import lru_cache
+from pathlib import Path
+
+import duckdb
+
+from casefind.errors import ExtractError, Problem
+
+DELIMITERS = (",", ";", "\t", "|")
+_SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n?')  # Excel's delimiter line, sometimes quoted by other tools
+_INVALID_STATE = "CSV Parser state machine reached an invalid state"  # DuckDB, on mixed line endings
+
+
+@dataclass(frozen=True)
+class CsvLayout:
+    """How a CSV file is laid out, and the file DuckDB read for it."""
+
+    path: Path  # the user's file
+    encoding: str = "utf-8"  # utf-8, cp1252 or utf-16
+    delimiter: str = ","
+    sep_line: bool = False  # the file starts with Excel's 'sep=' line
+    read: Path | None = None  # the user's file, or a private UTF-8 copy (removed with the read's workdir)
+
+
+def read_csv(con, name: str, path: Path, shown: str, workdir: Path, expected: str) -> CsvLayout:
+    """Copy the CSV file ``path`` into the table ``file_<name>`` (every column VARCHAR, ``rowid`` in line
+    order). ``shown`` names the file in messages; ``expected`` says what its header should hold.
+
+    Raises ExtractError for an empty file, a header that cannot be used, and malformed lines (all listed).
+    """
+    with path.open("rb") as handle:
+        start = handle.read(4096)
+    if not start.strip(codecs.BOM_UTF8 + b" \t\r\n"):
+        raise ExtractError(Problem(shown, f"the file is empty: expected a header row with {expected}"))
+    utf16 = start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
+    if b"\x00" in start and not utf16:  # no text but UTF-16 (and UTF-32) has NUL bytes
+        raise ExtractError(
+            Problem(
+                shown,
+                "not a text file in a known encoding (it holds NUL bytes: UTF-16 without a byte-order mark?)",
+                "save it as 'CSV UTF-8 (Comma delimited)'",
+            )
+        )
+    for encoding in ("utf-16",) if utf16 else ("utf-8", "cp1252"):  # cp1252 decodes any bytes
+        layout = _layout(path, encoding, shown)
+        read = layout and _copy(con, name, layout, shown, workdir)
+        if read:
+            break
+    malformed = con.execute(  # one message per line (DuckDB records each surplus field)
+        f"SELECT line, arg_max(error_message, column_idx) FROM rejects_{name} GROUP BY line ORDER BY line"
+    ).fetchall()
+    if malformed:
+        raise ExtractError(
+            [
+                Problem(
+                    f"{shown}, line {line + read.sep_line}",  # the copy DuckDB read has no 'sep=' line
+                    f"malformed row: {msg}",
+                    "fix the quoting or the number of fields; "
+                    "--skip-bad-rows cannot skip a row whose fields cannot be told apart",
+                )
+                for line, msg in malformed
+            ]
+        )
+    return read
+
+
+def _layout(path: Path, encoding: str, shown: str) -> CsvLayout | None:
+    """The delimiter, and whether there is an Excel ``sep=`` line, from the first lines of ``path`` read as
+    ``encoding``; None when those lines are not in it."""
+    try:
+        with path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as handle:
+            first = handle.readline()
+            sep = _SEP_LINE.fullmatch(first)
+            header = handle.readline() if sep else first
+    except UnicodeDecodeError:
+        return None
+    if sep:
+        delimiter = sep.group(1)
+        if delimiter not in DELIMITERS:
+            raise ExtractError(
+                Problem(f"{shown}, line 1", f"'sep=' names {delimiter!r} as the delimiter", "save it as CSV (commas)")
+            )
+    else:
+        found = [d for d in DELIMITERS if d in header]
+        delimiter = found[0] if len(found) == 1 else ","
+    return CsvLayout(path, encoding, delimiter, bool(sep))
+
+
+def _copy(con, name: str, layout: CsvLayout, shown: str, workdir: Path, copy: bool = False) -> CsvLayout | None:
+    """Copy the file into ``file_<name>`` and return its layout with the file read. None, with nothing
+    copied, when the file is not in ``layout.encoding``.
+
+    DuckDB reads a UTF-8 file itself, checking every byte as it goes (an invalid sequence is a rejected line
+    of type INVALID ENCODING), so no separate pass is needed. Other encodings, and files with a ``sep=``
+    line (DuckDB's ``skip`` silently read nothing after a CRLF 'sep=' line), are read through a copy; so is
+    a UTF-8 file with mixed line endings, which DuckDB refuses.
+    """
+    direct = not copy and layout.encoding == "utf-8" and not layout.sep_line
+    try:
+        read = layout.path if direct else _utf8_copy(layout, workdir)
+    except UnicodeDecodeError:
+        return None
+    header = _header(read, layout.delimiter, shown)
+    columns = "{" + ", ".join(_sql_str(h) + ": 'VARCHAR'" for h in header) + "}"
+    scan = (  # no sniffing: RFC 4180 double quotes, so a broken quote is reported by line
+        f"read_csv({_sql_str(str(read))}, header=true, auto_detect=false, columns={columns}, "
+        f"delim={_sql_str(layout.delimiter)}, quote='\"', escape='\"', store_rejects=true, "
+        f"rejects_table='rejects_{name}', rejects_scan='rejects_scan_{name}')"
+    )
+    con.execute("SET preserve_insertion_order = true")  # rowid is the line order: the row numbers
+    try:
+        con.execute(f"CREATE TEMP TABLE file_{name} AS SELECT * FROM {scan}")
+    except duckdb.Error as exc:
+        if direct and _INVALID_STATE in str(exc):  # mixed line endings: a copy has LF only
+            return _copy(con, name, layout, shown, workdir, copy=True)
+        raise ExtractError(Problem(shown, f"cannot read as CSV: {str(exc).splitlines()[0]}")) from None
+    finally:
+        con.execute("SET preserve_insertion_order = false")
+    [(not_utf8,)] = con.execute(f"SELECT count(*) FROM rejects_{name} WHERE error_type = 'INVALID ENCODING'").fetchall()
+    if not_utf8:
+        for leftover in (f"file_{name}", f"rejects_{name}", f"rejects_scan_{name}"):
+            con.execute(f"DROP TABLE {leftover}")
+        return None
+    return replace(layout, read=read)
+
+
+def _utf8_copy(layout: CsvLayout, workdir: Path) -> Path:
+    """A private UTF-8 copy of the file with LF line endings (Python's universal newlines) and without its
+    ``sep=`` line. Raises UnicodeDecodeError when a UTF-8 file is not UTF-8 after all."""
+    target = workdir / f"{layout.path.stem}.{layout.encoding}.utf8.csv"
+    errors = "strict" if layout.encoding == "utf-8" else "replace"  # cp1252 leaves 5 bytes undefined
+    fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    encoding = "utf-8-sig" if layout.encoding == "utf-8" else layout.encoding
+    with (
+        layout.path.open("r", encoding=encoding, errors=errors, newline=None) as src,
+        os.fdopen(fd, "w", encoding="utf-8", newline="\n") as dst,
+    ):
+        if layout.sep_line:
+            src.readline()
+        for block in iter(lambda: src.read(1 << 20), ""):
+            dst.write(block)
+    return target
+
+
+def _header(path: Path, delimiter: str, shown: str) -> list[str]:
+    """The header row, read as the CSV module reads it; blank names become column1, column2 ..."""
+    with path.open(encoding="utf-8-sig", newline="") as handle:
+        header = next(csv.reader(handle, delimiter=delimiter), [])
+    names = [h.strip() or f"column{i + 1}" for i, h in enumerate(header)]
+    repeated = sorted({n for n in names if names.count(n) > 1})
+    if repeated:
+        raise ExtractError(
+            Problem(shown, f"the header repeats column(s) {', '.join(repeated)}", "give every column its own name")
+        )
+    return names
+
+
+def _sql_str(text: str) -> str:
+    return "'" + text.replace("'", "''") + "'"
+
+
+# ------------------------------------------------------------------------------------------ row numbers
+
+
+def spreadsheet_rows(layout: CsvLayout, records: list[int]) -> list[int]:
+    """Record numbers (``rowid + 2``: the first record after the header is 2) as the rows a spreadsheet
+    shows, which count blank lines. The file is read again in full only when a quick search finds one."""
+    after = _records_after_blank_lines(layout)
+    return [r + bisect.bisect_right(after, r - 2) for r in records]
+
+
+def _records_after_blank_lines(layout: CsvLayout) -> tuple[int, ...]:
+    """For each blank line after the header of the file read, the number of records before it, in order."""
+    stat = layout.read.stat()  # a run asks about one file more than once: cached per version of the file
+    return _records_after_blank_lines_of(layout.read, layout.delimiter, stat.st_mtime_ns, stat.st_size)
+
+
+@lru_cache(maxsize=8)
+def _records_after_blank_lines_of(path: Path, delimiter: str, mtime_ns: int, size: int) -> tuple[int, ...]:
+    with path.open("rb") as handle:
+        blank = size and _has_blank_line(handle)
+    after, records = [], 0
+    if blank:
+        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+            reader = csv.reader(handle, delimiter=delimiter)
+            next(reader, None)  # the header
+            for record in reader:
+                if record:
+                    records += 1
+                else:
+                    after.append(records)
+    return tuple(after)
+
+
+def _has_blank_line(handle: io.BufferedReader) -> bool:
+    with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
+        return data.find(b"\n\n") >= 0 or data.find(b"\n\r\n") >= 0
