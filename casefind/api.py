@@ -102,12 +102,14 @@ def coding_report(
     suppress: bool = True,
     pseudonymise_clinicians: bool = False,
     progress=None,
+    today: date | None = None,
 ) -> tuple:
     """Coding rates of the protocol's report categories; writes CSVs and report.html into ``out_dir``.
 
-    The report ends by the extract's latest event date (the day it was taken); ``report.notices`` say when
-    ``date_to`` or a compared range was cut short there. ``out_dir`` must not hold an earlier report.
-    Returns the ``casefind.reports.CodingReport`` and the files written.
+    The report ends by the extract's latest event date on or before ``today`` (default: the day it is run),
+    the day the extract was taken; ``report.notices`` say when ``date_to`` or a compared range was cut short
+    there, and how many events are dated after ``today`` (not used to find the end). ``out_dir`` must not
+    hold an earlier report. Returns the ``casefind.reports.CodingReport`` and the files written.
     """
     from casefind import reports  # scipy is slow to import; build-list does not need it
 
@@ -132,7 +134,7 @@ def coding_report(
         suppress=suppress,
         pseudonymise_clinicians=pseudonymise_clinicians,
         progress=progress,
-        extract_end=reports.latest_event_date(extract.con),
+        extract_end=reports.find_extract_end(extract.con, today or date.today()),
     )
     provenance = {
         "protocol": {"name": protocol.name, "version": protocol.version, "sha256": protocol.fingerprint()},

@@ -3,7 +3,7 @@
 Library only: everything works on a DuckDB connection holding the core's ``patients`` and ``events`` tables.
 """
 
-from casefind.reports.measures import ANY_CATEGORY, latest_event_date
+from casefind.reports.measures import ANY_CATEGORY, ExtractEnd, find_extract_end
 from casefind.reports.report import (
     CodingReport,
     ReportOptions,
@@ -16,10 +16,11 @@ from casefind.reports.report import (
 __all__ = [
     "ANY_CATEGORY",
     "CodingReport",
+    "ExtractEnd",
     "ReportOptions",
     "build_coding_report",
     "check_out_dir",
-    "latest_event_date",
+    "find_extract_end",
     "render_html",
     "write_report",
 ]

@@ -31,6 +31,7 @@ from datetime import date
 
 import pandas as pd
 
+from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import OptionError
 from casefind.extract import typed_date_sql
 from casefind.reports import stats
@@ -121,24 +122,45 @@ def pseudonym_map(ids: Iterable[str], salt: str = "casefind") -> dict[str, str]:
     return mapping
 
 
-def latest_event_date(con) -> date | None:
-    """The latest date of any event row read: the day the extract was taken, as near as it can be known.
+@dataclass(frozen=True)
+class ExtractEnd:
+    """The extract's last day as found on ``today``, the day the report is run.
+
+    ``day`` is the latest event date on or before ``today``, None when there is none. An event dated after
+    ``today`` is a typing error (2099 for 2009) or a planned item, not a sign the extract was taken later: such
+    events are only counted (``later_events``, the latest of them ``latest_later``), so that one of them
+    cannot make the months after the extract read as months without codes.
+    """
+
+    day: date | None
+    today: date
+    later_events: int = 0
+    latest_later: date | None = None
+
+
+def find_extract_end(con, today: date) -> ExtractEnd:
+    """The extract's latest event date on or before ``today``, and the events dated after it, in one scan.
 
     Read from ``raw_events`` (every row of the events file, dates as text) when the connection has it, so
     events outside the protocol's codelists and rows rejected for other reasons count too; dates are read
-    as the extract reads them (ISO or UK, years 1850-2200) and unreadable ones are ignored. Otherwise from
-    the typed ``events`` table. None when there is no dated event.
+    as the extract reads them (ISO or UK, years FIRST_YEAR to LAST_YEAR) and unreadable ones are ignored. Otherwise from
+    the typed ``events`` table.
     """
     [(has_raw,)] = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_events'"
     ).fetchall()
     if has_raw:
-        day = typed_date_sql("date")
-        sql = f"SELECT max({day}) FILTER (WHERE year({day}) BETWEEN 1850 AND 2200) FROM raw_events"
+        typed = f"SELECT {typed_date_sql('date')} AS day FROM raw_events"
+        dated = f"SELECT day FROM ({typed}) WHERE year(day) BETWEEN {FIRST_YEAR} AND {LAST_YEAR}"
     else:
-        sql = "SELECT max(date) FROM events"
-    [(latest,)] = con.execute(sql).fetchall()
-    return latest
+        dated = "SELECT date AS day FROM events WHERE date IS NOT NULL"
+    [(day, later, latest_later)] = con.execute(
+        f"""SELECT max(day) FILTER (WHERE day <= $today), count(*) FILTER (WHERE day > $today),
+                   max(day) FILTER (WHERE day > $today)
+            FROM ({dated})""",
+        {"today": today},
+    ).fetchall()
+    return ExtractEnd(day, today, later, latest_later)
 
 
 def _start_sql(p: str, low: str) -> str:

@@ -20,7 +20,7 @@ from casefind.files import write_text
 from casefind.reports import html as h
 from casefind.reports import stats
 from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
-from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, Progress, normalise_breakdowns
+from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, ExtractEnd, Progress, normalise_breakdowns
 from casefind.reports.periods import AgeBand, Period, make_periods, range_period
 from casefind.reports.spc import SPC_COLUMNS, points_only, xmr
 from casefind.reports.tidy_csv import to_csv_text
@@ -65,6 +65,8 @@ class ReportOptions:
     date_to_requested: date | None = None
     compare_requested: tuple[tuple[date, date], tuple[date, date]] | None = None
     extract_end: date | None = None
+    # events dated after the day the report was run, not used to find extract_end (None: not looked for)
+    events_after_today: int | None = None
 
     def as_dict(self) -> dict:
         values = asdict(self)
@@ -106,20 +108,27 @@ def build_coding_report(
     age_bands: Sequence[AgeBand] | None = None,
     clinician_salt: str = "casefind",
     progress: Progress | None = None,
-    extract_end: date | None = None,
+    extract_end: date | ExtractEnd | None = None,
 ) -> CodingReport:
     """Compute every table of the coding-rate report with one scan of ``events``.
 
     ``compare`` is ``((before_from, before_to), (after_from, after_to))``; the rate ratio is after/before.
     ``funnel_unit`` is "practice" or "clinician"; by default practices when the extract has more than one,
     otherwise clinicians. The SPC chart is always of monthly rates, whatever ``by`` is. ``extract_end`` is
-    the day the extract was taken (see :func:`~casefind.reports.measures.latest_event_date`): the report
-    and the compared ranges end by it, and the report's ``notices`` say where they were cut short.
+    the day the extract was taken, or the :class:`~casefind.reports.measures.ExtractEnd` found on the day the
+    report is run (see :func:`~casefind.reports.measures.find_extract_end`): the report and the compared
+    ranges end by it, and the report's ``notices`` say where they were cut short and how many events were
+    dated after the day the report was run. When every event is dated after that day there is no end to
+    cut at: the dates are not cut, and the notice says so.
     """
     chosen = normalise_breakdowns(breakdowns)
     make_periods(date_from, date_to, by)  # the dates as asked for must make sense before they are cut
+    notices, events_after_today = [], None
+    if isinstance(extract_end, ExtractEnd):
+        notices, events_after_today = _later_events_notices(extract_end), extract_end.later_events
+        extract_end = extract_end.day
     requested_to, requested_compare = date_to, _compare_periods(compare)
-    date_to, compare_periods, notices = _clip_to_extract(date_from, date_to, requested_compare, extract_end)
+    date_to, compare_periods, cut_notices = _clip_to_extract(date_from, date_to, requested_compare, extract_end)
     periods = make_periods(date_from, date_to, by)
     months = periods if by == "month" else make_periods(date_from, date_to, "month")
     span = [date_from, date_to] + [d for p in compare_periods for d in (p.start, p.end)]
@@ -137,7 +146,7 @@ def build_coding_report(
     options = ReportOptions(
         age_min, age_max, date_from, date_to, by, chosen, _ranges(compare_periods),
         suppress, pseudonymise_clinicians, unit, tuple(categories),
-        requested_to, _ranges(requested_compare), extract_end,
+        requested_to, _ranges(requested_compare), extract_end, events_after_today,
     )  # fmt: skip
     return CodingReport(
         options=options,
@@ -155,8 +164,24 @@ def build_coding_report(
             "adjustment": result.adjustment,
         },
         compare=compared,
-        notices=tuple(notices),
+        notices=(*notices, *cut_notices),
     )
+
+
+def _later_events_notices(found: ExtractEnd) -> list[str]:
+    """What a reader must know of the events dated after the day the report was run: how many, the latest."""
+    if not found.later_events:
+        return []
+    count, today, latest = found.later_events, found.today.isoformat(), found.latest_later.isoformat()
+    text = (
+        f"1 event is dated {latest}, after the day the report was run ({today}); it was"
+        if count == 1
+        else f"{count} events are dated after the day the report was run ({today}), the latest {latest}; they were"
+    )
+    text += " not used to find the extract's latest event date: such dates are typing errors or planned items."
+    if found.day is None:
+        text += f" No event is dated on or before {today}, so the report's dates are not cut to the extract's end."
+    return [text]
 
 
 def _clip_to_extract(
@@ -170,34 +195,33 @@ def _clip_to_extract(
     if extract_end is None:
         return date_to, compare, []
     end = extract_end.isoformat()
-    hint = f"choose dates up to {end}, or use a later extract"
-    if date_from > extract_end:
-        raise OptionError(
-            Problem("--from", f"{date_from.isoformat()} is after the extract's latest event date ({end})", hint)
-        )
-    notices = []
-    if date_to > extract_end:
-        notices.append(
+    latest, hint = f"the extract's latest event date ({end})", f"choose dates up to {end}, or use a later extract"
+    notices = [
+        _cut_notice(
+            date_from, date_to, extract_end,
+            Problem("--from", f"{date_from.isoformat()} is after {latest}", hint),
             f"The report ends on {end}, the extract's latest event date, not on --to {date_to.isoformat()}: "
-            "the extract holds no codes after it, so later days would read as days with none."
+            "the extract holds no codes after it, so later days would read as days with none.",
         )
-        date_to = extract_end
-    clipped = []
+    ]  # fmt: skip
     for period in compare:
-        if period.start > extract_end:
-            raise OptionError(
-                Problem(
-                    "--compare", f"the range {period.label} starts after the extract's latest event date ({end})", hint
-                )
-            )
-        if period.end > extract_end:
-            notices.append(
+        starts_after = Problem("--compare", f"the range {period.label} starts after {latest}", hint)
+        notices.append(
+            _cut_notice(
+                period.start, period.end, extract_end, starts_after,
                 f"The --compare range {period.label} ends on {end}, the extract's latest event date, "
-                f"not on {period.end.isoformat()}."
+                f"not on {period.end.isoformat()}.",
             )
-            period = range_period(period.start, extract_end)
-        clipped.append(period)
-    return date_to, clipped, notices
+        )  # fmt: skip
+    clipped = [range_period(p.start, min(p.end, extract_end)) for p in compare]
+    return min(date_to, extract_end), clipped, [n for n in notices if n]
+
+
+def _cut_notice(start: date, end: date, extract_end: date, starts_after: Problem, cut_short: str) -> str | None:
+    """Stop with ``starts_after`` if the range starts after ``extract_end``; ``cut_short`` if it ends after it."""
+    if start > extract_end:
+        raise OptionError(starts_after)
+    return cut_short if end > extract_end else None
 
 
 def _ranges(periods: Sequence[Period]) -> tuple[tuple[date, date], ...] | None:

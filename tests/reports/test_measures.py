@@ -6,7 +6,13 @@ import pandas as pd
 import pytest
 
 from casefind.errors import OptionError
-from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, latest_event_date, pseudonym_map
+from casefind.reports.measures import (
+    ANY_CATEGORY,
+    CodingMeasures,
+    ExtractEnd,
+    find_extract_end,
+    pseudonym_map,
+)
 from casefind.reports.periods import AgeBand, make_periods, range_period
 
 from .conftest import CATEGORIES, event, make_connection
@@ -184,13 +190,20 @@ def test_pseudonyms_sharing_six_digits_grow_until_they_differ():
     assert pseudonym_map(["GP00234", "GP03"])["GP00234"] == "C336D4E"
 
 
-def test_latest_event_date_of_a_typed_events_table():
+def test_the_extracts_end_is_the_latest_event_on_or_before_today():
     con = make_connection(
         [("c1", date(2015, 1, 1), None, None, None, "F", "P1")],
-        [event("c1", "1001", date(2024, 3, 10)), event("c1", "9999", date(2024, 11, 2))],
+        [
+            event("c1", "1001", date(2024, 3, 10)),
+            event("c1", "9999", date(2024, 11, 2)),  # the day the report is run: still the extract's end
+            event("c1", "1001", date(2099, 3, 1)),  # 2009 typed as 2099
+            event("c1", "9999", date(2025, 1, 15)),  # a planned review
+        ],
     )
-    assert latest_event_date(con) == date(2024, 11, 2)
-    assert latest_event_date(make_connection([], [])) is None
+    today = date(2024, 11, 2)
+    assert find_extract_end(con, today) == ExtractEnd(today, today, 2, date(2099, 3, 1))
+    assert find_extract_end(con, date(2024, 1, 1)) == ExtractEnd(None, date(2024, 1, 1), 4, date(2099, 3, 1))
+    assert find_extract_end(make_connection([], []), today) == ExtractEnd(None, today, 0, None)
 
 
 def test_suppression_rounds_counts_and_recomputes_rates():

@@ -1,5 +1,6 @@
 """The whole report: byte-identical re-runs, safe files, escaped HTML with no external references."""
 
+import html
 import math
 import os
 import re
@@ -12,6 +13,7 @@ import pytest
 from casefind.errors import OptionError, OutputError
 from casefind.reports import ANY_CATEGORY, build_coding_report, render_html, write_report
 from casefind.reports.html import LINE
+from casefind.reports.measures import find_extract_end
 from casefind.reports.report import compare_csv, rates_csv, spc_csv
 from casefind.reports.spc import xmr
 from casefind.reports.tidy_csv import format_cell
@@ -272,6 +274,40 @@ def test_dates_after_the_extract_are_cut_off_and_said_so():
     html_text = render_html(report, PROVENANCE)
     assert html_text.count('<p class="notice">') == 2
     assert "<title>Safeguarding coding rates, 2024-05-01 to 2024-06-20</title>" in html_text
+
+
+def test_an_event_dated_after_today_does_not_stop_the_cut():
+    con = steady_extract()  # the latest code is on 2024-06-10
+    con.execute("INSERT INTO events VALUES ('c0000', '1001', 'snomed', DATE '2099-03-01', NULL, NULL, 'dr a')")
+    end = find_extract_end(con, today=date(2024, 7, 1))
+    report = build_coding_report(con, CATEGORIES, 0, 17, date(2024, 1, 1), date(2024, 9, 30), extract_end=end)
+    assert report.notices == (
+        "1 event is dated 2099-03-01, after the day the report was run (2024-07-01); it was not used to find the "
+        "extract's latest event date: such dates are typing errors or planned items.",
+        "The report ends on 2024-06-10, the extract's latest event date, not on --to 2024-09-30: the extract "
+        "holds no codes after it, so later days would read as days with none.",
+    )
+    assert report.rates.period_end.max() == date(2024, 6, 10)
+    options = report.options.as_dict()
+    assert (options["date_to"], options["extract_end"], options["events_after_today"]) == (
+        "2024-06-10",
+        "2024-06-10",
+        1,
+    )
+    assert html.unescape(render_html(report, PROVENANCE)).count("1 event is dated 2099-03-01") == 1
+
+
+def test_when_every_event_is_after_today_the_dates_are_not_cut():
+    con = steady_extract()  # 34 events, 2024-01-10 to 2024-06-10
+    end = find_extract_end(con, today=date(2023, 12, 31))
+    report = build_coding_report(con, CATEGORIES, 0, 17, date(2023, 1, 1), date(2024, 9, 30), extract_end=end)
+    assert report.notices == (
+        "34 events are dated after the day the report was run (2023-12-31), the latest 2024-06-10; they were not "
+        "used to find the extract's latest event date: such dates are typing errors or planned items. No event is "
+        "dated on or before 2023-12-31, so the report's dates are not cut to the extract's end.",
+    )
+    options = report.options.as_dict()
+    assert (options["date_to"], options["extract_end"], options["events_after_today"]) == ("2024-09-30", None, 34)
 
 
 @pytest.mark.parametrize(
