@@ -2,9 +2,12 @@
 
 Every file is written atomically (a private temporary file in the same folder, then renamed) and is
 readable by its owner only (0600). Text cells that a spreadsheet would run as a formula (starting with
-``= + - @``, tab or carriage return) are prefixed with ``'`` in CSV; in Excel files every text cell is
-written as a string, never a formula. A ``<file>.provenance.json`` sidecar records the as-of date, the
-protocol name, version and hash, codelist and input file hashes and the casefind version.
+``= + - @``, tab or carriage return) are prefixed with ``'`` in CSV. Excel files have typed cells: numbers
+(rank, age, score ...) as numbers, dates as dates (``yyyy-mm-dd``), missing values as blank cells, and
+everything else, identifiers and codes included, as text that is never a formula; risky text keeps its
+value and carries Excel's quote-prefix flag instead of an apostrophe. A ``<file>.provenance.json``
+sidecar records the as-of date, the protocol name, version and hash, codelist and input file hashes and
+the casefind version.
 """
 
 from __future__ import annotations
@@ -19,10 +22,19 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casefind.errors import OutputError, Problem
-from casefind.files import atomic_write, neutralise_formula
+from casefind.files import FORMULA_STARTS, atomic_write, neutralise_formula
 from casefind.results import CaseList
 
 FORMATS = (".csv", ".parquet", ".json", ".xlsx")
+
+# Identifiers and codes are text in Excel whatever their dtype: an NHS number must never become 9.99E+09.
+_TEXT_COLUMN_ENDINGS = ("_id", "_number", "code", "codes")
+_NUMBER_KINDS = {"integer", "floating", "mixed-integer-float", "decimal"}
+_DATE_KINDS = {"date", "datetime", "datetime64"}
+
+
+def _as_text(value) -> str:
+    return value.isoformat() if hasattr(value, "isoformat") else str(value)
 
 
 def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
@@ -32,9 +44,7 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
         if col == "score":
             out[col] = [f"{v:g}" for v in out[col]]
         else:
-            out[col] = [
-                ("" if pd.isna(v) else (v.isoformat() if hasattr(v, "isoformat") else str(v))) for v in out[col]
-            ]
+            out[col] = [("" if pd.isna(v) else _as_text(v)) for v in out[col]]
     return out
 
 
@@ -105,24 +115,61 @@ def _xlsx_bytes(case_list: CaseList) -> bytes:
     workbook.set_properties(
         {"title": "casefind discussion list", "created": datetime(as_of.year, as_of.month, as_of.day)}
     )
-    bold = workbook.add_format({"bold": True})
-    _write_sheet(workbook, "List", _text_frame(case_list.entries), bold)
-    _write_sheet(workbook, "Adults", _text_frame(case_list.adults), bold)
+    cells = _XlsxCells(workbook)
+    _write_sheet(workbook, "List", case_list.entries, cells)
+    _write_sheet(workbook, "Adults", case_list.adults, cells)
     about = workbook.add_worksheet("Provenance")
     for row, (key, value) in enumerate(_flatten(case_list.info.as_dict())):
-        about.write_string(row, 0, key, bold)
-        about.write_string(row, 1, neutralise_formula(str(value)))
+        about.write_string(row, 0, key, cells.bold)
+        cells.write(about, row, 1, value, _column_kind(key, [value]))
     workbook.close()
     return sink.getvalue()
 
 
-def _write_sheet(workbook, name: str, frame: pd.DataFrame, bold) -> None:
+def _column_kind(name: str, values) -> str:
+    """How a column goes into Excel: 'number', 'date' or 'text', by its name and dtype, never by whether a
+    string looks like a number."""
+    if str(name).endswith(_TEXT_COLUMN_ENDINGS):
+        return "text"
+    kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind in _NUMBER_KINDS:
+        return "number"
+    if kind in _DATE_KINDS:
+        return "date"
+    return "text"
+
+
+class _XlsxCells:
+    """Writes typed cells with one workbook's shared formats."""
+
+    def __init__(self, workbook) -> None:
+        self.bold = workbook.add_format({"bold": True})
+        self.date = workbook.add_format({"num_format": "yyyy-mm-dd"})
+        # Excel's own "this is text" flag: not shown, and the cell stays text if a user edits it. No apostrophe
+        # is needed in the value, as write_string never makes a formula.
+        self.quoted = workbook.add_format({"quote_prefix": True})
+
+    def write(self, sheet, row: int, col: int, value, kind: str) -> None:
+        if pd.api.types.is_scalar(value) and pd.isna(value):
+            return  # a cell never written is blank
+        if kind == "number":
+            sheet.write_number(row, col, value)
+        elif kind == "date":
+            sheet.write_datetime(row, col, pd.Timestamp(value).to_pydatetime(), self.date)
+        else:
+            text = _as_text(value)
+            sheet.write_string(row, col, text, self.quoted if text.startswith(FORMULA_STARTS) else None)
+
+
+def _write_sheet(workbook, name: str, frame: pd.DataFrame, cells: _XlsxCells) -> None:
     sheet = workbook.add_worksheet(name)
     for col, header in enumerate(frame.columns):
-        sheet.write_string(0, col, header, bold)
-    for row, values in enumerate(frame.itertuples(index=False), start=1):
-        for col, value in enumerate(values):
-            sheet.write_string(row, col, neutralise_formula(value))
+        sheet.write_string(0, col, header, cells.bold)
+        kind = _column_kind(header, frame[header])
+        for row, value in enumerate(frame[header], start=1):
+            cells.write(sheet, row, col, value, kind)
+        widest = max((len(_as_text(v)) for v in frame[header] if not pd.isna(v)), default=0)
+        sheet.set_column(col, col, min(max(widest, len(header)) + 2, 50))
     sheet.freeze_panes(1, 0)
 
 

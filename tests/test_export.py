@@ -2,9 +2,10 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import stat
-from datetime import date
+from datetime import date, datetime
 
 import pandas as pd
 import pyarrow.parquet as pq
@@ -80,15 +81,63 @@ def test_csv_columns_and_formula_injection(case_list, tmp_path):
     assert frame.loc[1, "criteria"] == "child_in_need"  # the new birth needs a concern flag
 
 
-def test_xlsx_cells_are_text_never_formulas(case_list, tmp_path):
+def _xlsx_columns(sheet) -> dict[str, list]:
+    """Header -> the cells below it."""
+    headers = [c.value for c in sheet[1]]
+    return {name: [row[i] for row in sheet.iter_rows(min_row=2)] for i, name in enumerate(headers)}
+
+
+def test_xlsx_numbers_and_dates_are_typed_and_identifiers_stay_text(case_list, tmp_path):
     openpyxl = pytest.importorskip("openpyxl")
-    path = export.write_list(case_list, tmp_path / "list.xlsx")
-    sheet = openpyxl.load_workbook(path)["List"]
-    cells = [c for row in sheet.iter_rows() for c in row]
-    assert all(c.data_type != "f" for c in cells)
-    assert sheet["F2"].value.startswith("'=HYPERLINK")
-    about = openpyxl.load_workbook(path)["Provenance"]
-    assert about["A1"].value == "as_of" and about["B1"].value == "2026-11-24"
+    book = openpyxl.load_workbook(export.write_list(case_list, tmp_path / "list.xlsx"))
+    cols = _xlsx_columns(book["List"])
+    for name in ("family_rank", "rank", "age"):
+        assert all(type(c.value) is int and c.data_type == "n" for c in cols[name]), name
+    assert [c.value for c in cols["age"]] == [11, 0]
+    assert all(isinstance(c.value, int | float) and c.data_type == "n" for c in cols["score"])
+    dob = cols["date_of_birth"]
+    assert [c.value for c in dob] == [datetime(2015, 2, 1), datetime(2026, 11, 1)]
+    assert all(c.is_date and c.number_format == "yyyy-mm-dd" for c in dob + cols["latest_evidence"])
+    assert [c.value for c in cols["nhs_number"]] == ["9434765919", None]  # text, and blank when missing
+    assert [c.value for c in cols["patient_id"]] == ["P1", "P2"]
+    # Decided by name, not dtype: even a numeric NHS number column must not become 9.43E+09.
+    numeric_ids = dataclasses.replace(case_list, entries=case_list.entries.assign(nhs_number=[9434765919, 1]))
+    book_ids = openpyxl.load_workbook(export.write_list(numeric_ids, tmp_path / "ids.xlsx"))
+    assert [c.value for c in _xlsx_columns(book_ids["List"])["nhs_number"]] == ["9434765919", "1"]
+    about = {row[0].value: row[1] for row in book["Provenance"].iter_rows()}
+    assert about["as_of"].value == "2026-11-24"
+    assert about["rows_read.patients"].value == 2 and about["rows_read.patients"].data_type == "n"
+
+
+def test_xlsx_ranks_and_ages_sort_as_numbers(make_extract, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    born = [f"{2014 + i}-06-01" for i in range(11)]  # ages 12 down to 2
+    patients = "patient_id | date_of_birth\n" + "\n".join(f"P{i} | {b}" for i, b in enumerate(born))
+    events = "patient_id | code | date\n" + "\n".join(f"P{i} | 342191000000101 | 2026-01-01" for i in range(11))
+    case_list = api.build_list(make_extract(patients=patients, events=events), as_of=AS_OF)
+    cols = _xlsx_columns(openpyxl.load_workbook(export.write_list(case_list, tmp_path / "list.xlsx"))["List"])
+    assert max(c.value for c in cols["rank"]) == 11  # as text, "9" would be the largest
+    assert sorted(c.value for c in cols["age"]) == list(range(2, 13))  # as text, "10" would sort before "2"
+
+
+def test_xlsx_formula_text_keeps_its_value_with_a_quote_prefix(case_list, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    entries = case_list.entries.copy()
+    entries.loc[0, "family_name"] = '=HYPERLINK("http://x","y")'
+    info = dataclasses.replace(case_list.info, warnings=("=1+1 is a formula",))
+    risky = dataclasses.replace(case_list, entries=entries, info=info)
+    book = openpyxl.load_workbook(export.write_list(risky, tmp_path / "list.xlsx"))
+    assert all(c.data_type != "f" for sheet in book for row in sheet.iter_rows() for c in row)
+    cols = _xlsx_columns(book["List"])
+    for cell, text in [
+        (cols["family_name"][0], '=HYPERLINK("http://x","y")'),
+        (cols["family_name"][1], "@Jones"),
+        (cols["given_name"][1], "-Bob"),
+    ]:
+        assert (cell.value, cell.data_type, cell.quotePrefix) == (text, "s", True)
+    assert not cols["given_name"][0].quotePrefix
+    about = {row[0].value: row[1] for row in book["Provenance"].iter_rows()}
+    assert (about["warnings"].value, about["warnings"].quotePrefix) == ("=1+1 is a formula", True)
 
 
 def test_parquet_and_json_keep_codes_as_text(case_list, tmp_path):
