@@ -1,11 +1,12 @@
 """Writing files safely: atomic, owner-only (0600), and spreadsheet-formula safe; reading the small text
-files users edit (mapping, protocol) in the encodings their editors save.
+files users edit (mapping, protocol, codelists) in the encodings their editors save.
 
 Used by every writer (lists, rejects, provenance, coding reports) so the rules live in one place.
 """
 
 from __future__ import annotations
 
+import codecs
 import io
 import os
 import tempfile
@@ -51,9 +52,15 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, over
 
 
 def read_user_text(path: Path) -> str:
-    """A text file a user edited: UTF-8 (with or without a BOM), else Windows-1252 (Notepad's old default),
-    as for extract files. Raises OSError as ``Path.read_bytes`` does."""
-    raw = path.read_bytes()
+    """A text file a user edited, decoded by :func:`decode_user_text`. Raises OSError as ``Path.read_bytes``."""
+    return decode_user_text(path.read_bytes())
+
+
+def decode_user_text(raw: bytes) -> str:
+    """UTF-8 (with or without a BOM), UTF-16 with a BOM (Excel's "Unicode Text"), else Windows-1252 (Notepad's
+    old default), as for extract files."""
+    if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+        return raw.decode("utf-16", errors="replace")
     try:
         return raw.decode("utf-8-sig")
     except UnicodeDecodeError:

@@ -35,7 +35,7 @@ from pydantic import (
 from casefind.codes import SPREADSHEET_NUMBER, sctid_problem
 from casefind.dates import Duration
 from casefind.errors import Problem, ProtocolError
-from casefind.files import read_user_text
+from casefind.files import decode_user_text, read_user_text
 
 MAX_DURATION_YEARS = 150
 # The longest duration a protocol may give, per unit: 150 years of 365.25 days. Longer ones make no sense
@@ -535,7 +535,7 @@ def _read_codelist_file(entry: dict, base: Path, where: str) -> list[Problem]:
         raw = csv_path.read_bytes()
     except OSError as exc:
         return [Problem(where, f"cannot read codelist file '{csv_path}': {exc.strerror}")]
-    rows = csv.reader(io.StringIO(raw.decode("utf-8-sig", errors="replace")))
+    rows = csv.reader(io.StringIO(decode_user_text(raw)))
     fields = [f.strip().lower() for f in next(rows, [])]
     if "code" not in fields:
         return [

@@ -114,6 +114,17 @@ def test_codelist_file_problems_are_located_in_the_file_as_a_spreadsheet_shows_i
     ]
 
 
+@pytest.mark.parametrize(
+    "encoding", ["utf-8", "utf-8-sig", "cp1252", "utf-16"], ids=["utf8", "utf8-bom", "windows-1252", "utf16-bom"]
+)
+def test_codelist_files_are_read_in_the_encodings_editors_save(tmp_path, encoding):
+    path = _write(tmp_path)
+    text = "code,term\r\n342891000000105,Child\u2019s plan ended \u2013 see letter\r\n"
+    (tmp_path / "cl" / "end.csv").write_bytes(text.encode(encoding))
+    [code] = load_protocol(path).codelists["cp_end"].codes
+    assert (code.code, code.term) == ("342891000000105", "Child\u2019s plan ended \u2013 see letter")
+
+
 def test_codes_a_spreadsheet_has_rounded_get_a_hint(tmp_path):
     rows = ["code,term", "3.42891E+14,ended", "1129631000000100,sixteen digits", "342891000000105.0,ended"]
     path = _write(tmp_path, csv="\n".join(rows) + "\n")
