@@ -135,6 +135,7 @@ def build_list(
     quiet: bool = _flag("--quiet", "Print only the summary line, not the table."),
     show_all: bool = _flag("--all", "Also list children below the tier threshold (marked in the notes)."),
     full: bool = _flag("--full", "Name linked adults (the full meeting list), not just relationship."),
+    overwrite: bool = _flag("--overwrite", "Replace an existing --out file, its provenance and rejects files."),
 ) -> None:
     """Build the ranked discussion list for a meeting and print it (and write it with --out)."""
     meeting = _parse_as_of(as_of)
@@ -142,6 +143,8 @@ def build_list(
         raise OptionError(
             f"--out: unknown format '{out_file.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}"
         )
+    rejects_file = export.rejects_path(out_file, meeting)
+    export.check_outputs(out_file, rejects_file if skip_bad_rows else None, overwrite=overwrite)
     case_list = api.build_list(
         data_dir,
         rules=rules,
@@ -152,11 +155,12 @@ def build_list(
         full=full,
     )
     if len(case_list.rejects):
-        path = export.rejects_path(out_file, meeting)
-        export.write_rejects(case_list.rejects, path)
-        case_list = api.with_rejects_file(case_list, str(path))
+        export.write_rejects(case_list.rejects, rejects_file, overwrite=overwrite)
+        case_list = api.with_rejects_file(case_list, str(rejects_file))
+    elif out_file is not None and overwrite:
+        export.remove_stale_rejects(out_file)
     if out_file is not None:
-        export.write_list(case_list, out_file)
+        export.write_list(case_list, out_file, overwrite=overwrite)
     if not quiet:
         _print_list(case_list)
     for warning in case_list.info.warnings:

@@ -195,12 +195,36 @@ def rejects_path(out: Path | None, as_of) -> Path:
     return Path(f"casefind-rejects-{as_of:%Y-%m-%d}.csv")
 
 
-def write_rejects(rejects: pd.DataFrame, path: Path) -> None:
-    atomic_write(path, lambda f: f.write(_csv_bytes(rejects)))
+def check_outputs(out: Path | None, rejects: Path | None, *, overwrite: bool) -> None:
+    """Stop before any work if a file this run would write exists and ``overwrite`` was not given.
+
+    A list is the record of what a meeting was shown: last month's ``list.csv`` must not be replaced because
+    this month's run was given the same name. ``out`` brings its provenance sidecar and rejects file with it
+    (a stale rejects file beside a new list would mislead); ``rejects`` is the rejects file of a run with no
+    ``out``.
+    """
+    paths = [out, provenance_path(out), rejects_path(out, None)] if out is not None else [rejects]
+    existing = [path for path in paths if path is not None and path.exists()]
+    if existing and not overwrite:
+        problems = [Problem(str(path), "already exists (from an earlier run?)") for path in existing]
+        footer = "Nothing was read or written. Choose another --out, or add --overwrite to replace these files."
+        raise OutputError(problems, footer=footer)
 
 
-def write_list(case_list: CaseList, path: str | Path) -> Path:
-    """Write the list to ``path`` in the format its extension names, plus the provenance sidecar."""
+def remove_stale_rejects(out: Path) -> None:
+    """With --overwrite, a rejects file an earlier run left beside ``out`` goes when this run rejects nothing."""
+    rejects_path(out, None).unlink(missing_ok=True)
+
+
+def write_rejects(rejects: pd.DataFrame, path: Path, *, overwrite: bool = False) -> None:
+    atomic_write(path, lambda f: f.write(_csv_bytes(rejects)), overwrite=overwrite)
+
+
+def write_list(case_list: CaseList, path: str | Path, *, overwrite: bool = False) -> Path:
+    """Write the list to ``path`` in the format its extension names, plus the provenance sidecar.
+
+    An existing file is replaced only with ``overwrite`` (see :func:`check_outputs`).
+    """
     path = Path(path)
     suffix = path.suffix.lower()
     writers = {
@@ -214,7 +238,7 @@ def write_list(case_list: CaseList, path: str | Path) -> Path:
             Problem(str(path), f"unknown output format '{suffix or '(none)'}'", f"use one of: {', '.join(FORMATS)}")
         )
     data = writers[suffix]()
-    atomic_write(path, lambda f: f.write(data))
+    atomic_write(path, lambda f: f.write(data), overwrite=overwrite)
     sidecar = json.dumps(case_list.info.as_dict(), indent=2, sort_keys=True) + "\n"
-    atomic_write(provenance_path(path), lambda f: f.write(sidecar.encode()))
+    atomic_write(provenance_path(path), lambda f: f.write(sidecar.encode()), overwrite=overwrite)
     return path

@@ -138,6 +138,40 @@ def test_skip_bad_rows_writes_private_rejects_beside_the_output(make_extract, tm
     assert "1 bad row was left out" in result.output
 
 
+def test_an_earlier_list_is_not_replaced_without_overwrite(make_extract, tmp_path, monkeypatch):
+    good = "patient_id | code | date\nP1 | 342191000000101 | 2026-01-01"
+    bad = good + "\nP1 | 135891007 | 31/02/2024"
+    patients = "patient_id | date_of_birth\nP1 | 2015-01-01"
+    out = tmp_path / "list.csv"
+    args = ["build-list", "--as-of", "2026-11-24", "--skip-bad-rows", "--out", str(out)]
+    first = runner.invoke(app, [*args, str(make_extract(patients=patients, events=bad))], terminal_width=300)
+    assert first.exit_code == 0, first.output
+    written = {path.name: path.read_bytes() for path in tmp_path.glob("list.*")}
+    assert set(written) == {"list.csv", "list.csv.provenance.json", "list.rejects.csv"}
+
+    clean = make_extract(patients=patients, events=good)
+    again = runner.invoke(app, [*args, str(clean)], terminal_width=300)
+    assert again.exit_code == 4
+    for name in written:
+        assert f"- {tmp_path / name}: already exists (from an earlier run?)" in again.output
+    assert "add --overwrite to replace these files" in again.output
+    assert {path.name: path.read_bytes() for path in tmp_path.glob("list.*")} == written
+
+    replaced = runner.invoke(app, [*args, "--overwrite", str(clean)], terminal_width=300)
+    assert replaced.exit_code == 0, replaced.output
+    assert sorted(path.name for path in tmp_path.glob("list.*")) == ["list.csv", "list.csv.provenance.json"]
+    provenance = tmp_path / "list.csv.provenance.json"
+    assert provenance.read_bytes() != written[provenance.name]  # the new run's: no rejects file
+    assert out.stat().st_mode & 0o777 == 0o600
+
+    # Without --out the rejects file is named by the meeting date, in the current folder: kept the same way.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "casefind-rejects-2026-11-24.csv").write_text("kept")
+    no_out = ["build-list", "--as-of", "2026-11-24", "--skip-bad-rows", str(clean)]
+    assert runner.invoke(app, no_out, terminal_width=300).exit_code == 4
+    assert (tmp_path / "casefind-rejects-2026-11-24.csv").read_text() == "kept"
+
+
 def test_internal_errors_hide_details(monkeypatch, make_extract):
     from casefind import api
 
