@@ -296,14 +296,16 @@ def sample_data(
         "2026-11-24", "--as-of", metavar="YYYY-MM-DD", help="Date the practice is generated around."
     ),
     fmt: str = typer.Option("csv", "--format", help="csv or parquet."),
+    overwrite: bool = _flag("--overwrite", "Replace the extract files the folder already holds."),
 ) -> None:
     """Generate a deterministic synthetic practice (no real patients) to try casefind on."""
     from casefind import sample
 
     if fmt not in ("csv", "parquet"):
         raise OptionError(f"--format: expected csv or parquet, got '{fmt}'")
-    directory.mkdir(parents=True, exist_ok=True)
-    summary = sample.generate_practice(directory, patients=patients, seed=seed, as_of=_parse_as_of(as_of), fmt=fmt)
+    summary = sample.generate_practice(
+        directory, patients=patients, seed=seed, as_of=_parse_as_of(as_of), fmt=fmt, overwrite=overwrite
+    )
     out.print(f"Wrote a synthetic practice to {directory}: {summary}", highlight=False, soft_wrap=True)
 
 

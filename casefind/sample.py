@@ -20,13 +20,15 @@ the practice, a child under 5 with no linked adult, and a parent's risk code wit
 from __future__ import annotations
 
 import csv
+import io
 import random
 from dataclasses import dataclass, field
 from datetime import date, timedelta
 from pathlib import Path
 
 from casefind.dates import Duration
-from casefind.errors import OptionError
+from casefind.errors import OptionError, OutputError, Problem
+from casefind.files import atomic_write, write_text
 from casefind.schema import TABLES
 
 AS_OF = date(2026, 11, 24)
@@ -1490,10 +1492,11 @@ def _rows(p: _Practice) -> dict[str, list[tuple[str, ...]]]:
 
 
 def _write_csv(path: Path, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as handle:
-        writer = csv.writer(handle, lineterminator="\n")
-        writer.writerow(columns)
-        writer.writerows(rows)
+    text = io.StringIO(newline="")
+    writer = csv.writer(text, lineterminator="\n")
+    writer.writerow(columns)
+    writer.writerows(rows)
+    write_text(path, text.getvalue())
 
 
 def _write_parquet(path: Path, columns: tuple[str, ...], rows: list[tuple[str, ...]]) -> None:
@@ -1502,7 +1505,7 @@ def _write_parquet(path: Path, columns: tuple[str, ...], rows: list[tuple[str, .
 
     data = {name: [row[i] or None for row in rows] for i, name in enumerate(columns)}
     table = pa.table({name: pa.array(values, type=pa.string()) for name, values in data.items()})
-    pq.write_table(table, path, compression="zstd")
+    atomic_write(path, lambda handle: pq.write_table(table, handle, compression="zstd"))
 
 
 def generate_practice(
@@ -1511,14 +1514,23 @@ def generate_practice(
     seed: int = 1,
     as_of: date = AS_OF,
     fmt: str = "csv",
+    overwrite: bool = False,
 ) -> SampleSummary:
     """Write a synthetic practice extract (one file per table) into ``out_dir`` and describe it.
 
-    Deterministic: the same ``patients``, ``seed`` and ``as_of`` give byte-identical files.
+    Deterministic: the same ``patients``, ``seed`` and ``as_of`` give byte-identical files. A folder that
+    already holds an extract file (of either format) is refused unless ``overwrite``, as it may be a real
+    practice's extract; with ``overwrite`` the other format's files go too, so the folder holds one extract.
     """
     if fmt not in FORMATS:
         raise OptionError(f"format: expected one of {', '.join(FORMATS)}, got '{fmt}'")
     out_dir = Path(out_dir)
+    existing = sorted(path for name in TABLES for f in FORMATS if (path := out_dir / f"{name}.{f}").exists())
+    if existing and not overwrite:
+        raise OutputError(
+            [Problem(str(path), "already exists") for path in existing],
+            footer="Nothing was written. Choose an empty folder, or add --overwrite to replace these files.",
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     practice = _build(patients, seed, as_of)
     tables = _rows(practice)
@@ -1527,6 +1539,8 @@ def generate_practice(
         path = out_dir / f"{name}.{fmt}"
         (_write_csv if fmt == "csv" else _write_parquet)(path, table.column_names, tables[name])
         files.append(path)
+    for path in set(existing) - set(files):
+        path.unlink()  # the other format's: two files for one table would make the extract ambiguous
     planted = tuple(
         sorted(
             (

@@ -86,6 +86,27 @@ def test_too_few_patients_is_refused(tmp_path):
         generate_practice(tmp_path, patients=MIN_PATIENTS - 1)
 
 
+def test_a_folder_holding_an_extract_is_not_overwritten_without_overwrite(tmp_path):
+    from typer.testing import CliRunner
+
+    from casefind.cli import app
+
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    (folder / "events.parquet").write_bytes(b"a real practice's events")
+    args = ["sample-data", str(folder), "--patients", str(SMALL)]
+    refused = CliRunner().invoke(app, args, terminal_width=300)
+    assert refused.exit_code == 4
+    assert f"{folder / 'events.parquet'}: already exists" in refused.output
+    assert sorted(p.name for p in folder.iterdir()) == ["events.parquet"]
+    assert (folder / "events.parquet").read_bytes() == b"a real practice's events"
+
+    replaced = CliRunner().invoke(app, [*args, "--overwrite"], terminal_width=300)
+    assert replaced.exit_code == 0, replaced.output
+    # One extract, in CSV: the Parquet events file would have made 'events' ambiguous.
+    assert sorted(p.name for p in folder.iterdir()) == sorted(f"{name}.csv" for name in TABLES)
+
+
 def test_parquet_holds_the_same_rows_as_csv(tmp_path):
     import pyarrow.parquet as pq
 
