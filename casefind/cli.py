@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 import os
+import re
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -11,6 +12,7 @@ from pathlib import Path
 import typer
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 from casefind import __version__, api, export, schema
 from casefind.errors import ExitCode, OptionError, UserError
@@ -22,8 +24,21 @@ app = typer.Typer(
     pretty_exceptions_enable=False,  # tracebacks could show patient data; see _friendly_errors
     add_completion=False,
 )
-out = Console()
-err = Console(stderr=True)
+# No console markup: names, terms and values come from the extract, and "[/]" in a term must print as typed,
+# not be read as a style (or crash the table). Styles are given as Text spans instead (see _text).
+out = Console(markup=False)
+err = Console(stderr=True, markup=False)
+_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def _text(value, style: str = "") -> Text:
+    """Text from the extract or the user, printed as it reads: control characters, which could make up an escape
+    sequence that drives the terminal, are shown as U+FFFD."""
+    return Text(_CONTROL.sub("\ufffd", str(value)), style=style)
+
+
+def _styled(label: str, style: str, rest: str) -> Text:
+    return Text.assemble((label, style), " ", _text(rest))
 
 
 def _flag(name: str, help: str):
@@ -40,7 +55,7 @@ def _friendly_errors(func):
         try:
             return func(*args, **kwargs)
         except UserError as exc:
-            err.print(f"[bold red]error:[/] {exc.render()}", markup=True, highlight=False, soft_wrap=True)
+            err.print(_styled("error:", "bold red", exc.render()), highlight=False, soft_wrap=True)
             raise typer.Exit(int(exc.exit_code)) from None
         except (typer.Exit, typer.Abort, KeyboardInterrupt):
             raise
@@ -48,9 +63,13 @@ def _friendly_errors(func):
             if os.environ.get("CASEFIND_DEBUG") == "1":
                 raise
             err.print(
-                f"[bold red]internal error:[/] {type(exc).__name__} in casefind {__version__}. Details are hidden "
-                "because they may contain patient data; rerun with CASEFIND_DEBUG=1 to see them, and report the bug "
-                "without sharing patient data.",
+                _styled(
+                    "internal error:",
+                    "bold red",
+                    f"{type(exc).__name__} in casefind {__version__}. Details are hidden because they may contain "
+                    "patient data; rerun with CASEFIND_DEBUG=1 to see them, and report the bug without sharing "
+                    "patient data.",
+                ),
                 highlight=False,
             )
             raise typer.Exit(int(ExitCode.INTERNAL)) from None
@@ -86,14 +105,16 @@ def _print_list(case_list) -> None:
         first = family.iloc[0]
         adults = adults_by_family.get(first.family_id, "")
         header = f"Family {family_rank} ({first.family_id})"
-        table.add_row("", f"[bold]{header}[/]", "", "", "", f"[dim]Adults: {adults or 'none linked'}[/]")
+        table.add_row("", _text(header, "bold"), "", "", "", _text(f"Adults: {adults or 'none linked'}", "dim"))
         for row in family.itertuples():
-            name = ", ".join(p for p in (row.family_name, row.given_name) if isinstance(p, str) and p) or "(no name)"
+            name = ", ".join(p for p in (row.family_name, row.given_name) if isinstance(p, str) and p)
+            # A row staff could not find in the clinical system without its id.
+            name = name or f"(no name; patient_id {row.patient_id})"
             nhs = row.nhs_number if isinstance(row.nhs_number, str) else ""
-            why = row.evidence.replace(" | ", "\n")
+            why = _text(row.evidence.replace(" | ", "\n"))
             if row.notes:
-                why += f"\n[italic]{row.notes}[/]"
-            table.add_row(str(row.rank), name, str(row.age), nhs, f"{row.score:.3g}", why)
+                why.append_text(_text(f"\n{row.notes}", "italic"))
+            table.add_row(str(row.rank), _text(name), str(row.age), _text(nhs), f"{row.score:.3g}", why)
     out.print(table)
 
 
@@ -164,8 +185,8 @@ def build_list(
     if not quiet:
         _print_list(case_list)
     for warning in case_list.info.warnings:
-        err.print(f"[yellow]warning:[/] {warning}", highlight=False, soft_wrap=True)
-    out.print(_summary(case_list.info), highlight=False, soft_wrap=True)
+        err.print(_styled("warning:", "yellow", warning), highlight=False, soft_wrap=True)
+    out.print(_text(_summary(case_list.info)), highlight=False, soft_wrap=True)
     if out_file is not None:
         out.print(f"Wrote {out_file} and {export.provenance_path(out_file).name}.", highlight=False, soft_wrap=True)
 
@@ -239,7 +260,7 @@ def coding_report(
             progress=lambda step: bar.update(task, description=step),
         )
     for notice in report.notices:
-        err.print(f"[yellow]warning:[/] {notice}", highlight=False, soft_wrap=True)
+        err.print(_styled("warning:", "yellow", notice), highlight=False, soft_wrap=True)
     control = "small numbers suppressed" if not no_suppress else "NOT suppressed (for use inside the practice only)"
     out.print(
         f"Coding-rate report {report.options.date_from}..{report.options.date_to} by {by}: {control}. "
@@ -264,14 +285,15 @@ def explain(
         data_dir, patient_id, rules=rules, as_of=_parse_as_of(as_of), mapping=mapping, skip_bad_rows=skip_bad_rows
     )
     for line in result.summary:
-        out.print(line, highlight=False, soft_wrap=True)
+        out.print(_text(line), highlight=False, soft_wrap=True)
     table = Table(title="Criteria", show_lines=True)
     for col in ("criterion", "status", "why"):
         table.add_column(col, overflow="fold")
     for c in result.criteria:
-        table.add_row(f"{c.label}\n[dim]{c.criterion_id}[/]", c.status, "\n".join(c.reasons))
+        label = Text.assemble(_text(c.label), "\n", _text(c.criterion_id, "dim"))
+        table.add_row(label, c.status, _text("\n".join(c.reasons)))
     out.print(table)
-    out.print("Family links on the as-of date: " + "; ".join(result.family), highlight=False, soft_wrap=True)
+    out.print(_text("Family links on the as-of date: " + "; ".join(result.family)), highlight=False, soft_wrap=True)
 
 
 @app.command("schema")

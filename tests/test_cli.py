@@ -172,6 +172,29 @@ def test_an_earlier_list_is_not_replaced_without_overwrite(make_extract, tmp_pat
     assert (tmp_path / "casefind-rejects-2026-11-24.csv").read_text() == "kept"
 
 
+def test_extract_text_prints_as_typed_never_as_terminal_markup(make_extract, monkeypatch):
+    from casefind import cli
+
+    monkeypatch.setattr(cli.out, "width", 300)  # no wrapping inside cells
+    folder = make_extract(
+        patients="patient_id | family_name | given_name | date_of_birth\n"
+        "P1 | O[b]Brien | [/]Amy | 2015-01-01\nP2 | | | 2016-01-01",
+        events="patient_id | code | date | term\n"
+        "P1 | 342191000000101 | 2026-01-01 | [red]Child protection plan[/red]\n"
+        "P2 | 342191000000101 | 2026-02-01 | \x1b[2JCP plan",
+    )
+    result = runner.invoke(app, ["build-list", str(folder), "--as-of", "2026-11-24"], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    assert "O[b]Brien, [/]Amy" in result.output
+    assert "[red]Child protection plan[/red]" in result.output
+    assert "\x1b" not in result.output and "\ufffd[2JCP plan" in result.output  # the escape character is shown as �
+    assert "(no name; patient_id P2)" in result.output  # staff can still find the child
+
+    error = runner.invoke(app, ["build-list", str(folder), "--rules", "[/]rules.yaml"], terminal_width=300)
+    assert error.exit_code == 3, error.output
+    assert "error: [/]rules.yaml: cannot read the protocol file" in error.output
+
+
 def test_internal_errors_hide_details(monkeypatch, make_extract):
     from casefind import api
 
