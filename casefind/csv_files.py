@@ -10,6 +10,11 @@ Real exports differ, and each difference is read rather than refused:
   RFC 4180 says, with double quotes, and nothing is guessed per row, so a broken quote is reported by line.
 * **Excel's ``sep=;`` first line** names the delimiter and is skipped. Excel hides it too, so row numbers
   stay as the spreadsheet shows them (header row 1); line numbers of malformed rows are the file's own.
+* **Lines above the header** (blank lines, or a title such as the search's name and run date, which
+  reporting tools write): the header is the first of the first ``PREAMBLE_LINES`` non-blank lines that is
+  one (the caller's ``is_header`` says which: it holds every required column), or failing that the first
+  with the most fields; the lines above it are skipped.
+  A spreadsheet shows them, so row numbers count them (header row N, first record row N + 1).
 * **Mixed line endings** (CRLF and LF in one file, e.g. two exports joined): DuckDB refuses the file, so it
   is read through a copy with LF endings. Line numbers do not change.
 * **Blank lines**: DuckDB skips them; ``spreadsheet_rows`` turns record numbers back into the rows a
@@ -22,9 +27,11 @@ import bisect
 import codecs
 import csv
 import io
+import itertools
 import mmap
 import os
 import re
+from collections.abc import Callable
 from dataclasses import dataclass, replace
 from functools import lru_cache
 from pathlib import Path
@@ -34,6 +41,7 @@ import duckdb
 from casefind.errors import ExtractError, Problem
 
 DELIMITERS = (",", ";", "\t", "|")
+PREAMBLE_LINES = 20  # how far down a header is looked for when the first line is not one
 _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n?')  # Excel's delimiter line, sometimes quoted by other tools
 _INVALID_STATE = "CSV Parser state machine reached an invalid state"  # DuckDB, on mixed line endings
 
@@ -46,12 +54,27 @@ class CsvLayout:
     encoding: str = "utf-8"  # utf-8, cp1252 or utf-16
     delimiter: str = ","
     sep_line: bool = False  # the file starts with Excel's 'sep=' line
+    preamble: int = 0  # lines a spreadsheet shows above the header (blank or a title), skipped
     read: Path | None = None  # the user's file, or a private UTF-8 copy (removed with the read's workdir)
 
+    @property
+    def skipped(self) -> int:
+        """Lines of the file above the header: not in the copy DuckDB read."""
+        return self.sep_line + self.preamble
 
-def read_csv(con, name: str, path: Path, shown: str, workdir: Path, expected: str) -> CsvLayout:
+
+def read_csv(
+    con,
+    name: str,
+    path: Path,
+    shown: str,
+    workdir: Path,
+    expected: str,
+    is_header: Callable[[list[str]], bool] = lambda fields: True,
+) -> CsvLayout:
     """Copy the CSV file ``path`` into the table ``file_<name>`` (every column VARCHAR, ``rowid`` in line
-    order). ``shown`` names the file in messages; ``expected`` says what its header should hold.
+    order). ``shown`` names the file in messages; ``expected`` says what its header should hold, and
+    ``is_header`` whether a line's fields are a header (for finding one below a title).
 
     Raises ExtractError for an empty file, a header that cannot be used, and malformed lines (all listed).
     """
@@ -69,7 +92,7 @@ def read_csv(con, name: str, path: Path, shown: str, workdir: Path, expected: st
             )
         )
     for encoding in ("utf-16",) if utf16 else ("utf-8", "cp1252"):  # cp1252 decodes any bytes
-        layout = _layout(path, encoding, shown)
+        layout = _layout(path, encoding, shown, is_header)
         read = layout and _copy(con, name, layout, shown, workdir)
         if read:
             break
@@ -80,7 +103,7 @@ def read_csv(con, name: str, path: Path, shown: str, workdir: Path, expected: st
         raise ExtractError(
             [
                 Problem(
-                    f"{shown}, line {line + read.sep_line}",  # the copy DuckDB read has no 'sep=' line
+                    f"{shown}, line {line + read.skipped}",  # the copy DuckDB read starts at the header
                     f"malformed row: {msg}",
                     "fix the quoting or the number of fields; "
                     "--skip-bad-rows cannot skip a row whose fields cannot be told apart",
@@ -91,26 +114,33 @@ def read_csv(con, name: str, path: Path, shown: str, workdir: Path, expected: st
     return read
 
 
-def _layout(path: Path, encoding: str, shown: str) -> CsvLayout | None:
-    """The delimiter, and whether there is an Excel ``sep=`` line, from the first lines of ``path`` read as
-    ``encoding``; None when those lines are not in it."""
+def _layout(path: Path, encoding: str, shown: str, is_header: Callable[[list[str]], bool]) -> CsvLayout | None:
+    """The delimiter, whether there is an Excel ``sep=`` line, and how many lines are above the header, from
+    the first lines of ``path`` read as ``encoding``; None when those lines are not in it."""
     try:
         with path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as handle:
-            first = handle.readline()
-            sep = _SEP_LINE.fullmatch(first)
-            header = handle.readline() if sep else first
+            lines = list(itertools.islice(handle, PREAMBLE_LINES + 2))
     except UnicodeDecodeError:
         return None
-    if sep:
-        delimiter = sep.group(1)
-        if delimiter not in DELIMITERS:
-            raise ExtractError(
-                Problem(f"{shown}, line 1", f"'sep=' names {delimiter!r} as the delimiter", "save it as CSV (commas)")
-            )
-    else:
-        found = [d for d in DELIMITERS if d in header]
-        delimiter = found[0] if len(found) == 1 else ","
-    return CsvLayout(path, encoding, delimiter, bool(sep))
+    sep = _SEP_LINE.fullmatch(lines[0]) if lines else None
+    if sep and sep.group(1) not in DELIMITERS:
+        raise ExtractError(
+            Problem(f"{shown}, line 1", f"'sep=' names {sep.group(1)!r} as the delimiter", "save it as CSV (commas)")
+        )
+    candidates = [i for i in range(bool(sep), len(lines)) if lines[i].strip()][:PREAMBLE_LINES]
+    delimiters = {i: sep.group(1) if sep else _delimiter(lines[i]) for i in candidates}
+    fields = {i: next(csv.reader([lines[i]], delimiter=delimiters[i]), []) for i in candidates}
+    # The first line that is a header; failing that, the first with the most fields (a title has one or two),
+    # so that the header's own problem, such as a misspelt column, is what is reported.
+    widest = max(candidates, key=lambda i: sum(bool(f.strip()) for f in fields[i]), default=int(bool(sep)))
+    header = next((i for i in candidates if is_header(fields[i])), widest)
+    return CsvLayout(path, encoding, delimiters.get(header, ","), bool(sep), header - bool(sep))
+
+
+def _delimiter(header: str) -> str:
+    """The one of ``;``, tab or ``|`` a header line without commas has; else a comma."""
+    found = [d for d in DELIMITERS if d in header]
+    return found[0] if len(found) == 1 else ","
 
 
 def _copy(con, name: str, layout: CsvLayout, shown: str, workdir: Path, copy: bool = False) -> CsvLayout | None:
@@ -122,7 +152,7 @@ def _copy(con, name: str, layout: CsvLayout, shown: str, workdir: Path, copy: bo
     line (DuckDB's ``skip`` silently read nothing after a CRLF 'sep=' line), are read through a copy; so is
     a UTF-8 file with mixed line endings, which DuckDB refuses.
     """
-    direct = not copy and layout.encoding == "utf-8" and not layout.sep_line
+    direct = not copy and layout.encoding == "utf-8" and not layout.skipped
     try:
         read = layout.path if direct else _utf8_copy(layout, workdir)
     except UnicodeDecodeError:
@@ -152,8 +182,8 @@ def _copy(con, name: str, layout: CsvLayout, shown: str, workdir: Path, copy: bo
 
 
 def _utf8_copy(layout: CsvLayout, workdir: Path) -> Path:
-    """A private UTF-8 copy of the file with LF line endings (Python's universal newlines) and without its
-    ``sep=`` line. Raises UnicodeDecodeError when a UTF-8 file is not UTF-8 after all."""
+    """A private UTF-8 copy of the file with LF line endings (Python's universal newlines), from its header
+    on. Raises UnicodeDecodeError when a UTF-8 file is not UTF-8 after all."""
     target = workdir / f"{layout.path.stem}.{layout.encoding}.utf8.csv"
     errors = "strict" if layout.encoding == "utf-8" else "replace"  # cp1252 leaves 5 bytes undefined
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -162,7 +192,7 @@ def _utf8_copy(layout: CsvLayout, workdir: Path) -> Path:
         layout.path.open("r", encoding=encoding, errors=errors, newline=None) as src,
         os.fdopen(fd, "w", encoding="utf-8", newline="\n") as dst,
     ):
-        if layout.sep_line:
+        for _ in range(layout.skipped):
             src.readline()
         for block in iter(lambda: src.read(1 << 20), ""):
             dst.write(block)
@@ -191,9 +221,10 @@ def _sql_str(text: str) -> str:
 
 def spreadsheet_rows(layout: CsvLayout, records: list[int]) -> list[int]:
     """Record numbers (``rowid + 2``: the first record after the header is 2) as the rows a spreadsheet
-    shows, which count blank lines. The file is read again in full only when a quick search finds one."""
+    shows, which count the lines above the header and blank lines. The file is read again in full only when
+    a quick search finds a blank line."""
     after = _records_after_blank_lines(layout)
-    return [r + bisect.bisect_right(after, r - 2) for r in records]
+    return [r + layout.preamble + bisect.bisect_right(after, r - 2) for r in records]
 
 
 def _records_after_blank_lines(layout: CsvLayout) -> tuple[int, ...]:

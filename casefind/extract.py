@@ -189,7 +189,9 @@ def _key(header: str) -> str:
     return re.sub(r"[^a-z0-9]", "", header.lower())
 
 
-def _rename(headers: list[str], table: Table, mapping: TableMapping | None, where: str) -> dict[str, str]:
+def _rename(
+    headers: list[str], table: Table, mapping: TableMapping | None, where: str, *, csv: bool = False
+) -> dict[str, str]:
     """casefind column -> source header. Explicit mapping first, then names that differ only in case, spacing
     or punctuation (``DateOfDeath``, ``Date of death``), then the common export headers in HEADER_SYNONYMS."""
     chosen: dict[str, str] = {}
@@ -205,6 +207,16 @@ def _rename(headers: list[str], table: Table, mapping: TableMapping | None, wher
             if name in table.column_names and name not in chosen and header not in chosen.values():
                 chosen[name] = header
     missing = [c.name for c in table.columns if c.required and c.name not in chosen]
+    if csv and missing and not chosen and any(ch.isdigit() for h in headers for ch in h):
+        # Nothing matched and the "headers" hold digits: most likely a first row of data (dates, codes, ids),
+        # which must not be echoed.
+        raise ExtractError(
+            Problem(
+                where,
+                "the first row names none of casefind's columns and holds digits: is the header row missing?",
+                f"export with column headers; the first row should name {', '.join(missing)}",
+            )
+        )
     if missing:
         problems = []
         unused = [h for h in headers if h not in chosen.values()]  # a header already read is not the one
@@ -217,6 +229,15 @@ def _rename(headers: list[str], table: Table, mapping: TableMapping | None, wher
             problems.append(Problem(where, f"missing required column '{name}' (found: {', '.join(headers)})", hint))
         raise ExtractError(problems)
     return chosen
+
+
+def _has_required(headers: list[str], table: Table, mapping: TableMapping | None) -> bool:
+    """Whether ``headers`` name every required column of ``table``: a header line, not a title above one."""
+    try:
+        _rename([h.strip() for h in headers], table, mapping, "")
+    except ExtractError:
+        return False
+    return True
 
 
 def _quote(name: str) -> str:
@@ -258,9 +279,11 @@ def _register_raw(
         layout = None
     else:
         expected = ", ".join(c.name for c in table.columns if c.required)
-        layout = read_csv(con, table.name, source.path, path, workdir, expected)
+        layout = read_csv(
+            con, table.name, source.path, path, workdir, expected, lambda fields: _has_required(fields, table, mapping)
+        )
         headers = [r[0] for r in con.execute(f"DESCRIBE file_{table.name}").fetchall()]
-        names = _rename(headers, table, mapping, path)
+        names = _rename(headers, table, mapping, path, csv=True)
         types = {h: "VARCHAR" for h in headers}
         scan = f"file_{table.name}"
         row_expr = "rowid + 2"
@@ -293,6 +316,16 @@ def _unused_columns(headers: list[str], names: dict[str, str], table: Table, sou
         if len(unused) == 1 and len(absent) == 1
         else "if one of these columns holds one of those values, map it with --mapping "
         "(see rules/mapping.example.yaml)",
+    )
+
+
+def _preamble_warning(source: SourceFile, layout: CsvLayout) -> Problem:
+    """Lines above the header were skipped: say so, as a title may say what the export holds."""
+    above = layout.preamble
+    return Problem(
+        f"{source.path.name}, row {above + 1}",
+        f"the header is on this row; the {above} line{'s' if above > 1 else ''} above it (blank, or a title such "
+        "as the search's name) were not read",
     )
 
 
@@ -690,6 +723,8 @@ def _read_tables(
             continue
         raw, layout, unused = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
         header_warnings += [unused] if unused else []
+        if layout and layout.preamble:
+            header_warnings.append(_preamble_warning(files[table.name], layout))
         files[table.name] = replace(files[table.name], csv=layout)
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         if table.name == "events" and keep:

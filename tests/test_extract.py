@@ -332,6 +332,51 @@ def test_mixed_line_endings_in_a_windows_1252_file_keep_its_characters(tmp_path)
     assert extract.files["patients"].encoding == "cp1252"
 
 
+@pytest.mark.parametrize(
+    ("above", "encoding"),
+    [
+        pytest.param("Safeguarding search,,\nRun on 24/11/2026 by the practice,,\n\n", "utf-8", id="title-lines"),
+        pytest.param("\r\n\r\n\r\n", "cp1252", id="blank-lines-windows-1252"),
+    ],
+)
+def test_lines_above_the_header_are_skipped_and_counted_in_row_numbers(tmp_path, above, encoding):
+    events = (
+        above + "patient_id,code,date,term\nP1,342191000000101,2026-01-01,Caf\u00e9\nP2,342191000000101,2026-31-01,x\n"
+    )
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events.encode(encoding))
+    header = above.count("\n") + 1  # the header's row in a spreadsheet, which shows the lines above it
+    assert [p.split("\n")[0] for p in _problems(folder)] == [
+        f"events.csv, row {header + 2}, column 'date': invalid date '2026-31-01'"
+    ]
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.con.execute("SELECT patient_id, term FROM events").fetchall() == [("P1", "Caf\u00e9")]
+    assert extract.rejects["row"].tolist() == [header + 2]
+    assert [str(w) for w in extract.warnings if "header" in str(w)] == [
+        f"events.csv, row {header}: the header is on this row; the {header - 1} lines above it (blank, or a title "
+        "such as the search's name) were not read"
+    ]
+    (folder / "events.csv").write_bytes((above + 'patient_id,code,date\nP1,"1,2026-01-01\n').encode(encoding))
+    assert _problems(folder)[0].startswith(f"{folder / 'events.csv'}, line {header + 1}: malformed row")
+
+
+def test_a_title_above_a_misspelt_header_reports_the_header(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="Safeguarding search\npatient_id,code,dte\n")
+    assert _problems(folder) == [
+        f"{folder / 'events.csv'}: missing required column 'date' (found: patient_id, code, dte)\n"
+        "  HINT: is it 'dte'? Map it with --mapping: events: {columns: {'dte': date}}"
+    ]
+
+
+def test_a_file_without_a_header_row_is_named_without_echoing_its_first_row(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="P1,342191000000101,2026-01-01\n")
+    [problem] = _problems(folder)
+    assert problem == (
+        f"{folder / 'events.csv'}: the first row names none of casefind's columns and holds digits: is the header "
+        "row missing?\n  HINT: export with column headers; the first row should name patient_id, code, date"
+    )
+    assert "P1" not in problem
+
+
 def test_problems_in_other_layouts_name_the_spreadsheet_row_and_the_file_line(tmp_path):
     events = 'sep=;\npatient_id;code;date\nP1;1;2026-01-01\n\nP1;2;2026-13-01\nP2;"3;2026-01-01\n'
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
