@@ -27,7 +27,6 @@ import bisect
 import codecs
 import csv
 import io
-import itertools
 import mmap
 import os
 import re
@@ -119,7 +118,12 @@ def _layout(path: Path, encoding: str, shown: str, is_header: Callable[[list[str
     the first lines of ``path`` read as ``encoding``; None when those lines are not in it."""
     try:
         with path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as handle:
-            lines = list(itertools.islice(handle, PREAMBLE_LINES + 2))
+            lines, filled = [], 0
+            for line in handle:  # up to a 'sep=' line and PREAMBLE_LINES non-blank lines after it
+                lines.append(line)
+                filled += bool(line.strip())
+                if filled > PREAMBLE_LINES:
+                    break
     except UnicodeDecodeError:
         return None
     sep = _SEP_LINE.fullmatch(lines[0]) if lines else None
@@ -148,9 +152,9 @@ def _copy(con, name: str, layout: CsvLayout, shown: str, workdir: Path, copy: bo
     copied, when the file is not in ``layout.encoding``.
 
     DuckDB reads a UTF-8 file itself, checking every byte as it goes (an invalid sequence is a rejected line
-    of type INVALID ENCODING), so no separate pass is needed. Other encodings, and files with a ``sep=``
-    line (DuckDB's ``skip`` silently read nothing after a CRLF 'sep=' line), are read through a copy; so is
-    a UTF-8 file with mixed line endings, which DuckDB refuses.
+    of type INVALID ENCODING), so no separate pass is needed. Other encodings, and files with lines above
+    the header (DuckDB's ``skip`` silently read nothing after a CRLF 'sep=' line), are read through a copy
+    that starts at the header; so is a UTF-8 file with mixed line endings, which DuckDB refuses.
     """
     direct = not copy and layout.encoding == "utf-8" and not layout.skipped
     try:

@@ -800,10 +800,10 @@ def _stop(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> ExtractError:
 
 
 def _past_blank_lines(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:
-    """Row numbers as a spreadsheet shows them, past any blank lines in a CSV file (DuckDB skips blank lines,
-    so ``_row`` counts records only), both each problem's row and a row its message names (``REF_ROW``).
-    Worked out only for files with a problem, and only read again in full when a quick search finds a blank
-    line."""
+    """Row numbers as a spreadsheet shows them, counting the lines above a CSV file's header and its blank
+    lines (DuckDB skips blank lines, so ``_row`` counts records only), both each problem's row and a row its
+    message names (``REF_ROW``). Worked out only for files with a problem, and only read again in full when a
+    quick search finds a blank line."""
     rejects = rejects.copy()
     rejects["ref_row"] = rejects["ref_row"].astype("Int64")
     for source in files.values():

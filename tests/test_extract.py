@@ -337,6 +337,7 @@ def test_mixed_line_endings_in_a_windows_1252_file_keep_its_characters(tmp_path)
     [
         pytest.param("Safeguarding search,,\nRun on 24/11/2026 by the practice,,\n\n", "utf-8", id="title-lines"),
         pytest.param("\r\n\r\n\r\n", "cp1252", id="blank-lines-windows-1252"),
+        pytest.param("Title,,\n\n" * 19, "utf-8", id="header-is-the-20th-non-blank-line"),
     ],
 )
 def test_lines_above_the_header_are_skipped_and_counted_in_row_numbers(tmp_path, above, encoding):
