@@ -143,8 +143,8 @@ def find_extract_end(con, today: date) -> ExtractEnd:
 
     Read from ``raw_events`` (every row of the events file, dates as text) when the connection has it, so
     events outside the protocol's codelists and rows rejected for other reasons count too; dates are read
-    as the extract reads them (ISO or UK, years FIRST_YEAR to LAST_YEAR) and unreadable ones are ignored. Otherwise from
-    the typed ``events`` table.
+    as the extract reads them (ISO or UK, years FIRST_YEAR to LAST_YEAR) and unreadable ones are ignored.
+    Otherwise from the typed ``events`` table.
     """
     [(has_raw,)] = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_events'"
