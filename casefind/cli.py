@@ -165,7 +165,9 @@ def build_list(
             f"--out: unknown format '{out_file.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}"
         )
     rejects_file = export.rejects_path(out_file, meeting)
-    export.check_outputs(out_file, rejects_file if skip_bad_rows else None, overwrite=overwrite)
+    # Beside --out, an earlier run's rejects file would pass for this one's: checked even if none can be written.
+    checked = rejects_file if skip_bad_rows or out_file is not None else None
+    export.check_outputs(out_file, checked, overwrite=overwrite)
     case_list = api.build_list(
         data_dir,
         rules=rules,
@@ -179,7 +181,7 @@ def build_list(
         export.write_rejects(case_list.rejects, rejects_file, overwrite=overwrite)
         case_list = api.with_rejects_file(case_list, str(rejects_file))
     elif out_file is not None and overwrite:
-        export.remove_stale_rejects(out_file)
+        rejects_file.unlink(missing_ok=True)  # an earlier run's, beside a list that now has none
     if out_file is not None:
         export.write_list(case_list, out_file, overwrite=overwrite)
     if not quiet:

@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casefind.errors import OutputError, Problem
-from casefind.files import FORMULA_STARTS, atomic_write, neutralise_formula
+from casefind.files import FORMULA_STARTS, atomic_write, neutralise_formula, refuse_existing
 from casefind.results import CaseList
 
 FORMATS = (".csv", ".parquet", ".json", ".xlsx")
@@ -196,24 +196,16 @@ def rejects_path(out: Path | None, as_of) -> Path:
 
 
 def check_outputs(out: Path | None, rejects: Path | None, *, overwrite: bool) -> None:
-    """Stop before any work if a file this run would write exists and ``overwrite`` was not given.
-
-    A list is the record of what a meeting was shown: last month's ``list.csv`` must not be replaced because
-    this month's run was given the same name. ``out`` brings its provenance sidecar and rejects file with it
-    (a stale rejects file beside a new list would mislead); ``rejects`` is the rejects file of a run with no
-    ``out``.
-    """
-    paths = [out, provenance_path(out), rejects_path(out, None)] if out is not None else [rejects]
-    existing = [path for path in paths if path is not None and path.exists()]
-    if existing and not overwrite:
-        problems = [Problem(str(path), "already exists (from an earlier run?)") for path in existing]
-        footer = "Nothing was read or written. Choose another --out, or add --overwrite to replace these files."
-        raise OutputError(problems, footer=footer)
-
-
-def remove_stale_rejects(out: Path) -> None:
-    """With --overwrite, a rejects file an earlier run left beside ``out`` goes when this run rejects nothing."""
-    rejects_path(out, None).unlink(missing_ok=True)
+    """Stop before any work if ``out``, its provenance sidecar or ``rejects`` exists and ``overwrite`` was not
+    given. A list is the record of what a meeting was shown: last month's ``list.csv`` must not be replaced
+    because this month's run was given the same name."""
+    if not overwrite:
+        paths = [out, provenance_path(out)] if out is not None else []
+        refuse_existing(
+            [*paths, rejects] if rejects is not None else paths,
+            "already exists (from an earlier run?)",
+            "Nothing was read or written. Choose another --out, or add --overwrite to replace these files.",
+        )
 
 
 def write_rejects(rejects: pd.DataFrame, path: Path, *, overwrite: bool = False) -> None:

@@ -10,7 +10,7 @@ import codecs
 import io
 import os
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 
 from casefind.errors import OutputError, Problem
@@ -49,6 +49,13 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, over
         if os.path.exists(tmp):
             os.unlink(tmp)
     return path
+
+
+def refuse_existing(paths: Iterable[Path], problem: str, footer: str) -> None:
+    """Stop (OutputError, exit code 4) before any work if any of ``paths`` exists: one problem per file."""
+    existing = [path for path in paths if path.exists()]
+    if existing:
+        raise OutputError([Problem(str(path), problem) for path in existing], footer=footer)
 
 
 def read_user_text(path: Path) -> str:

@@ -27,8 +27,8 @@ from datetime import date, timedelta
 from pathlib import Path
 
 from casefind.dates import Duration
-from casefind.errors import OptionError, OutputError, Problem
-from casefind.files import atomic_write, write_text
+from casefind.errors import OptionError
+from casefind.files import atomic_write, refuse_existing, write_text
 from casefind.schema import TABLES
 
 AS_OF = date(2026, 11, 24)
@@ -1526,10 +1526,11 @@ def generate_practice(
         raise OptionError(f"format: expected one of {', '.join(FORMATS)}, got '{fmt}'")
     out_dir = Path(out_dir)
     existing = sorted(path for name in TABLES for f in FORMATS if (path := out_dir / f"{name}.{f}").exists())
-    if existing and not overwrite:
-        raise OutputError(
-            [Problem(str(path), "already exists") for path in existing],
-            footer="Nothing was written. Choose an empty folder, or add --overwrite to replace these files.",
+    if not overwrite:
+        refuse_existing(
+            existing,
+            "already exists",
+            "Nothing was written. Choose an empty folder, or add --overwrite to replace these files.",
         )
     out_dir.mkdir(parents=True, exist_ok=True)
     practice = _build(patients, seed, as_of)
