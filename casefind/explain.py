@@ -4,7 +4,6 @@ words them."""
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
 from datetime import date
 
@@ -50,14 +49,13 @@ def _hit_text(hit) -> str:
 
 
 def _gestation(row, late_at_weeks: int) -> str:
-    """Why the booking's gestation is not late, as the engine read it (``weeks`` is its reading)."""
+    """Why the booking's gestation is not late, as the engine read it (``weeks``) and shows it (``gestation``)."""
     value = _text(row.value).strip()
     if not value:
         return "no gestation recorded"
     if pd.isna(row.weeks):
         return f"gestation '{value}' could not be read as a number of weeks"
-    shown = f"{value} weeks" if re.fullmatch(r"[0-9.+ ]+", value) else value  # as the engine's evidence shows it
-    return f"gestation {shown} at booking, below {late_at_weeks} weeks"
+    return f"gestation {row.gestation} at booking, below {late_at_weeks} weeks"
 
 
 def _not_late(c: AntenatalBooking, start, rows: pd.DataFrame) -> str:

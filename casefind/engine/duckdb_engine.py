@@ -168,17 +168,21 @@ def gestation_weeks_sql(value: str) -> str:
     return f"TRY_CAST(nullif(regexp_extract(lower(trim({value})), '{_GESTATION}', 1), '') AS DOUBLE)"
 
 
+def gestation_shown_sql(value: str) -> str:
+    """SQL for the gestation as the list shows it: "13+0 weeks", but "14/40" and "14 weeks" as written.
+    ``explain`` reads the same expression."""
+    return f"trim({value}) || CASE WHEN regexp_matches({value}, '^[0-9.+ ]+$') THEN ' weeks' ELSE '' END"
+
+
 def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
     _windows(con, [c], as_of)
     weeks = c.late_at_weeks
     late_by_value = f"{gestation_weeks_sql('s.ev.value')} >= {weeks}" if weeks is not None else "false"
     late_by_code = "(l.ev IS NOT NULL AND l.ev.date >= w.window_start AND (e.ev IS NULL OR l.ev.date >= e.ev.date))"
-    # "13+0 weeks", but "14/40" and "14 weeks" as written
-    as_written = "trim(s.ev.value) || CASE WHEN regexp_matches(s.ev.value, '^[0-9.+ ]+$') THEN ' weeks' ELSE '' END"
     frame = con.execute(
         f"""
         SELECT {_EVIDENCE},
-               CASE WHEN {late_by_value} THEN 'late booking: ' || {as_written} || ' at booking'
+               CASE WHEN {late_by_value} THEN 'late booking: ' || {gestation_shown_sql("s.ev.value")} || ' at booking'
                     WHEN {late_by_code} THEN 'late booking: ' || l.ev.term || ' (' || l.ev.date || ')'
                END AS detail
         {_latest_start_joined("end", "late")}
@@ -464,7 +468,8 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
     ids = [patient_id, *links["relative_id"].unique()]
     latest = con.execute(
         "SELECT patient_id, criterion_id, role, ev.date AS date, ev.code AS code, ev.term AS term, ev.value AS value, "
-        f"{gestation_weeks_sql('ev.value')} AS weeks FROM latest WHERE list_contains(?, patient_id)",
+        f"{gestation_weeks_sql('ev.value')} AS weeks, {gestation_shown_sql('ev.value')} AS gestation "
+        "FROM latest WHERE list_contains(?, patient_id)",
         [ids],
     ).df()
     relatives = con.execute(
