@@ -88,9 +88,27 @@ def _parse_as_of(value: str | None) -> date:
     return date.today() if value is None else _parse_date(value, "--as-of")
 
 
+TABLE_MIN_WIDTH = 110  # below this the "Why" column is too narrow to read: the list is printed stacked
+
+
 def _print_list(case_list) -> None:
+    """The list as a table on a wide terminal; stacked (one block per child, reasons full width below the
+    child's line) on a narrow one or when printed to a file or pipe, which rich takes as 80 columns."""
     info = case_list.info
-    table = Table(title=f"Discussion list for the meeting on {info.as_of:%d %B %Y}", show_lines=True, expand=False)
+    title = f"Discussion list for the meeting on {info.as_of:%d %B %Y}"
+    families = _families(case_list)
+    if out.width < TABLE_MIN_WIDTH:
+        out.print(_text(title, "bold"))
+        for header, adults, children in families:
+            out.print()
+            out.print(_text(header, "bold"))
+            _print_indented(_text(f"Adults: {adults}", "dim"), 5)
+            for rank, name, age, nhs, score, why in children:
+                line = f"{rank:>3}. {name}, age {age}" + (f", NHS {nhs}" if nhs else "") + f", score {score}"
+                out.print(_text(line))
+                _print_indented(why, 5)
+        return
+    table = Table(title=title, show_lines=True, expand=False)
     for name, justify in (
         ("#", "right"),
         ("Name", "left"),
@@ -100,12 +118,28 @@ def _print_list(case_list) -> None:
         ("Why", "left"),
     ):
         table.add_column(name, justify=justify, overflow="fold")
+    for header, adults, children in families:
+        table.add_row("", _text(header, "bold"), "", "", "", _text(f"Adults: {adults}", "dim"))
+        for rank, name, age, nhs, score, why in children:
+            table.add_row(rank, _text(name), age, _text(nhs), score, why)
+    out.print(table)
+
+
+def _print_indented(text: Text, indent: int) -> None:
+    """``text`` wrapped to the terminal with every line indented, and no trailing spaces in a file."""
+    for line in text.wrap(out, max(out.width - indent, 20)):
+        line.rstrip()
+        out.print(Text(" " * indent) + line, soft_wrap=True)
+
+
+def _families(case_list) -> list[tuple[str, str, list[tuple]]]:
+    """Per family, in rank order: its header, its linked adults, and per listed child the cells printed
+    (rank, name, age, NHS number, score, and why: the evidence with any notes)."""
     adults_by_family = family_adults_text(case_list.adults)
+    families = []
     for family_rank, family in case_list.entries.groupby("family_rank", sort=True):
         first = family.iloc[0]
-        adults = adults_by_family.get(first.family_id, "")
-        header = f"Family {family_rank} ({first.family_id})"
-        table.add_row("", _text(header, "bold"), "", "", "", _text(f"Adults: {adults or 'none linked'}", "dim"))
+        children = []
         for row in family.itertuples():
             name = ", ".join(p for p in (row.family_name, row.given_name) if isinstance(p, str) and p)
             # A row staff could not find in the clinical system without its id.
@@ -114,8 +148,10 @@ def _print_list(case_list) -> None:
             why = _text(row.evidence.replace(" | ", "\n"))
             if row.notes:
                 why.append_text(_text(f"\n{row.notes}", "italic"))
-            table.add_row(str(row.rank), _text(name), str(row.age), _text(nhs), f"{row.score:.3g}", why)
-    out.print(table)
+            children.append((str(row.rank), name, str(row.age), nhs, f"{row.score:.3g}", why))
+        header = f"Family {family_rank} ({first.family_id})"
+        families.append((header, adults_by_family.get(first.family_id, "") or "none linked", children))
+    return families
 
 
 def _summary(info) -> str:

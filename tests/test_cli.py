@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import re
 import shlex
 
@@ -249,3 +250,29 @@ def test_full_names_linked_adults_and_default_does_not(make_extract, tmp_path):
     full = api.build_list(folder, as_of=date(2026, 11, 24), full=True).entries["linked_adults"].tolist()
     assert plain == ["mother (patient mum)"]
     assert full == ["mother (patient mum, Sara Khan)"]
+
+
+def test_list_is_stacked_on_a_narrow_terminal_and_a_table_on_a_wide_one(make_extract, monkeypatch):
+    from casefind import cli
+
+    folder = make_extract(
+        patients="patient_id | nhs_number | family_name | given_name | date_of_birth\n"
+        "P1 | 9434765919 | Smith | Amy | 2015-01-01",
+        events="patient_id | code | date | term\n"
+        "P1 | 342191000000101 | 2026-01-01 | Child protection plan with a long description of its category",
+    )
+    args = ["build-list", str(folder), "--as-of", "2026-11-24"]
+    monkeypatch.setattr(cli.out, "width", 60)
+    narrow = runner.invoke(app, args).output.splitlines()
+    child = next(i for i, line in enumerate(narrow) if "Smith, Amy" in line)
+    assert narrow[child] == "  1. Smith, Amy, age 11, NHS 9434765919, score 10"
+    reasons = list(itertools.takewhile(lambda line: line.startswith("     "), narrow[child + 1 :]))
+    assert len(reasons) > 1, "the reason is wrapped under the child, not cut off"
+    assert all(len(line) <= 60 and line == line.rstrip() for line in reasons)
+    assert narrow[child + 1 + len(reasons)].startswith("Read 1 patients")  # then the summary
+    assert "Child protection plan with a long description of its category" in " ".join(x.strip() for x in reasons)
+    assert "┃" not in "".join(narrow)
+
+    monkeypatch.setattr(cli.out, "width", 200)
+    wide = runner.invoke(app, args).output
+    assert "┃ Name" in wide and "│ Smith, Amy" in wide
