@@ -189,25 +189,39 @@ def _key(header: str) -> str:
     return re.sub(r"[^a-z0-9]", "", header.lower())
 
 
-def _rename(
-    headers: list[str], table: Table, mapping: TableMapping | None, where: str, *, csv: bool = False
-) -> dict[str, str]:
-    """casefind column -> source header. Explicit mapping first, then names that differ only in case, spacing
-    or punctuation (``DateOfDeath``, ``Date of death``), then the common export headers in HEADER_SYNONYMS."""
+def _match_headers(
+    headers: list[str], table: Table, mapping: TableMapping | None
+) -> tuple[dict[str, str], dict[str, list[str]]]:
+    """(casefind column -> source header, casefind column -> the several headers that could each be it).
+
+    An explicit mapping first, then names that differ only in case, spacing or punctuation (``DateOfDeath``,
+    ``Date of death``) and the common export headers in HEADER_SYNONYMS. Two such headers for one column
+    (``Date`` and ``Effective Date``, ``DOB`` and ``Date of Birth``) are not chosen between: picking the
+    wrong one would change the list without a word.
+    """
     chosen: dict[str, str] = {}
-    explicit = mapping.columns if mapping else {}
     by_strip = {h.strip(): h for h in headers}
-    for source, target in explicit.items():
+    for source, target in (mapping.columns if mapping else {}).items():
         if source.strip() in by_strip:
             chosen[target] = by_strip[source.strip()]
     by_key = {_key(c): c for c in table.column_names}
-    for synonyms in (False, True):
-        for header in headers:
-            name = HEADER_SYNONYMS.get(_key(header)) if synonyms else by_key.get(_key(header))
-            if name in table.column_names and name not in chosen and header not in chosen.values():
-                chosen[name] = header
-    missing = [c.name for c in table.columns if c.required and c.name not in chosen]
-    if csv and missing and not chosen and any(ch.isdigit() for h in headers for ch in h):
+    candidates: dict[str, list[str]] = {}
+    for header in headers:
+        name = by_key.get(_key(header)) or HEADER_SYNONYMS.get(_key(header))
+        if name in table.column_names and name not in chosen and header not in chosen.values():
+            candidates.setdefault(name, []).append(header)
+    chosen |= {name: found[0] for name, found in candidates.items() if len(found) == 1}
+    return chosen, {name: found for name, found in candidates.items() if len(found) > 1}
+
+
+def _rename(
+    headers: list[str], table: Table, mapping: TableMapping | None, where: str, *, csv: bool = False
+) -> dict[str, str]:
+    """casefind column -> source header (see ``_match_headers``), or every problem with the headers: a
+    required column not found, a column two headers could each be, a mapped header the file does not have."""
+    chosen, ambiguous = _match_headers(headers, table, mapping)
+    missing = [c.name for c in table.columns if c.required and c.name not in chosen and c.name not in ambiguous]
+    if csv and missing and not chosen and not ambiguous and any(ch.isdigit() for h in headers for ch in h):
         # Nothing matched and the "headers" hold digits: most likely a first row of data (dates, codes, ids),
         # which must not be echoed.
         raise ExtractError(
@@ -217,27 +231,44 @@ def _rename(
                 f"export with column headers; the first row should name {', '.join(missing)}",
             )
         )
-    if missing:
-        problems = []
-        unused = [h for h in headers if h not in chosen.values()]  # a header already read is not the one
-        for name in missing:
-            close = difflib.get_close_matches(name, [_normalise(h) for h in unused], n=1, cutoff=0.5)
-            hint = "map your header to it in a mapping file (--mapping; see rules/mapping.example.yaml)"
-            if close:
-                original = next(h for h in unused if _normalise(h) == close[0])
-                hint = f"is it '{original}'? Map it with --mapping: {table.name}: {{columns: {{'{original}': {name}}}}}"
-            problems.append(Problem(where, f"missing required column '{name}' (found: {', '.join(headers)})", hint))
+    problems = []
+    unused = [h for h in headers if h not in chosen.values()]  # a header already read is not the one
+    stripped = {h.strip() for h in headers}
+    for source, target in (mapping.columns if mapping else {}).items():
+        if source.strip() not in stripped:
+            close = difflib.get_close_matches(source.strip(), unused, n=1, cutoff=0.6)
+            problems.append(
+                Problem(
+                    where,
+                    f"the mapping file maps '{source}' to {target}, but there is no column '{source}' "
+                    f"(found: {', '.join(headers)})",
+                    f"did you mean '{close[0]}'?" if close else "copy the header from the file's first row",
+                )
+            )
+    for name, found in ambiguous.items():
+        problems.append(
+            Problem(
+                where,
+                f"columns {' and '.join(repr(h) for h in found)} could each be '{name}'; casefind does not guess",
+                f"say which in a mapping file (--mapping): {table.name}: {{columns: {{'{found[-1]}': {name}}}}}",
+            )
+        )
+    for name in missing:
+        close = difflib.get_close_matches(name, [_normalise(h) for h in unused], n=1, cutoff=0.5)
+        hint = "map your header to it in a mapping file (--mapping; see rules/mapping.example.yaml)"
+        if close:
+            original = next(h for h in unused if _normalise(h) == close[0])
+            hint = f"is it '{original}'? Map it with --mapping: {table.name}: {{columns: {{'{original}': {name}}}}}"
+        problems.append(Problem(where, f"missing required column '{name}' (found: {', '.join(headers)})", hint))
+    if problems:
         raise ExtractError(problems)
     return chosen
 
 
 def _has_required(headers: list[str], table: Table, mapping: TableMapping | None) -> bool:
     """Whether ``headers`` name every required column of ``table``: a header line, not a title above one."""
-    try:
-        _rename([h.strip() for h in headers], table, mapping, "")
-    except ExtractError:
-        return False
-    return True
+    chosen, ambiguous = _match_headers([h.strip() for h in headers], table, mapping)
+    return all(c.name in chosen or c.name in ambiguous for c in table.columns if c.required)
 
 
 def _quote(name: str) -> str:

@@ -181,6 +181,45 @@ def test_mapping_file_typo_is_caught(tmp_path):
     ]
 
 
+def test_two_headers_that_could_each_be_a_column_are_not_guessed_between(tmp_path):
+    """An entry date and an effective date, or a DOB beside a Date of Birth: whichever casefind picked, the list
+    could be wrong without a word. It stops, and a mapping that names one settles it."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,DOB,Date of Birth\nP1,2015-02-01,2015-02-01\n",
+        events_csv="patient_id,code,Date,Effective Date\nP1,342191000000101,2026-11-20,2026-01-01\n",
+    )
+    assert _problems(folder) == [
+        f"{folder / 'patients.csv'}: columns 'DOB' and 'Date of Birth' could each be 'date_of_birth'; casefind "
+        "does not guess\n  HINT: say which in a mapping file (--mapping): patients: {columns: {'Date of Birth': "
+        "date_of_birth}}",
+    ]
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("patients:\n  columns:\n    DOB: date_of_birth\n")
+    assert _problems(folder, mapping=mapping) == [
+        f"{folder / 'events.csv'}: columns 'Date' and 'Effective Date' could each be 'date'; casefind does not "
+        "guess\n  HINT: say which in a mapping file (--mapping): events: {columns: {'Effective Date': date}}",
+    ]
+    mapping.write_text("patients:\n  columns:\n    DOB: date_of_birth\nevents:\n  columns:\n    Effective Date: date\n")
+    extract = read_extract(folder, mapping=mapping)
+    assert extract.con.execute("SELECT date FROM events").fetchall() == [(date(2026, 1, 1),)]
+
+
+def test_a_mapped_header_the_file_lacks_is_reported(tmp_path):
+    """A typo in the mapping's source header would leave the column unread (no household links, say)."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,date_of_birth,Address ID\nP1,2015-02-01,H1\n",
+        events_csv="patient_id,code,date\n",
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("patients:\n  columns:\n    Adress ID: household_id\n")
+    assert _problems(folder, mapping=mapping) == [
+        f"{folder / 'patients.csv'}: the mapping file maps 'Adress ID' to household_id, but there is no column "
+        "'Adress ID' (found: patient_id, date_of_birth, Address ID)\n  HINT: did you mean 'Address ID'?"
+    ]
+
+
 def test_shipped_example_mapping_is_valid():
     from casefind.extract import load_mapping
     from tests.conftest import REPO
