@@ -6,6 +6,20 @@ from __future__ import annotations
 # lost. A regular expression both Python's re and DuckDB's regexp functions read the same way.
 SPREADSHEET_NUMBER = r"[0-9]+([.][0-9]+)?[eE][+-]?[0-9]+|[0-9]{6,}[.]0+"
 
+# A spreadsheet keeps 15 significant digits of a number: 1188261000000103 saved from a column formatted as
+# Number comes back as 1188261000000100, a different, invalid code that no codelist holds.
+SPREADSHEET_DIGITS = 15
+
+
+def spreadsheet_cut(code: str) -> str | None:
+    """``code`` as a spreadsheet saves it when it took it for a number, or None when that leaves it as it is
+    (15 digits or fewer, already ending in zeros, or not all digits)."""
+    if not code.isdigit() or len(code) <= SPREADSHEET_DIGITS:
+        return None
+    cut = code[:SPREADSHEET_DIGITS] + "0" * (len(code) - SPREADSHEET_DIGITS)
+    return cut if cut != code else None
+
+
 # Dihedral group D5 tables from the SNOMED CT Release File Specification, section 6.4.1.
 _D = (
     (0, 1, 2, 3, 4, 5, 6, 7, 8, 9),

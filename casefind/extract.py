@@ -35,7 +35,7 @@ import duckdb
 import pandas as pd
 import yaml
 
-from casefind.codes import SPREADSHEET_NUMBER
+from casefind.codes import SPREADSHEET_NUMBER, spreadsheet_cut
 from casefind.csv_files import CsvLayout, read_csv, spreadsheet_rows
 from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
@@ -485,8 +485,12 @@ class Check:
 REF_ROW = "<row>"  # stands for the row number a message names, until it is as a spreadsheet shows it
 
 
-def _checks(table: Table) -> list[Check]:
-    """Every rule of ``table`` that one row can be checked against (the duplicate-key check is separate)."""
+def _checks(table: Table, cut_codes: dict[str, str] | None = None) -> list[Check]:
+    """Every rule of ``table`` that one row can be checked against (the duplicate-key check is separate).
+
+    ``cut_codes``: protocol codes as a spreadsheet would cut them -> the code (see ``_read_tables``, which
+    keeps the rows with these codes, so the rule that reads them needs no screen of its own).
+    """
     checks = []
     for col in table.columns:
         c = col.name
@@ -510,6 +514,18 @@ def _checks(table: Table) -> list[Check]:
                     screen=f"contains({c}, '+') OR suffix({c}, '.0')",
                 )
             )
+            if cut_codes:
+                whole = " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in sorted(cut_codes.items()))
+                checks.append(
+                    Check(
+                        c,
+                        f"{c} IN ({', '.join(_sql_str(k) for k in sorted(cut_codes))})",
+                        f"'code ''' || {c} || ''' is the protocol''s code ' || (CASE {c} {whole} END) || ' with "
+                        "its last digits lost: a spreadsheet keeps 15 digits of a number'",
+                        "export again without opening the file in a spreadsheet, or format the code column as text",
+                        screen="false",
+                    )
+                )
         if col.type == "date":
             checks.append(
                 Check(
@@ -560,7 +576,9 @@ def _checks(table: Table) -> list[Check]:
     return checks
 
 
-def _collect_problems(con, table: Table, rows: str, source: SourceFile, keep: str | None = None) -> str:
+def _collect_problems(
+    con, table: Table, rows: str, source: SourceFile, keep: str | None = None, cut_codes: dict[str, str] | None = None
+) -> str:
     """Insert every problem of ``src_<table>`` into the ``problems`` table (one row per problem).
 
     ``rows`` holds every row with its key cleaned (``raw_<table>``, or the typed table): the duplicate-key
@@ -570,9 +588,10 @@ def _collect_problems(con, table: Table, rows: str, source: SourceFile, keep: st
     screen), or that ``keep`` (an SQL condition) asks for, into a small table ``checked_<table>``, cleaned;
     its name is returned. The problems are then worked out from that table alone, with the rules'
     conditions on the cleaned values. The screens are plain filter conditions, so DuckDB reads only the
-    columns they need for the millions of good rows, and trims nothing but the rows kept.
+    columns they need for the millions of good rows, and trims nothing but the rows kept. ``cut_codes``: see
+    ``_checks``.
     """
-    checks = _checks(table)
+    checks = _checks(table, cut_codes)
     checked = f"checked_{table.name}"
     wanted = " OR ".join(dict.fromkeys(f"({c.on_file_values})" for c in checks))  # each screen once
     if keep:
@@ -740,10 +759,14 @@ def _read_tables(
         "CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, "
         "hint VARCHAR, ref_tbl VARCHAR, ref_row BIGINT, knock_on BOOLEAN)"
     )
-    keep = None
+    keep, cut_codes = None, None
     if event_codes is not None:
+        event_codes = set(event_codes)
+        cut_codes = {k: code for code in event_codes if (k := spreadsheet_cut(code)) and k not in event_codes}
+        # the codes as a spreadsheet would have cut them are kept too, so that the pass finds them (see _checks)
         con.execute(
-            "CREATE TEMP TABLE event_codes AS SELECT DISTINCT unnest(?::VARCHAR[]) AS code", [sorted(event_codes)]
+            "CREATE TEMP TABLE event_codes AS SELECT DISTINCT unnest(?::VARCHAR[]) AS code",
+            [sorted(event_codes | set(cut_codes))],
         )
         # read on the file's values too: a code with spaces around it is kept anyway, by the code check's screen
         keep = "code IN (SELECT code FROM event_codes)"
@@ -759,7 +782,7 @@ def _read_tables(
         files[table.name] = replace(files[table.name], csv=layout)
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         if table.name == "events" and keep:
-            checked = _collect_problems(con, table, raw, files[table.name], keep)
+            checked = _collect_problems(con, table, raw, files[table.name], keep, cut_codes)
             con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, checked, keep)}")
         elif table.name == "events" and files[table.name].format == "parquet":
             # without event_codes, events stays a view over the file: one pass per query at ICB scale
@@ -769,6 +792,7 @@ def _read_tables(
             con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, raw, every_row=True)}")
             _collect_problems(con, table, table.name, files[table.name])
             con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
+        _refuse_month_first(con, table, files[table.name])
         if table.name == "patients":
             _rejected_patients(con)
 
@@ -785,6 +809,42 @@ def _read_tables(
         rejects[["file", "row", "column", "problem", "record"]],
         header_warnings + _warnings(con, files),
     )
+
+
+US_ONLY_DATE = "0?[1-9]/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?|1[0-2]/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?"
+UK_ONLY_DATE = "(1[3-9]|2[0-9]|3[01])/(0?[1-9]|1[0-2])/[0-9]{4}([ T].*)?"
+
+
+def _refuse_month_first(con, table: Table, source: SourceFile) -> None:
+    """Stop when a date column is written month first (US style), which --skip-bad-rows cannot mend.
+
+    Such a column shows itself by dates that are valid only month first (``11/17/2018``; two or more), with
+    none valid only day first (a day above 12 in front). Only its dates with a day above 12 fail as
+    dd/mm/yyyy; the others would be read with day and month swapped, so leaving out the failing rows would
+    not do. One such date, or dates of both kinds, are slips in a day-first column: bad rows like any other.
+    """
+    for col in (c.name for c in table.columns if c.type == "date"):
+        us_only = f"regexp_full_match(trim({col}), {_sql_str(US_ONLY_DATE)})"
+        found = con.execute(
+            f"SELECT count(*), min(_row) FROM checked_{table.name} WHERE {us_only}"
+        ).fetchone()  # only rows that fail as dd/mm/yyyy can be valid only month first: they were checked
+        if found[0] < 2:
+            continue
+        uk_only = f"regexp_full_match(trim({col}), {_sql_str(UK_ONLY_DATE)})"
+        if con.execute(f"SELECT count(*) FROM src_{table.name} WHERE {uk_only}").fetchone()[0]:
+            continue
+        [(value,)] = con.execute(
+            f"SELECT trim({col}) FROM checked_{table.name} WHERE _row = ?", [found[1]]
+        ).fetchall()
+        [row] = _spreadsheet_rows(source, [found[1]])
+        raise ExtractError(
+            Problem(
+                f"{source.path.name}, column '{col}'",
+                f"dates are written month first (US style), such as '{value}' in row {row}; casefind reads "
+                "dd/mm/yyyy, so the day and month of the others would be swapped",
+                "export the dates as yyyy-mm-dd, or as dd/mm/yyyy (--skip-bad-rows cannot mend this)",
+            )
+        )
 
 
 def _rejected_patients(con) -> None:

@@ -523,6 +523,65 @@ def test_codes_a_spreadsheet_turned_into_numbers_are_bad_rows(tmp_path):
     ]
 
 
+def test_a_protocol_code_a_spreadsheet_cut_to_15_digits_is_a_bad_row(tmp_path):
+    """Excel keeps 15 significant digits: the exploitation code 1188261000000103 saved from a Number column
+    comes back as 1188261000000100, which no codelist holds, so the child would silently drop off the list.
+    A 16-digit code outside the protocol that ends in 0 is left alone."""
+    from casefind.protocol import default_protocol_path, load_protocol
+
+    full = "1188261000000103"
+    cut = full[:15] + "0"
+    assert full in load_protocol(default_protocol_path()).all_codes() and cut not in {full}
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv=f"patient_id,code,date\nP1,{cut},2026-01-01\nP2,1234567890123450,2026-01-01\n",
+    )
+    hint = "  HINT: export again without opening the file in a spreadsheet, or format the code column as text"
+    with pytest.raises(ExtractError) as caught:
+        api.build_list(folder, as_of=AS_OF)
+    assert [str(p) for p in caught.value.problems] == [
+        f"events.csv, row 2, column 'code': code '{cut}' is the protocol's code {full} with its last digits lost: "
+        f"a spreadsheet keeps 15 digits of a number\n{hint}"
+    ]
+    kept = api.build_list(folder, as_of=AS_OF, skip_bad_rows=True)
+    assert kept.rejects[["row", "column"]].values.tolist() == [[2, "code"]]
+
+
+@pytest.mark.parametrize("skip_bad_rows", [False, True])
+def test_a_column_written_month_first_is_refused_whole(tmp_path, skip_bad_rows):
+    """US dates: 11/17/2018 fails as dd/mm/yyyy, but 03/04/2018 would be read as 3 April when it means 4 March.
+    Leaving out the rows that fail would keep the swapped ones, so --skip-bad-rows does not apply."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv="patient_id,code,date\nP1,342191000000101,03/04/2018\nP1,135891007,11/17/2018\n"
+        "P2,135891007,12/25/2019\nP2,135891007,01/02/2020\n",
+    )
+    problems = _problems(folder, skip_bad_rows=skip_bad_rows)
+    assert problems == [
+        "events.csv, column 'date': dates are written month first (US style), such as '11/17/2018' in row 3; "
+        "casefind reads dd/mm/yyyy, so the day and month of the others would be swapped\n"
+        "  HINT: export the dates as yyyy-mm-dd, or as dd/mm/yyyy (--skip-bad-rows cannot mend this)"
+    ]
+
+
+def test_day_first_dates_with_month_first_slips_are_bad_rows(tmp_path):
+    """A day above 12 in front shows the column is day first: dates valid only month first are slips."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv="patient_id,code,date\nP1,135891007,25/12/2019\nP1,135891007,11/17/2018\n"
+        "P2,135891007,12/25/2019\n",
+    )
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.rejects[["row", "problem"]].values.tolist() == [
+        [3, "invalid date '11/17/2018'"],
+        [4, "invalid date '12/25/2019'"],
+    ]
+    assert extract.con.execute("SELECT date FROM events").fetchall() == [(date(2019, 12, 25),)]
+
+
 def test_a_value_in_the_wrong_column_is_not_echoed(tmp_path):
     """A shifted row or a header mapped to the wrong column puts names and NHS numbers where dates, codes and
     choices belong; messages quote a value only when it has the shape of what the column holds."""
