@@ -432,16 +432,20 @@ def nhs_number_invalid_sql(text: str, number: str) -> str:
 # A value in a message is quoted only when it has the shape of what the column should hold: in the wrong
 # column (a shifted row, a header mapped to the wrong column) it could be a name or an NHS number, and no
 # message carries those. Names have no digits; NHS numbers and most identifiers have no date separators.
-DATE_SHAPED = "[0-9]{1,4}([-/. ][0-9]{1,4}){1,2}([ T][0-9:.]{1,15})?"
+# (a month of one or two digits in the middle: an NHS number written 943 476 5919 is not date-shaped)
+DATE_SHAPED = "[0-9]{1,4}[-/. ][0-9]{1,2}([-/. ][0-9]{1,4})?([ T][0-9]{1,2}(:[0-9]{1,2}){1,2}([.][0-9]{1,9})?)?"
 CODE_SHAPED = '[0-9.]*[0-9][0-9.]*[ ,"]+[0-9.]*'  # digits split by a space, comma or quote: '3421 91'
-CHOICE_SHAPED = "[A-Za-z_ ]{0,2}|[A-Za-z_ ]*[0-9][A-Za-z0-9_ ]*"  # one or two letters, or with a digit: 'icd10'
+CHOICE_SHAPED = "[A-Za-z_ ]{0,2}|[A-Za-z]{3}[A-Za-z_ -]*[0-9]{1,2}"  # one or two letters, or a word and a number: 'icd10'
+NHS_NUMBER_RUN = "(^|[^0-9])[0-9]{10}([^0-9]|$)"
 NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
 
 
 def _echo(expr: str, shape: str) -> str:
-    """SQL text: ``expr`` in quotes if it matches the regular expression ``shape``, else NOT_SHOWN."""
+    """SQL text: ``expr`` in quotes if it matches the regular expression ``shape`` and holds no run of exactly
+    ten digits (an NHS number's length), else NOT_SHOWN."""
     quoted = f"'''' || {expr} || ''''"
-    return f"CASE WHEN regexp_full_match({expr}, {_sql_str(shape)}) THEN {quoted} ELSE {_sql_str(NOT_SHOWN)} END"
+    shown = f"regexp_full_match({expr}, {_sql_str(shape)}) AND NOT regexp_matches({expr}, {_sql_str(NHS_NUMBER_RUN)})"
+    return f"CASE WHEN {shown} THEN {quoted} ELSE {_sql_str(NOT_SHOWN)} END"
 
 
 def _choice_sql(expr: str, col: Column) -> str:

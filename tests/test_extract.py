@@ -588,21 +588,31 @@ def test_a_value_in_the_wrong_column_is_not_echoed(tmp_path):
     folder = _write(
         tmp_path / "x",
         patients_csv="patient_id,family_name,date_of_birth\nP1,Smith,Ellison\nP2,Jones,9434765919\n"
-        "P3,Khan,2015-02-30\nP4,Ali,2016-01-01\n",
+        "P3,Khan,2015-02-30\nP4,Ali,2016-01-01\nP5,Roe,943 476 5919\n",
         events_csv='patient_id,code,date,code_system\nP4,"Mary Smith",2026-01-01,snomed\n'
-        "P4,135891007,2026-01-01,Smithson\nP4,135891007,2026-01-01,icd10\n",
+        "P4,135891007,2026-01-01,Smithson\nP4,135891007,2026-01-01,icd10\nP4,135891007,2026-01-01,9434765919\n"
+        'P4,135891007,2026-01-01,P00012\nP4,"9434765919,1358",2026-01-01,snomed\n',
+        appointments_csv="patient_id,date,status\nP4,2026-01-01,9434765919\n",
     )
     hidden = "(not shown: it may be a name or an identifier in the wrong column)"
     problems = _problems(folder)
+    systems = "(expected one of: snomed, read2, ctv3, emis)"
     assert [p.split("\n")[0] for p in problems] == [
         f"patients.csv, row 2, column 'date_of_birth': invalid date {hidden}",
         f"patients.csv, row 3, column 'date_of_birth': invalid date {hidden}",
         "patients.csv, row 4, column 'date_of_birth': invalid date '2015-02-30'",
+        f"patients.csv, row 6, column 'date_of_birth': invalid date {hidden}",
         f"events.csv, row 2, column 'code': code {hidden} contains a quote, comma or space",
-        f"events.csv, row 3, column 'code_system': unknown value {hidden} (expected one of: snomed, read2, ctv3, emis)",
-        "events.csv, row 4, column 'code_system': unknown value 'icd10' (expected one of: snomed, read2, ctv3, emis)",
+        f"events.csv, row 3, column 'code_system': unknown value {hidden} {systems}",
+        f"events.csv, row 4, column 'code_system': unknown value 'icd10' {systems}",
+        f"events.csv, row 5, column 'code_system': unknown value {hidden} {systems}",
+        f"events.csv, row 6, column 'code_system': unknown value {hidden} {systems}",
+        f"events.csv, row 7, column 'code': code {hidden} contains a quote, comma or space",
+        f"appointments.csv, row 2, column 'status': unknown value {hidden} (expected one of: attended, "
+        "did_not_attend, was_not_brought, cancelled_by_patient, cancelled_by_practice, booked)",
     ]
-    assert not any(secret in p for p in problems for secret in ("Ellison", "Smith", "9434765919"))
+    secrets = ("Ellison", "Smith", "9434765919", "943 476 5919", "P00012")
+    assert not any(secret in p for p in problems for secret in secrets)
 
 
 def test_a_mapping_file_saved_as_windows_1252_is_read(tmp_path):
