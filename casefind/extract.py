@@ -329,25 +329,37 @@ def _register_raw(
             selects.append(f"CAST({_quote(header)} AS VARCHAR) AS {col.name}")
     con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
     con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned_columns(table)} FROM src_{table.name}")
-    return raw, layout, _unused_columns(list(types), names, table, source)
+    return raw, layout, _column_warnings(list(types), names, table, source)
 
 
-def _unused_columns(headers: list[str], names: dict[str, str], table: Table, source: SourceFile) -> Problem | None:
-    """A warning when the file has columns casefind did not use and lacks optional ones: a ``DOD`` or
-    ``Deregistered`` column left unread would silently list a child who has died or moved away."""
+def _column_warnings(headers: list[str], names: dict[str, str], table: Table, source: SourceFile) -> list[Problem]:
+    """Warnings about the file's columns: each absent optional column that changes the list (its schema
+    ``if_absent``), and columns casefind did not use when optional ones are absent (a ``DOD`` or
+    ``Deregistered`` column left unread would silently list a child who has died or moved away)."""
+    warnings = [
+        Problem(
+            source.path.name,
+            f"no {c.name} column: {c.if_absent}",
+            "if the file has it under another header, map it with --mapping (see rules/mapping.example.yaml)",
+        )
+        for c in table.columns
+        if c.if_absent and c.name not in names
+    ]
     unused = [h for h in headers if h not in names.values()]
     absent = [c.name for c in table.columns if c.name not in names]
     if not unused or not absent:
-        return None
-    return Problem(
-        source.path.name,
-        f"column{'s' if len(unused) > 1 else ''} {', '.join(repr(h) for h in unused)} not used, and no column "
-        f"was found for {', '.join(absent)}",
-        f"map it with --mapping, e.g. {table.name}: {{columns: {{'{unused[0]}': {absent[0]}}}}}"
-        if len(unused) == 1 and len(absent) == 1
-        else "if one of these columns holds one of those values, map it with --mapping "
-        "(see rules/mapping.example.yaml)",
-    )
+        return warnings
+    return [  # (it names the absent columns that have a warning of their own too)
+        Problem(
+            source.path.name,
+            f"column{'s' if len(unused) > 1 else ''} {', '.join(repr(h) for h in unused)} not used, and no column "
+            f"was found for {', '.join(absent)}",
+            f"map it with --mapping, e.g. {table.name}: {{columns: {{'{unused[0]}': {absent[0]}}}}}"
+            if len(unused) == 1 and len(absent) == 1
+            else "if one of these columns holds one of those values, map it with --mapping "
+            "(see rules/mapping.example.yaml)",
+        )
+    ]
 
 
 def _preamble_warning(source: SourceFile, layout: CsvLayout) -> Problem:
@@ -435,7 +447,9 @@ def nhs_number_invalid_sql(text: str, number: str) -> str:
 # (a month of one or two digits in the middle: an NHS number written 943 476 5919 is not date-shaped)
 DATE_SHAPED = "[0-9]{1,4}[-/. ][0-9]{1,2}([-/. ][0-9]{1,4})?([ T][0-9]{1,2}(:[0-9]{1,2}){1,2}([.][0-9]{1,9})?)?"
 CODE_SHAPED = '[0-9.]*[0-9][0-9.]*[ ,"]+[0-9.]*'  # digits split by a space, comma or quote: '3421 91'
-CHOICE_SHAPED = "[A-Za-z_ ]{0,2}|[A-Za-z]{3}[A-Za-z_ -]*[0-9]{1,2}"  # one or two letters, or a word and a number: 'icd10'
+CHOICE_SHAPED = (
+    "[A-Za-z_ ]{0,2}|[A-Za-z]{3}[A-Za-z_ -]*[0-9]{1,2}"  # one or two letters, or a word and a number: 'icd10'
+)
 NHS_NUMBER_RUN = "(^|[^0-9])[0-9]{10}([^0-9]|$)"
 NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
 
@@ -612,11 +626,15 @@ def _collect_problems(
     )
     patient_rows = "LEFT JOIN rejected_patients USING (patient_id)" if any(c.ref_table for c in checks) else ""
     src, tbl = _sql_str(source.path.name), _sql_str(table.name)
+    # A row with every field blank (",,,,," as a spreadsheet can leave below the data) holds nothing to lose:
+    # it is left out like a blank line, and counted in a warning, not reported as missing values.
+    every_blank = " AND ".join(f"{c} IS NULL" for c in table.column_names)
+    con.execute(f"INSERT INTO empty_rows SELECT {tbl}, _row FROM {checked} WHERE {every_blank}")
     con.execute(
         f"""
         INSERT INTO problems
         SELECT {tbl}, {src}, _row, chk.col, chk.problem, chk.hint, chk.ref_tbl, chk.ref_row, chk.knock_on FROM (
-            SELECT _row, unnest([{structs}]) AS chk FROM {checked} {patient_rows}
+            SELECT _row, unnest([{structs}]) AS chk FROM {checked} {patient_rows} WHERE NOT ({every_blank})
         ) WHERE chk.problem IS NOT NULL
         """
     )
@@ -662,7 +680,9 @@ def _typed_select(table: Table, raw: str, where: str | None = None, every_row: b
 
 
 def _problem_rows(table: Table) -> str:
-    return f"(SELECT row FROM problems WHERE tbl = {_sql_str(table.name)})"
+    """SQL: the rows of ``table`` left out, those with a problem and those with every field blank."""
+    tbl = _sql_str(table.name)
+    return f"(SELECT row FROM problems WHERE tbl = {tbl} UNION ALL SELECT row FROM empty_rows WHERE tbl = {tbl})"
 
 
 def _empty_table(con, table: Table) -> None:
@@ -706,6 +726,10 @@ def read_extract(
     50 million events into a table of thousands, in the same pass that validates them.
     """
     data_dir = Path(data_dir)
+    if data_dir.is_file():
+        raise ExtractError(
+            Problem(str(data_dir), "this is a file; casefind reads a folder of files", "pass the folder holding it")
+        )
     if not data_dir.is_dir():
         raise ExtractError(
             Problem(str(data_dir), "no such directory", "pass the folder holding patients.csv and events.csv")
@@ -763,6 +787,7 @@ def _read_tables(
         "CREATE TEMP TABLE problems (tbl VARCHAR, file VARCHAR, row BIGINT, col VARCHAR, problem VARCHAR, "
         "hint VARCHAR, ref_tbl VARCHAR, ref_row BIGINT, knock_on BOOLEAN)"
     )
+    con.execute("CREATE TEMP TABLE empty_rows (tbl VARCHAR, row BIGINT)")  # see _collect_problems
     keep, cut_codes = None, None
     if event_codes is not None:
         event_codes = set(event_codes)
@@ -779,8 +804,8 @@ def _read_tables(
         if table.name not in files:
             _empty_table(con, table)
             continue
-        raw, layout, unused = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
-        header_warnings += [unused] if unused else []
+        raw, layout, column_warnings = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        header_warnings += column_warnings
         if layout and layout.preamble:
             header_warnings.append(_preamble_warning(files[table.name], layout))
         files[table.name] = replace(files[table.name], csv=layout)
@@ -837,9 +862,7 @@ def _refuse_month_first(con, table: Table, source: SourceFile) -> None:
         uk_only = f"regexp_full_match(trim({col}), {_sql_str(UK_ONLY_DATE)})"
         if con.execute(f"SELECT count(*) FROM src_{table.name} WHERE {uk_only}").fetchone()[0]:
             continue
-        [(value,)] = con.execute(
-            f"SELECT trim({col}) FROM checked_{table.name} WHERE _row = ?", [found[1]]
-        ).fetchall()
+        [(value,)] = con.execute(f"SELECT trim({col}) FROM checked_{table.name} WHERE _row = ?", [found[1]]).fetchall()
         [row] = _spreadsheet_rows(source, [found[1]])
         raise ExtractError(
             Problem(
@@ -941,6 +964,15 @@ def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> p
 def _warnings(con, files: dict[str, SourceFile]) -> list[Problem]:
     """Things worth knowing that do not make a row unusable."""
     warnings = []
+    blank = dict(con.execute("SELECT tbl, count(*) FROM empty_rows GROUP BY tbl").fetchall())
+    for table, n in ((t, blank[t]) for t in TABLES if t in blank):
+        warnings.append(
+            Problem(
+                files[table].path.name,
+                f"{n} row{'s' if n != 1 else ''} with every field blank (as a spreadsheet can leave below the "
+                f"data) {'were' if n != 1 else 'was'} skipped",
+            )
+        )
     if "patients" in files:
         bad = [
             row

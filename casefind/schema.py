@@ -29,6 +29,7 @@ class Column:
     default: str | None = None  # used when the column is absent or the value empty
     identifies_patient: bool = False  # never echo the value in a message
     open_end: bool = False  # an end date: one after 2200 (9999-12-31, "no end" in some systems) reads as empty
+    if_absent: str | None = None  # what a file without this optional column means for the list (a warning)
 
 
 @dataclass(frozen=True)
@@ -71,10 +72,31 @@ TABLES: dict[str, Table] = {
                 Column("given_name", "string", False, "First name", identifies_patient=True),
                 Column("date_of_birth", "date", True, "Date of birth", identifies_patient=True),
                 Column("sex", "string", False, "As recorded (e.g. F, M, U)"),
-                Column("date_of_death", "date", False, "Empty when alive", open_end=True),
+                Column(
+                    "date_of_death",
+                    "date",
+                    False,
+                    "Empty when alive",
+                    open_end=True,
+                    if_absent="every patient is taken to be alive",
+                ),
                 Column("registered_from", "date", False, "Start of current registration; empty = unknown"),
-                Column("registered_to", "date", False, "End of registration; empty = still registered", open_end=True),
-                Column("household_id", "string", False, "Same address / household", identifies_patient=True),
+                Column(
+                    "registered_to",
+                    "date",
+                    False,
+                    "End of registration; empty = still registered",
+                    open_end=True,
+                    if_absent="every patient is taken to be still registered",
+                ),
+                Column(
+                    "household_id",
+                    "string",
+                    False,
+                    "Same address / household",
+                    identifies_patient=True,
+                    if_absent="no one is linked by household (household adults, children in the same household)",
+                ),
                 Column("practice_id", "string", False, "Practice code, for multi-practice extracts"),
             ),
             unique=("patient_id",),

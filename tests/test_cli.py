@@ -269,7 +269,7 @@ def test_list_is_stacked_on_a_narrow_terminal_and_a_table_on_a_wide_one(make_ext
     reasons = list(itertools.takewhile(lambda line: line.startswith("     "), narrow[child + 1 :]))
     assert len(reasons) > 1, "the reason is wrapped under the child, not cut off"
     assert all(len(line) <= 60 and line == line.rstrip() for line in reasons)
-    assert narrow[child + 1 + len(reasons)].startswith("Read 1 patients")  # then the summary
+    assert narrow[child + 1 + len(reasons)].startswith(("warning: ", "Read 1 patients"))  # then the summary
     assert "Child protection plan with a long description of its category" in " ".join(x.strip() for x in reasons)
     assert "┃" not in "".join(narrow)
 
