@@ -5,8 +5,13 @@ How explicit links and shared households combine (the README's Families section 
 
 * A ``relationships`` row counts only while valid on the as-of date (start_date <= as-of <= end_date, an
   empty date meaning open). ``patient_id`` is the child and ``related_patient_id`` is the child's
-  ``relationship`` (mother, father, parent, step-parent, carer, guardian, foster carer, partner of parent).
-  Rows written the other way round (``child``, ``son``, ``daughter``) are read as the reverse link.
+  ``relationship``: one of ``PARENT_WORDS`` (mother, dad, foster carer, legal guardian, mother's partner ...),
+  ``SIBLING_WORDS`` or ``HOUSEHOLD_WORDS``. Rows written the other way round (``CHILD_WORDS``: son,
+  foster child, stepdaughter ...) are read as the reverse link. Words are compared after
+  ``normalised_word_sql``; any other word is reported by count, never used.
+* A word counts as a parent only where the adult has parental responsibility for the child or cares for
+  them: birth, adoptive, foster and step-parents, guardians, carers (kinship and grandparent carers too)
+  and a parent's partner. A plain grandparent, aunt or uncle does not; record them as carers if they are.
 * **parent**: an explicit parent-type link, wherever the parent lives and whether or not they are
   registered here (a parent with no record here simply has no codes to read).
 * **household_adult**: a patient aged 18 or over on the as-of date who shares the child's ``household_id``
@@ -28,16 +33,45 @@ import duckdb
 import numpy as np
 import pyarrow as pa
 
-PARENT_WORDS = (
-    "mother", "father", "parent", "step parent", "stepparent", "step mother", "stepmother", "step father",
-    "stepfather", "carer", "guardian", "foster carer", "adoptive parent", "partner of parent", "special guardian",
+# Every word is written as normalised_word_sql leaves it: lower case, no apostrophes, single spaces.
+PARENT_WORDS = tuple(
+    kind + parent
+    for kind in ("", "natural ", "birth ", "biological ", "adoptive ", "foster ", "step ", "step")
+    for parent in ("mother", "father", "parent", "mum", "dad")
+) + (
+    "mummy", "mam", "daddy", "carer", "foster carer", "kinship carer", "grandparent carer", "primary carer",
+    "main carer", "guardian", "legal guardian", "special guardian", "mothers partner", "fathers partner",
+    "parents partner", "partner of mother", "partner of father", "partner of parent",
 )  # fmt: skip
-CHILD_WORDS = ("child", "son", "daughter", "step child", "stepchild", "step son", "step daughter")
-SIBLING_WORDS = (
-    "sibling", "brother", "sister", "half sibling", "half brother", "half sister", "step sibling",
-    "step brother", "step sister",
-)  # fmt: skip
-HOUSEHOLD_WORDS = ("household member", "lives with")
+CHILD_WORDS = tuple(
+    kind + child
+    for kind in ("", "natural ", "birth ", "biological ", "adopted ", "foster ", "step ", "step")
+    for child in ("child", "son", "daughter")
+)
+SIBLING_WORDS = ("twin",) + tuple(
+    kind + sibling for kind in ("", "half ", "step ", "step", "twin ") for sibling in ("sibling", "brother", "sister")
+)
+HOUSEHOLD_WORDS = ("household member", "member of household", "lives with", "lodger")
+
+# An unrecognised word is echoed in the warning only if, normalised, it is letters and spaces (30 at most)
+# and holds a word of kinship or care: anything else could be a name or an identifier in the wrong column.
+SHOWN_WORD = r"\p{L}[\p{L} ]{0,29}"
+KIN_WORD = (
+    r"\b(mother|father|parent|mum|mam|mom|dad|carer|guardian|partner|husband|wife|spouse|child|son|daughter|"
+    r"sibling|brother|sister|twin|aunt|auntie|uncle|niece|nephew|cousin|gran|granny|nan|nanna|grandma|grandpa|"
+    r"grandad|granddad|grandmother|grandfather|grandparent|grandchild|grandson|granddaughter|relative|"
+    r"family|friend|neighbour|lodger|household|foster|step\w*|in law|god\w+|childminder|minder|worker)\b"
+)
+MAX_WORDS_SHOWN = 5
+
+
+def normalised_word_sql(column: str) -> str:
+    """SQL for the relationship word casefind compares: lower case, apostrophes (straight or curly) dropped so
+    "Mother's partner" and "mothers partner" agree, and runs of spaces, ``_`` and ``-`` made one space."""
+    return (
+        f"trim(regexp_replace(regexp_replace(lower({column}), '[''\u2018\u2019`\u02bc]', '', 'g'), "
+        "'[\\s_\\-]+', ' ', 'g'))"
+    )
 
 
 def age_sql(as_of: str) -> str:
@@ -66,14 +100,14 @@ def _words(words: tuple[str, ...]) -> str:
 def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
     """Create ``links(child_id, relative_id, relation, role)`` and ``family_of_linked(patient_id, family_id)``.
 
-    Returns warnings (counts only) about relationship rows that could not be used.
+    Returns a warning naming the relationship words that were not recognised, with their row counts.
     """
     run_script(
         con,
         f"""
         CREATE OR REPLACE TEMP TABLE rel AS
         SELECT patient_id, related_patient_id,
-               trim(regexp_replace(lower(relationship), '[_\\-]+', ' ', 'g')) AS word
+               {normalised_word_sql("relationship")} AS word
         FROM relationships
         WHERE (start_date IS NULL OR start_date <= $as_of) AND (end_date IS NULL OR end_date >= $as_of)
           AND patient_id <> related_patient_id;
@@ -124,16 +158,41 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
         {"as_of": as_of},
     )
     _family_ids(con)
+    return _unrecognised_warning(con)
+
+
+def _unrecognised_warning(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """The rows of ``rel`` whose word is not recognised, counted per word, most frequent first. A value that
+    does not look like a relationship word (digits, punctuation, too long, no word of kinship or care: a name
+    in the wrong column) is counted but not echoed."""
     known = _words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)
-    unused = con.execute(f"SELECT count(*) FROM rel WHERE word NOT IN ({known})").fetchone()[0]
-    if unused:
-        return [
-            f"relationships: {unused} row{'s' if unused != 1 else ''} valid on the as-of date "
-            f"{'have' if unused != 1 else 'has'} a relationship casefind does not recognise and "
-            f"{'were' if unused != 1 else 'was'} not used for linking (recognised: parent, carer, sibling, "
-            "household member and the words listed in casefind/engine/duckdb_families.py)"
-        ]
-    return []
+    counts = con.execute(
+        f"SELECT CASE WHEN regexp_full_match(word, '{SHOWN_WORD}') AND regexp_matches(word, '{KIN_WORD}') "
+        "THEN word END AS shown, count(*) AS n "
+        f"FROM rel WHERE word NOT IN ({known}) GROUP BY shown ORDER BY n DESC, shown"
+    ).fetchall()
+    if not counts:
+        return []
+    words = [(word, n) for word, n in counts if word is not None]
+    hidden = sum(n for word, n in counts if word is None)
+    unused = sum(n for _, n in counts)
+    parts = [f"'{word}' ({_rows(n)})" for word, n in words[:MAX_WORDS_SHOWN]]
+    if len(words) > MAX_WORDS_SHOWN:
+        more = words[MAX_WORDS_SHOWN:]
+        parts.append(f"{len(more)} more word{'s' if len(more) != 1 else ''} ({_rows(sum(n for _, n in more))})")
+    if hidden:
+        parts.append(f"{_rows(hidden)} with a value that does not look like a relationship word (not shown)")
+    listing = parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+    many = unused != 1
+    return [
+        f"relationships: {_rows(unused)} valid on the as-of date {'have' if many else 'has'} a relationship "
+        f"casefind does not recognise and {'were' if many else 'was'} not used for linking: {listing}; "
+        "the README's Families section lists the words casefind recognises"
+    ]
+
+
+def _rows(n: int) -> str:
+    return f"{n} row{'s' if n != 1 else ''}"
 
 
 def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
