@@ -4,7 +4,10 @@ Real exports differ, and each difference is read rather than refused:
 
 * **Encoding**: UTF-8, with or without a BOM; Windows-1252 (found while DuckDB reads: a line that is not
   UTF-8 is a rejected line of type INVALID ENCODING); UTF-16 with a BOM (Excel's "Unicode Text").
-  Windows-1252 and UTF-16 files are read through a private UTF-8 copy.
+  Windows-1252 and UTF-16 files are read through a private UTF-8 copy. A file that is not UTF-8 is read
+  as UTF-8 where it is and Windows-1252 byte by byte where it is not (``_cp1252_where_not_utf8``): a
+  Windows-1252 file reads the same, and a UTF-8 file with one name typed in from a Windows program keeps
+  its other accented names ('Alí', not 'AlÃ­').
 * **Delimiter**: commas; when the header line has no comma but one of ``;``, tab or ``|``, that one
   (Excel in locales with a decimal comma saves semicolons, "Unicode Text" saves tabs). Fields are quoted as
   RFC 4180 says, with double quotes, and nothing is guessed per row, so a broken quote is reported by line.
@@ -113,11 +116,26 @@ def read_csv(
     return read
 
 
+def _cp1252_where_not_utf8(error: UnicodeDecodeError) -> tuple[str, int]:
+    """Codec error handler ``casefind-cp1252``: bytes that are not UTF-8 are read as Windows-1252."""
+    return error.object[error.start : error.end].decode("cp1252", errors="replace"), error.end
+
+
+codecs.register_error("casefind-cp1252", _cp1252_where_not_utf8)
+
+
+def _open_text(path: Path, encoding: str, errors: str = "strict", newline: str | None = "") -> io.TextIOWrapper:
+    """``path`` opened as casefind reads ``encoding`` (see the module docstring)."""
+    if encoding == "cp1252":
+        return path.open(encoding="utf-8-sig", errors="casefind-cp1252", newline=newline)
+    return path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, errors=errors, newline=newline)
+
+
 def _layout(path: Path, encoding: str, shown: str, is_header: Callable[[list[str]], bool]) -> CsvLayout | None:
     """The delimiter, whether there is an Excel ``sep=`` line, and how many lines are above the header, from
     the first lines of ``path`` read as ``encoding``; None when those lines are not in it."""
     try:
-        with path.open(encoding="utf-8-sig" if encoding == "utf-8" else encoding, newline="") as handle:
+        with _open_text(path, encoding) as handle:
             lines, filled = [], 0
             for line in handle:  # up to a 'sep=' line and PREAMBLE_LINES non-blank lines after it
                 lines.append(line)
@@ -189,11 +207,10 @@ def _utf8_copy(layout: CsvLayout, workdir: Path) -> Path:
     """A private UTF-8 copy of the file with LF line endings (Python's universal newlines), from its header
     on. Raises UnicodeDecodeError when a UTF-8 file is not UTF-8 after all."""
     target = workdir / f"{layout.path.stem}.{layout.encoding}.utf8.csv"
-    errors = "strict" if layout.encoding == "utf-8" else "replace"  # cp1252 leaves 5 bytes undefined
+    errors = "strict" if layout.encoding == "utf-8" else "replace"  # UTF-16 with a broken pair
     fd = os.open(target, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    encoding = "utf-8-sig" if layout.encoding == "utf-8" else layout.encoding
     with (
-        layout.path.open("r", encoding=encoding, errors=errors, newline=None) as src,
+        _open_text(layout.path, layout.encoding, errors, newline=None) as src,
         os.fdopen(fd, "w", encoding="utf-8", newline="\n") as dst,
     ):
         for _ in range(layout.skipped):

@@ -119,6 +119,21 @@ def test_bom_windows_1252_and_quoted_fields(tmp_path):
     assert extract.con.execute("SELECT date FROM events").fetchone()[0] == date(2026, 6, 5)
 
 
+def test_a_utf8_file_with_one_windows_1252_name_keeps_its_other_names(tmp_path):
+    """One name pasted in from a Windows program makes the file not UTF-8; read wholly as Windows-1252, every
+    other accented name would turn to mojibake ('Ali\u0301' -> 'AlÃ\xad'). Each part is read as what it is."""
+    patients = (
+        b"patient_id,family_name,given_name,date_of_birth\n"
+        + "P1,Garc\u00eda,Al\u00ed,2015-02-01\n".encode("utf-8")
+        + "P2,Zo\u00eb,Ren\u00e9e,2016-03-04\n".encode("cp1252")
+    )
+    folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
+    extract = read_extract(folder)
+    assert extract.files["patients"].encoding == "cp1252"
+    names = extract.con.execute("SELECT family_name, given_name FROM patients ORDER BY patient_id").fetchall()
+    assert names == [("Garc\u00eda", "Al\u00ed"), ("Zo\u00eb", "Ren\u00e9e")]
+
+
 def test_windows_1252_found_deep_in_a_file_is_read_as_windows_1252(tmp_path):
     """The header and the first thousands of lines are plain ASCII; one term far down is Windows-1252."""
     lines = ["patient_id,code,date,term"] + [f"P1,135891007,2026-01-{1 + i % 28:02d},Seen" for i in range(5000)]
