@@ -50,6 +50,15 @@ def test_sctid_structure():
         ("9434765918", False),
         ("943476591", False),
         ("943476591X", False),
+        # Weights 10..2 on the first nine digits; check digit = 11 - (sum mod 11), 11 becoming 0, 10 invalid.
+        # 999000005: 9*10 + 9*9 + 9*8 + 5*2 = 90 + 81 + 72 + 10 = 253 = 23*11, remainder 0 -> 11 -> check 0.
+        ("9990000050", True),
+        ("9990000051", False),
+        # 400000002: 4*10 + 2*2 = 44 = 4*11, remainder 0 -> 11 -> check 0.
+        ("4000000020", True),
+        # 999000000: 90 + 81 + 72 = 243 = 22*11 + 1, remainder 1 -> 10 -> no valid check digit.
+        ("9990000000", False),
+        ("9990000001", False),
     ],
 )
 def test_nhs_number_modulus_11(number, valid):

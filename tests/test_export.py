@@ -56,6 +56,13 @@ def test_same_inputs_give_byte_identical_files(case_list, make_extract, tmp_path
     assert first == second
 
 
+def test_xlsx_creation_time_is_the_as_of_date(case_list, tmp_path):
+    """Both files of the byte-identical test are written within a second, so a clock time would pass it."""
+    openpyxl = pytest.importorskip("openpyxl")
+    book = openpyxl.load_workbook(export.write_list(case_list, tmp_path / "list.xlsx"))
+    assert book.properties.created == datetime(2026, 11, 24)
+
+
 def test_csv_columns_and_formula_injection(case_list, tmp_path):
     path = export.write_list(case_list, tmp_path / "list.csv")
     frame = pd.read_csv(path, dtype=str, keep_default_na=False)
@@ -79,6 +86,35 @@ def test_csv_columns_and_formula_injection(case_list, tmp_path):
     assert frame.loc[0, "criteria"] == "cp_plan"
     assert "342191000000101" in frame.loc[0, "evidence"] and "2026-01-01" in frame.loc[0, "evidence"]
     assert frame.loc[1, "criteria"] == "child_in_need"  # the new birth needs a concern flag
+
+
+# Every start the README's privacy section (and OWASP's CSV-injection advice) treats as a formula: "=" and "@"
+# are in the fixture; "+", "-", a tab and a carriage return are put at the start of cells here.
+_RISKY_STARTS = {"family_name": ["+SUM(1,2)", "\tTab"], "given_name": ["\rReturn", "-Bob"]}
+
+
+def _with_risky_starts(case_list):
+    entries = case_list.entries.assign(**_RISKY_STARTS)
+    return dataclasses.replace(case_list, entries=entries)
+
+
+def test_csv_neutralises_plus_tab_and_carriage_return(case_list, tmp_path):
+    path = export.write_list(_with_risky_starts(case_list), tmp_path / "list.csv")
+    # The file's lines end in "\n"; a bare "\r" inside a cell is not a line end.
+    frame = pd.read_csv(path, dtype=str, keep_default_na=False, lineterminator="\n")
+    assert frame["family_name"].tolist() == ["'+SUM(1,2)", "'\tTab"]
+    assert frame["given_name"].tolist() == ["'\rReturn", "'-Bob"]
+
+
+def test_xlsx_quote_prefixes_plus_tab_and_carriage_return(case_list, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    from openpyxl.utils.escape import unescape  # the file stores "\r" as "_x000D_", which openpyxl leaves as is
+
+    book = openpyxl.load_workbook(export.write_list(_with_risky_starts(case_list), tmp_path / "list.xlsx"))
+    cols = _xlsx_columns(book["List"])
+    for name, texts in _RISKY_STARTS.items():
+        for cell, text in zip(cols[name], texts, strict=True):
+            assert (unescape(cell.value), cell.data_type, cell.quotePrefix) == (text, "s", True), repr(text)
 
 
 def _xlsx_columns(sheet) -> dict[str, list]:

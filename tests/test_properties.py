@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import random
 from datetime import date
 
 import pytest
@@ -54,7 +56,23 @@ def test_widening_a_window_never_removes_a_patient(practice, months, extra):
     assert narrow <= wide
 
 
-def test_the_order_is_total_and_follows_the_documented_keys(practice):
+@pytest.fixture(scope="module")
+def shuffled_practice(practice, tmp_path_factory):
+    """The practice with every file's rows in a seeded random order: generated ids come sorted, which would
+    hide a sort that forgets the patient_id tie-break."""
+    folder = tmp_path_factory.mktemp("shuffled")
+    rng = random.Random(7)
+    for path in practice.glob("*.csv"):
+        with path.open(newline="", encoding="utf-8") as handle:
+            header, *rows = list(csv.reader(handle))
+        rng.shuffle(rows)
+        with (folder / path.name).open("w", newline="", encoding="utf-8") as handle:
+            csv.writer(handle, lineterminator="\n").writerows([header, *rows])
+    return folder
+
+
+def test_the_order_is_total_and_follows_the_documented_keys(shuffled_practice):
+    practice = shuffled_practice
     entries = api.build_list(practice, as_of=AS_OF).entries
     assert list(entries["rank"]) == list(range(1, len(entries) + 1))
     assert entries["patient_id"].is_unique
@@ -66,6 +84,44 @@ def test_the_order_is_total_and_follows_the_documented_keys(practice):
     assert keys == sorted(keys)
     again = api.build_list(practice, as_of=AS_OF).entries
     assert again.equals(entries)
+
+
+@settings(max_examples=100, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from([2.5, 6.0]),
+            st.sampled_from([date(2026, 3, 1), date(2026, 4, 1)]),
+            st.sampled_from([None, "F1", "F2"]),
+        ),
+        min_size=1,
+        max_size=12,
+    ),
+    st.randoms(use_true_random=False),
+)
+def test_the_order_follows_the_documented_keys_whatever_order_the_rows_come_in(children, rng):
+    """The engine hands children to ranking sorted by patient_id, which hides a sort that forgets the last
+    tie-break; here ties on score and evidence date come in any order, and only patient_id can settle them."""
+    import pandas as pd
+
+    from casefind.ranking import _order
+
+    rows = [
+        {"patient_id": f"P{i:02d}", "family_id": family, "score": score, "latest_evidence": when,
+         "date_of_birth": date(2015, 1, 1)}
+        for i, (score, when, family) in enumerate(children)
+    ]  # fmt: skip
+    rng.shuffle(rows)
+    got = _order(pd.DataFrame(rows))["patient_id"].tolist()
+
+    def child_key(row):  # README: score, then the most recent evidence, then patient_id (text order)
+        return (-row["score"], -row["latest_evidence"].toordinal(), row["patient_id"])
+
+    families: dict[str, list[dict]] = {}
+    for row in rows:
+        families.setdefault(row["family_id"] or "F-" + row["patient_id"], []).append(row)
+    by_best_child = sorted(families.values(), key=lambda family: min(map(child_key, family)))
+    assert got == [row["patient_id"] for family in by_best_child for row in sorted(family, key=child_key)]
 
 
 @given(

@@ -294,8 +294,10 @@ def test_planted_codes_come_from_the_protocol_codelists(practice, protocol):
 
 
 def test_risk_factor_codes_are_from_the_reference_lists(practice):
-    if not REFERENCE.is_dir():
-        pytest.skip("shared/reference is not next to this checkout")
+    assert REFERENCE.is_dir(), (
+        f"{REFERENCE} is missing: the reference code lists live in ../shared beside this checkout, "
+        "as in CI (.ci/run); clone or copy shared/ next to the repository"
+    )
     known = set(re.findall(r"\b\d{6,18}\b", (REFERENCE / "safeguarding-codes.md").read_text(encoding="utf-8")))
     for path in (REFERENCE / "codelists").glob("*.csv"):
         known |= {row.get("code", "") for row in csv.DictReader(path.open(encoding="utf-8"))}
