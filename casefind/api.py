@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 from datetime import date
 from pathlib import Path
 
@@ -42,7 +43,17 @@ def build_list(
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     ranked = rank(evaluation, protocol, as_of, show_all=show_all, full=full)
-    info = run_info(extract, protocol, as_of, population=evaluation.population, listed=len(ranked.entries))
+    info = run_info(
+        extract,
+        protocol,
+        as_of,
+        population=evaluation.population,
+        listed=len(ranked.entries),
+        mapping=mapping,
+        skip_bad_rows=skip_bad_rows,
+        show_all=show_all,
+        full=full,
+    )
     info = dataclasses.replace(
         info,
         held_back_without_concern=ranked.held_back,
@@ -65,7 +76,24 @@ def _meeting_date(as_of: date | None) -> date:
     return as_of
 
 
-def run_info(extract: Extract, protocol: Protocol, as_of: date, *, population: int, listed: int) -> RunInfo:
+def run_info(
+    extract: Extract,
+    protocol: Protocol,
+    as_of: date,
+    *,
+    population: int,
+    listed: int,
+    mapping: str | Path | None = None,
+    skip_bad_rows: bool = False,
+    show_all: bool = False,
+    full: bool = False,
+) -> RunInfo:
+    """The list's provenance: its inputs (the ``mapping`` file by name and SHA-256 too) and the options that
+    change it, enough to run it again."""
+    mapping_file = None
+    if mapping is not None:
+        mapping = Path(mapping)
+        mapping_file = {"file": mapping.name, "sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
     return RunInfo(
         as_of=as_of,
         protocol_name=protocol.name,
@@ -79,6 +107,10 @@ def run_info(extract: Extract, protocol: Protocol, as_of: date, *, population: i
         population=population,
         listed=listed,
         warnings=tuple(str(w) for w in extract.warnings),
+        mapping_file=mapping_file,
+        skip_bad_rows=skip_bad_rows,
+        show_all=show_all,
+        full=full,
     )
 
 

@@ -6,8 +6,10 @@ readable by its owner only (0600). Text cells that a spreadsheet would run as a 
 (rank, age, score ...) as numbers, dates as dates (``yyyy-mm-dd``), missing values as blank cells, and
 everything else, identifiers and codes included, as text that is never a formula; risky text keeps its
 value and carries Excel's quote-prefix flag instead of an apostrophe. A ``<file>.provenance.json``
-sidecar records the as-of date, the protocol name, version and hash, codelist and input file hashes and
-the casefind version.
+sidecar records the as-of date, the protocol name, version and hash, codelist and input file hashes, the
+``--mapping`` file's name and hash (null without one), the options that change the list and the casefind
+version. In JSON, rank, age, score and an adult's count of children are numbers (null when missing), dates
+are ISO text, and everything else, identifiers and codes included, is text.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ FORMATS = (".csv", ".parquet", ".json", ".xlsx")
 _TEXT_COLUMN_ENDINGS = ("_id", "_number", "code", "codes")
 _NUMBER_KINDS = {"integer", "floating", "mixed-integer-float", "decimal"}
 _DATE_KINDS = {"date", "datetime", "datetime64"}
+_JSON_NUMBER_COLUMNS = ("rank", "family_rank", "age", "score", "children")
 
 
 def _as_text(value) -> str:
@@ -52,8 +55,24 @@ def _csv_bytes(frame: pd.DataFrame) -> bytes:
     return _text_frame(frame).map(neutralise_formula).to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
+def _json_records(frame: pd.DataFrame) -> list[dict]:
+    """Rows as JSON values: the _JSON_NUMBER_COLUMNS as numbers (null when missing), the rest as in CSV."""
+    text = _text_frame(frame)
+    for col in _JSON_NUMBER_COLUMNS:
+        if col in frame.columns:
+            numbers = [None if pd.isna(v) else _json_number(v) for v in frame[col]]
+            text[col] = pd.Series(numbers, index=text.index, dtype=object)  # object: None must not become NaN
+    return text.to_dict(orient="records")
+
+
+def _json_number(value) -> int | float:
+    """A whole number without '.0' (an age of 5 whatever its dtype, a score of 13 as CSV writes it)."""
+    number = float(value)
+    return int(number) if number.is_integer() else number
+
+
 def _json_bytes(case_list: CaseList) -> bytes:
-    entries = _text_frame(case_list.entries).to_dict(orient="records")
+    entries = _json_records(case_list.entries)
     evidence = case_list.evidence
     by_patient = (
         {
@@ -79,7 +98,7 @@ def _json_bytes(case_list: CaseList) -> bytes:
     )
     for entry in entries:
         entry["evidence"] = by_patient.get(entry["patient_id"], [])
-    adults = _text_frame(case_list.adults).to_dict(orient="records") if len(case_list.adults) else []
+    adults = _json_records(case_list.adults) if len(case_list.adults) else []
     families: dict[str, dict] = {}
     for entry in entries:  # entries arrive in family order
         family = families.setdefault(

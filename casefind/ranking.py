@@ -117,7 +117,13 @@ def rank(
 ) -> Ranked:
     """Rank the eligible children; see the module docstring for every rule.
 
-    Linked adults are named by relationship and patient id; ``full`` (the full meeting list) adds names.
+    Linked adults are named by relationship and patient id; ``full`` (the full meeting list) adds their
+    names to ``linked_adults`` and, as a ``name`` column after ``patient_id``, to ``adults`` (so the family's
+    adults read the same everywhere they are shown). Without ``full`` no adult's name is in the result.
+
+    The evidence text never names anyone, even with ``full``: it says whose record a fact came from
+    ('mother (patient P9)'), and the adults' text names that adult once; a route can also be a sibling,
+    whom ``full`` does not name.
     """
     evidence = evidence_table(evaluation, protocol, as_of)
     usable = evidence[evidence["eligible"]]
@@ -170,6 +176,8 @@ def rank(
     entries = _order(entries)
     listed = set(entries["patient_id"])
     adults = _adults(evaluation, entries, shown)
+    if full:
+        adults.insert(adults.columns.get_loc("patient_id") + 1, "name", _names(evaluation, adults["patient_id"]))
     entries["linked_adults"] = _linked_adults_text(evaluation, entries, adults, full)
     data_gaps = {
         "children under 5 with no linked adult": evaluation.no_linked_adult,
@@ -197,11 +205,20 @@ def _adult_text(relation: pd.Series, patient_id: pd.Series, risks: pd.Series, na
 
 
 def family_adults_text(adults: pd.DataFrame) -> dict[str, str]:
-    """family_id -> every linked adult of the family's listed children, as in ``linked_adults``."""
+    """family_id -> every linked adult of the family's listed children, as in ``linked_adults``: named when
+    ``adults`` has the ``name`` column ``rank(full=True)`` adds."""
     if adults.empty:
         return {}
-    text = _adult_text(adults["relation"], adults["patient_id"], adults["risk_factors"])
+    names = adults["name"] if "name" in adults.columns else None
+    text = _adult_text(adults["relation"], adults["patient_id"], adults["risk_factors"], names)
     return _joined(text, adults["family_id"], "; ").to_dict()
+
+
+def _names(evaluation: Evaluation, patient_ids: pd.Series) -> pd.Series:
+    """'Given Family' for each of ``patient_ids`` (index kept), or '' when the record has no name."""
+    people = evaluation.people.set_index("patient_id")
+    name = (_text_or_empty(people["given_name"]) + " " + _text_or_empty(people["family_name"])).str.strip()
+    return pd.Series(name.reindex(patient_ids).fillna("").to_numpy(), index=patient_ids.index, dtype=object)
 
 
 def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:
@@ -212,11 +229,7 @@ def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: p
     ].drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
     if links.empty:
         return [""] * len(entries)
-    names = None
-    if full:
-        people = evaluation.people.set_index("patient_id")
-        name = (_text_or_empty(people["given_name"]) + " " + _text_or_empty(people["family_name"])).str.strip()
-        names = pd.Series(name.reindex(links["relative_id"]).fillna("").to_numpy(), index=links.index)
+    names = _names(evaluation, links["relative_id"]) if full else None
     risk_of = dict(zip(adults["patient_id"], adults["risk_factors"], strict=True))
     risks = pd.Series([risk_of.get(a, "") for a in links["relative_id"]], index=links.index, dtype=object)
     text = _adult_text(links["relation"], links["relative_id"], risks, names)

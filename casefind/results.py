@@ -70,10 +70,16 @@ class RunInfo:
     data_gaps: dict[str, int] = field(default_factory=dict)
     warnings: tuple[str, ...] = ()
     rejects_file: str | None = None
+    mapping_file: dict[str, str] | None = None  # {file, sha256} of the --mapping file, None without one
+    skip_bad_rows: bool = False
+    show_all: bool = False
+    full: bool = False
 
     def as_dict(self) -> dict:
         return {
             "as_of": self.as_of.isoformat(),
+            "options": {"full": self.full, "show_all": self.show_all, "skip_bad_rows": self.skip_bad_rows},
+            "mapping": dict(sorted(self.mapping_file.items())) if self.mapping_file is not None else None,
             "protocol": {"name": self.protocol_name, "version": self.protocol_version, "sha256": self.protocol_sha256},
             "codelists_sha256": dict(sorted(self.codelist_sha256.items())),
             "input_files": dict(sorted(self.input_files.items())),

@@ -183,7 +183,7 @@ def test_parquet_and_json_keep_codes_as_text(case_list, tmp_path):
     doc = json.loads(export.write_list(case_list, tmp_path / "list.json").read_text())
     first = doc["families"][0]["children"][0]
     assert first["evidence"][0]["code"] == "342191000000101"
-    assert [f["family_rank"] for f in doc["families"]] == ["1", "2"]
+    assert [f["family_rank"] for f in doc["families"]] == [1, 2]
     assert doc["provenance"]["as_of"] == "2026-11-24"
 
 
