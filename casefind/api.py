@@ -10,7 +10,7 @@ from pathlib import Path
 from casefind import __version__
 from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.engine import duckdb_engine
-from casefind.errors import OptionError, Problem, ProtocolError
+from casefind.errors import ExtractError, OptionError, Problem, ProtocolError
 from casefind.extract import Extract, read_extract
 from casefind.protocol import Protocol, default_protocol_path, load_protocol
 from casefind.ranking import rank
@@ -141,11 +141,18 @@ def coding_report(
     The report ends by the extract's latest event date on or before ``today`` (default: the day it is run),
     the day the extract was taken; ``report.notices`` say when ``date_to`` or a compared range was cut short
     there, and how many events are dated after ``today`` (not used to find the end). ``out_dir`` must not
-    hold an earlier report. Returns the ``casefind.reports.CodingReport`` and the files written.
+    hold an earlier report. Every option is checked before the extract is read, which can take minutes.
+
+    With ``skip_bad_rows``, the bad rows left out are listed in ``out_dir/rejects.csv`` (0600) by file, row,
+    column and problem, without their values: the folder is for auditors, and the values hold names and NHS
+    numbers (build-list's rejects file has them). ``report.rows_rejected`` counts those rows and report.html
+    says they were left out. Returns the ``casefind.reports.CodingReport`` and the files written.
     """
     from casefind import reports  # scipy is slow to import; build-list does not need it
+    from casefind.export import write_rejects
 
     reports.check_out_dir(out_dir)  # before the extract is read, not after minutes of work
+    reports.check_options(date_from, date_to, by, breakdowns, compare)
     protocol = resolve_protocol(rules)
     categories = protocol.report_categories()
     if not categories:
@@ -168,6 +175,7 @@ def coding_report(
         progress=progress,
         extract_end=reports.find_extract_end(extract.con, today or date.today()),
     )
+    report = dataclasses.replace(report, rows_rejected=extract.rejected_rows)
     provenance = {
         "protocol": {"name": protocol.name, "version": protocol.version, "sha256": protocol.fingerprint()},
         "codelists_sha256": protocol.codelist_hashes(),
@@ -177,7 +185,12 @@ def coding_report(
         "options": report.options.as_dict(),
         "casefind_version": __version__,
     }
-    return report, reports.write_report(report, out_dir, provenance)
+    written = reports.write_report(report, out_dir, provenance)
+    if len(extract.rejects):
+        rejects = Path(out_dir) / reports.REJECTS_FILE
+        write_rejects(extract.rejects.drop(columns="record"), rejects)
+        written.append(rejects)
+    return report, written
 
 
 def explain(
@@ -189,8 +202,14 @@ def explain(
     mapping: str | Path | None = None,
     skip_bad_rows: bool = False,
 ):
-    """Why one patient is (or is not) on the list: every criterion, the score and the family."""
+    """Why one patient is (or is not) on the list: every criterion, the score and the family.
+
+    With ``skip_bad_rows`` the explanation's ``left_out`` counts the bad rows left out (they may hide links,
+    codes or appointments) and shows the first few problems; no rejects file is written (build-list writes
+    one). A patient whose row in the patients file was left out stops the run with that row's problems.
+    """
     from casefind.explain import explain as explain_patient
+    from casefind.explain import rejected_patient
 
     as_of = _meeting_date(as_of)
     protocol = resolve_protocol(rules)
@@ -198,7 +217,10 @@ def explain(
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     detail = duckdb_engine.patient_detail(extract.con, patient_id, as_of)
     if detail["person"].empty:
+        rejected = rejected_patient(extract.rejects, extract.files["patients"].path.name, patient_id)
+        if rejected is not None:
+            raise ExtractError(rejected)
         raise OptionError("PATIENT_ID: no patient with this patient_id in the patients file")
     everyone = rank(evaluation, protocol, as_of, show_all=True)
     listed = rank(evaluation, protocol, as_of)
-    return explain_patient(patient_id, protocol, as_of, everyone, listed, evaluation, detail)
+    return explain_patient(patient_id, protocol, as_of, everyone, listed, evaluation, detail, extract.rejects)

@@ -271,10 +271,14 @@ def coding_report(
         "--pseudonymise-clinicians", "Replace clinician ids with codes such as C3FA9B2, the same in every report."
     ),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
-    skip_bad_rows: bool = _flag("--skip-bad-rows", "Leave bad rows out instead of stopping."),
+    skip_bad_rows: bool = _flag(
+        "--skip-bad-rows", "Leave bad rows out instead of stopping; they are listed in OUT/rejects.csv (no values)."
+    ),
 ) -> None:
     """Coding-rate report for auditors: children coded per 1000 child-years, SPC chart, funnel plot."""
     from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from casefind.reports import REJECTS_FILE
 
     start, end = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
     ranges = None
@@ -306,6 +310,9 @@ def coding_report(
         highlight=False,
         soft_wrap=True,
     )
+    if report.rows_rejected:
+        rows = "1 bad row was" if report.rows_rejected == 1 else f"{report.rows_rejected} bad rows were"
+        out.print(_text(f"{rows} left out (see {out_dir / REJECTS_FILE})."), highlight=False, soft_wrap=True)
 
 
 @app.command("explain")
@@ -316,7 +323,9 @@ def explain(
     rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
     as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
-    skip_bad_rows: bool = _flag("--skip-bad-rows", "Leave bad rows out instead of stopping."),
+    skip_bad_rows: bool = _flag(
+        "--skip-bad-rows", "Leave bad rows out instead of stopping; the output counts them and shows the first few."
+    ),
 ) -> None:
     """Explain one patient: every criterion met or not and why, the score arithmetic, the family."""
     result = api.explain(
@@ -332,6 +341,8 @@ def explain(
         table.add_row(label, c.status, _text("\n".join(c.reasons)))
     out.print(table)
     out.print(_text("Family links on the as-of date: " + "; ".join(result.family)), highlight=False, soft_wrap=True)
+    for line in result.left_out:
+        out.print(_text(line), highlight=False, soft_wrap=True)
 
 
 @app.command("schema")

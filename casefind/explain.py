@@ -4,16 +4,22 @@ words them."""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 from datetime import date
 
 import pandas as pd
 
+from casefind.errors import Problem
 from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, MissedAppointments, NewBirth, Protocol
 from casefind.ranking import Ranked
 from casefind.results import Evaluation
+from casefind.schema import TABLES
 
 CARRIED = "met on this patient's record; carried to linked children"
+PROBLEMS_SHOWN = 5  # of the rows left out by --skip-bad-rows; build-list writes them all to a rejects file
+# The columns holding a patient_id: a rejected row "names" a patient when one of them holds theirs.
+ID_COLUMNS = tuple(dict.fromkeys(c.name for t in TABLES.values() for c in t.columns if c.name.endswith("patient_id")))
 
 
 @dataclass(frozen=True)
@@ -31,6 +37,7 @@ class Explanation:
     summary: tuple[str, ...]
     criteria: tuple[CriterionExplanation, ...]
     family: tuple[str, ...]
+    left_out: tuple[str, ...] = ()  # with --skip-bad-rows: the bad rows left out, which may hide links or codes
 
 
 def _text(value) -> str:
@@ -254,6 +261,66 @@ def _family(w: _Words) -> tuple[str, ...]:
     return tuple(family) or ("no linked relatives",)
 
 
+def _names_patient(rejects: pd.DataFrame, patient_id: str) -> pd.Series:
+    """For each rejected row, whether one of its patient_id columns holds ``patient_id`` (read from the row's
+    ``record``, the JSON of its values)."""
+
+    def names(record) -> bool:
+        values = json.loads(record) if isinstance(record, str) else {}
+        return any(isinstance(values.get(c), str) and values[c].strip() == patient_id for c in ID_COLUMNS)
+
+    return pd.Series([names(r) for r in rejects["record"]], index=rejects.index, dtype=bool)
+
+
+def _located(row) -> str:
+    return f"{row.file}, row {row.row}, column '{row.column}': {row.problem}"
+
+
+def rejected_patient(rejects: pd.DataFrame, patients_file: str, patient_id: str) -> Problem | None:
+    """Why a patient is missing from the extract when ``--skip-bad-rows`` left their row in the patients file
+    out: its problems by file, row and column (``None`` if the patient has no such row)."""
+    if rejects.empty:
+        return None
+    rows = rejects[(rejects["file"] == patients_file) & _names_patient(rejects, patient_id)]
+    if rows.empty:
+        return None
+    return Problem(
+        "PATIENT_ID",
+        "this patient's row in the patients file has a problem, so --skip-bad-rows left it out: "
+        + "; ".join(_located(r) for r in rows.itertuples()),
+        "fix the row in the extract, then run explain again",
+    )
+
+
+def _left_out(rejects: pd.DataFrame, patient_id: str) -> tuple[str, ...]:
+    """What ``--skip-bad-rows`` left out, in words: how many bad rows, how many name this patient, and the first
+    few problems (file, row, column and problem, never an identifier), this patient's rows first.
+
+    explain writes no rejects file: it only reads the extract. It says to run build-list, which writes one.
+    """
+    if rejects.empty:
+        return ()
+    mine = _names_patient(rejects, patient_id)
+    count = len(rejects.drop_duplicates(["file", "row"]))
+    named = len(rejects[mine].drop_duplicates(["file", "row"]))
+    if count == 1:
+        head, naming = "1 bad row was", "it names this patient" if named else "it does not name this patient"
+    else:
+        head = f"{count} bad rows were"
+        naming = f"{named} of them name{'s' if named == 1 else ''} this patient" if named else "none names this patient"
+    lines = [
+        f"{head} left out of the extract (--skip-bad-rows); {naming}. A link, code or appointment in a bad row "
+        "is missing from this explanation, for this patient or a relative."
+    ]
+    problems = pd.concat([rejects[mine], rejects[~mine]])
+    lines += [f"- {_located(r)}" for r in problems.head(PROBLEMS_SHOWN).itertuples()]
+    hidden = len(problems) - PROBLEMS_SHOWN
+    if hidden > 0:
+        lines.append(f"- ... and {hidden} more problem{'s' if hidden != 1 else ''}")
+    lines.append("Run casefind build-list with --skip-bad-rows to write every bad row, with its problems, to a file.")
+    return tuple(lines)
+
+
 def explain(
     patient_id: str,
     protocol: Protocol,
@@ -262,9 +329,11 @@ def explain(
     listed: Ranked,
     evaluation: Evaluation,
     detail: dict,
+    rejects: pd.DataFrame | None = None,
 ) -> Explanation:
     """Word the facts. ``everyone`` is the list with ``--all`` (so every child with a counted criterion has a
-    score); ``listed`` is the default list (its ranks are the ones build-list shows)."""
+    score); ``listed`` is the default list (its ranks are the ones build-list shows); ``rejects`` are the rows
+    ``--skip-bad-rows`` left out (``Extract.rejects``), counted in ``left_out``."""
     w = _Words(patient_id, protocol, as_of, everyone, listed, evaluation, detail)
     explained = []
     for c in protocol.criteria:
@@ -276,4 +345,5 @@ def explain(
             explained.append(_carried(w, c, carried))
         else:
             explained.append(_not_met(w, c))
-    return Explanation(patient_id, as_of, tuple(_summary(w)), tuple(explained), _family(w))
+    left_out = _left_out(rejects, patient_id) if rejects is not None else ()
+    return Explanation(patient_id, as_of, tuple(_summary(w)), tuple(explained), _family(w), left_out)

@@ -5,9 +5,11 @@ Library only: everything works on a DuckDB connection holding the core's ``patie
 
 from casefind.reports.measures import ANY_CATEGORY, ExtractEnd, find_extract_end
 from casefind.reports.report import (
+    REJECTS_FILE,
     CodingReport,
     ReportOptions,
     build_coding_report,
+    check_options,
     check_out_dir,
     render_html,
     write_report,
@@ -15,10 +17,12 @@ from casefind.reports.report import (
 
 __all__ = [
     "ANY_CATEGORY",
+    "REJECTS_FILE",
     "CodingReport",
     "ExtractEnd",
     "ReportOptions",
     "build_coding_report",
+    "check_options",
     "check_out_dir",
     "find_extract_end",
     "render_html",

@@ -34,6 +34,7 @@ RATES_CSV_COLUMNS = [
     "cohort_numerator", "proportion", "prop_lower", "prop_upper", "suppressed", "disclosure_control",
 ]  # fmt: skip
 REPORT_FILES = ("rates.csv", "compare.csv", "spc.csv", "funnel.csv", "report.html")
+REJECTS_FILE = "rejects.csv"  # written beside the report by the caller that read the extract (--skip-bad-rows)
 SPC_CSV_COLUMNS = ["category", *SPC_COLUMNS, "suppressed"]
 FUNNEL_CSV_COLUMNS = [
     "unit",
@@ -90,6 +91,24 @@ class CodingReport:
     funnel_summary: dict = field(default_factory=dict)
     compare: pd.DataFrame | None = None
     notices: tuple[str, ...] = ()  # what a reader must know first, e.g. that the dates were cut short
+    rows_rejected: int = 0  # bad rows of the extract left out (--skip-bad-rows), listed in REJECTS_FILE
+
+
+def check_options(
+    date_from: date,
+    date_to: date,
+    by: str = "month",
+    breakdowns: Iterable[str] = ("category",),
+    compare: tuple[tuple[date, date], tuple[date, date]] | None = None,
+) -> None:
+    """Stop on any option :func:`build_coding_report` would refuse that the extract has no say in (``--by``,
+    ``--breakdown``, ``--from``/``--to``, ``--compare``): call it before reading an extract, which can take
+    minutes."""
+    normalise_breakdowns(breakdowns)
+    make_periods(date_from, date_to, by)
+    ranges = _compare_periods(compare)
+    if ranges and ranges[0] == ranges[1]:
+        raise OptionError("--compare: the two date ranges are the same")
 
 
 def build_coding_report(
@@ -324,6 +343,13 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
     """The self-contained HTML report (see :mod:`casefind.reports.html`)."""
     o = report.options
     notices = ([] if o.suppress else ["Small-number suppression is OFF. " + DISCLOSURE_OFF]) + [*report.notices]
+    if report.rows_rejected:
+        rows = "1 bad row" if report.rows_rejected == 1 else f"{report.rows_rejected} bad rows"
+        notices.append(
+            f"{rows} of the extract {'was' if report.rows_rejected == 1 else 'were'} left out (--skip-bad-rows): "
+            f"the codes and children in them are not counted. {REJECTS_FILE}, beside this report, lists each "
+            "by file, row, column and problem."
+        )
     any_spc = report.spc[report.spc["category"] == ANY_CATEGORY]
     unit = report.funnel_summary["unit"]
     sections = [
@@ -515,13 +541,17 @@ def _method_html(report: CodingReport) -> str:
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> None:
-    """Stop (exit code 4) if ``out_dir`` already holds any file a report writes.
+    """Stop (exit code 4) if ``out_dir`` is a file, or already holds any file a report writes (rejects.csv too).
 
     An earlier report is never overwritten, and none of its files (a compare.csv, say) is left beside a new
     report that did not write it, where it would pass for part of it.
     """
     directory = Path(out_dir)
-    present = [name for name in REPORT_FILES if (directory / name).exists()]
+    if directory.exists() and not directory.is_dir():
+        raise OutputError(
+            Problem(str(directory), "is a file, not a folder", "choose a new --out folder for the report")
+        )
+    present = [name for name in (*REPORT_FILES, REJECTS_FILE) if (directory / name).exists()]
     if present:
         raise OutputError(
             Problem(
