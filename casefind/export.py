@@ -52,7 +52,15 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    return _text_frame(frame).map(neutralise_formula).to_csv(index=False, lineterminator="\n").encode("utf-8")
+    """CSV, every text cell neutralised (``files.neutralise_formula``). A carriage return inside a cell is
+    written as a line feed: Python's csv module quotes a cell holding the line terminator (LF) but not a bare
+    CR, which a spreadsheet reads as a new row, so ``x\r=1+1`` would put ``=1+1`` at the start of a cell."""
+    text = _text_frame(frame).map(neutralise_formula).map(_cr_as_lf)
+    return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
+
+
+def _cr_as_lf(value):
+    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict]:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import csv
 import dataclasses
 import json
 import stat
@@ -99,11 +100,18 @@ def _with_risky_starts(case_list):
 
 
 def test_csv_neutralises_plus_tab_and_carriage_return(case_list, tmp_path):
-    path = export.write_list(_with_risky_starts(case_list), tmp_path / "list.csv")
-    # The file's lines end in "\n"; a bare "\r" inside a cell is not a line end.
-    frame = pd.read_csv(path, dtype=str, keep_default_na=False, lineterminator="\n")
-    assert frame["family_name"].tolist() == ["'+SUM(1,2)", "'\tTab"]
-    assert frame["given_name"].tolist() == ["'\rReturn", "'-Bob"]
+    risky = _with_risky_starts(case_list)
+    risky.entries.loc[risky.entries.index[0], "notes"] = "see note\r=HYPERLINK(1)"  # a CR inside a cell
+    path = export.write_list(risky, tmp_path / "list.csv")
+    # Read as a spreadsheet does, where a bare CR ends a row: every row keeps its cells, none starts with "=".
+    rows = list(csv.reader(path.open(newline="", encoding="utf-8")))
+    header, body = rows[0], rows[1:]
+    assert len(body) == len(case_list.entries) and all(len(r) == len(header) for r in body)
+    cells = {name: [r[header.index(name)] for r in body] for name in ("family_name", "given_name", "notes")}
+    assert cells["family_name"] == ["'+SUM(1,2)", "'\tTab"]
+    assert cells["given_name"] == ["'\nReturn", "'-Bob"]  # the CR is written as a line feed, quoted
+    assert cells["notes"][0] == "see note\n=HYPERLINK(1)"
+    assert not any(cell.startswith(("=", "+", "-", "@")) for row in body for cell in row)
 
 
 def test_xlsx_quote_prefixes_plus_tab_and_carriage_return(case_list, tmp_path):
