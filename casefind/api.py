@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import dataclasses
 import hashlib
+import shutil
 from datetime import date
 from pathlib import Path
 
@@ -12,6 +13,7 @@ from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.engine import duckdb_engine
 from casefind.errors import ExtractError, OptionError, Problem, ProtocolError
 from casefind.extract import Extract, read_extract
+from casefind.files import refuse_existing
 from casefind.protocol import Protocol, default_protocol_path, load_protocol
 from casefind.ranking import rank
 from casefind.results import CaseList, RunInfo
@@ -224,3 +226,22 @@ def explain(
     everyone = rank(evaluation, protocol, as_of, show_all=True)
     listed = rank(evaluation, protocol, as_of)
     return explain_patient(patient_id, protocol, as_of, everyone, listed, evaluation, detail, extract.rejects)
+
+
+def copy_rules(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
+    """Copy the bundled protocol, its codelists and the example mapping file into ``directory`` to edit (the
+    codelists keep their place beside the protocol, so its ``file:`` paths still hold). Files already there
+    are replaced only with ``overwrite``. Returns the files written."""
+    source = default_protocol_path().parent
+    names = sorted(p.relative_to(source) for p in source.rglob("*") if p.suffix in (".yaml", ".csv") and p.is_file())
+    targets = [Path(directory) / name for name in names]
+    if not overwrite:
+        refuse_existing(
+            targets,
+            "already exists",
+            "Nothing was written. Choose another folder, or add --overwrite to replace these files.",
+        )
+    for name, target in zip(names, targets, strict=True):
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(source / name, target)
+    return targets

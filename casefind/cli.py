@@ -380,6 +380,22 @@ def sample_data(
     out.print(f"Wrote a synthetic practice to {directory}: {summary}", highlight=False, soft_wrap=True)
 
 
+@app.command("rules")
+@_friendly_errors
+def copy_rules(
+    directory: Path = typer.Argument(..., help="Folder to copy the bundled protocol into (created if needed)."),
+    overwrite: bool = _flag("--overwrite", "Replace protocol files the folder already holds."),
+) -> None:
+    """Copy the bundled protocol, its codelists and an example mapping file into a folder, to edit."""
+    written = api.copy_rules(directory, overwrite=overwrite)
+    protocol = directory / "vulnerable-families.yaml"
+    out.print(
+        _text(f"Wrote {len(written)} files to {directory}. Edit {protocol}, then: build-list DATA --rules {protocol}"),
+        highlight=False,
+        soft_wrap=True,
+    )
+
+
 @app.command("version")
 def show_version() -> None:
     """Print the casefind version."""

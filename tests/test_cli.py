@@ -276,3 +276,20 @@ def test_list_is_stacked_on_a_narrow_terminal_and_a_table_on_a_wide_one(make_ext
     monkeypatch.setattr(cli.out, "width", 200)
     wide = runner.invoke(app, args).output
     assert "┃ Name" in wide and "│ Smith, Amy" in wide
+
+
+def test_rules_copies_the_bundled_protocol_to_edit_and_never_over_an_edited_copy(tmp_path):
+    from casefind.protocol import default_protocol_path, load_protocol
+
+    target = tmp_path / "my rules"
+    result = runner.invoke(app, ["rules", str(target)], terminal_width=300)
+    assert result.exit_code == 0, result.output
+    copied = load_protocol(target / "vulnerable-families.yaml")  # its codelist paths resolve in the copy
+    assert copied.fingerprint() == load_protocol(default_protocol_path()).fingerprint()
+    assert (target / "mapping.example.yaml").is_file()
+    (target / "vulnerable-families.yaml").write_text("edited")
+    again = runner.invoke(app, ["rules", str(target)], terminal_width=300)
+    assert again.exit_code == 4 and "vulnerable-families.yaml: already exists" in again.output
+    assert (target / "vulnerable-families.yaml").read_text() == "edited"
+    assert runner.invoke(app, ["rules", str(target), "--overwrite"]).exit_code == 0
+    assert load_protocol(target / "vulnerable-families.yaml").fingerprint() == copied.fingerprint()
