@@ -231,7 +231,9 @@ def check_outputs(out: Path | None, rejects: Path | None, *, overwrite: bool) ->
         refuse_existing(
             [*paths, rejects] if rejects is not None else paths,
             "already exists (from an earlier run?)",
-            "Nothing was read or written. Choose another --out, or add --overwrite to replace these files.",
+            "Nothing was read or written. "
+            + ("Choose another --out" if out is not None else "Run from another folder, or give --out")
+            + ", or add --overwrite to replace these files.",
         )
 
 

@@ -169,7 +169,9 @@ def test_an_earlier_list_is_not_replaced_without_overwrite(make_extract, tmp_pat
     monkeypatch.chdir(tmp_path)
     (tmp_path / "casefind-rejects-2026-11-24.csv").write_text("kept")
     no_out = ["build-list", "--as-of", "2026-11-24", "--skip-bad-rows", str(clean)]
-    assert runner.invoke(app, no_out, terminal_width=300).exit_code == 4
+    refused = runner.invoke(app, no_out, terminal_width=300)
+    assert refused.exit_code == 4
+    assert "Run from another folder, or give --out, or add --overwrite" in refused.output  # no --out was given
     assert (tmp_path / "casefind-rejects-2026-11-24.csv").read_text() == "kept"
 
 
