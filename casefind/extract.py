@@ -53,6 +53,7 @@ VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice
     },
 }
 DATE_HINT = "write dates as yyyy-mm-dd or dd/mm/yyyy"
+MAPPING_EXAMPLE = "'casefind rules DIR' writes an example, mapping.example.yaml"  # also in rules/ of a checkout
 HEADER_SYNONYMS = {  # headers practice systems export (matched like any header, by _key) -> casefind column
     "dob": "date_of_birth", "birthdate": "date_of_birth", "dod": "date_of_death", "deathdate": "date_of_death",
     "surname": "family_name", "lastname": "family_name", "forename": "given_name", "forenames": "given_name",
@@ -255,7 +256,7 @@ def _rename(
         )
     for name in missing:
         close = difflib.get_close_matches(name, [_normalise(h) for h in unused], n=1, cutoff=0.5)
-        hint = "map your header to it in a mapping file (--mapping; see rules/mapping.example.yaml)"
+        hint = f"map your header to it in a mapping file (--mapping; {MAPPING_EXAMPLE})"
         if close:
             original = next(h for h in unused if _normalise(h) == close[0])
             hint = f"is it '{original}'? Map it with --mapping: {table.name}: {{columns: {{'{original}': {name}}}}}"
@@ -340,7 +341,7 @@ def _column_warnings(headers: list[str], names: dict[str, str], table: Table, so
         Problem(
             source.path.name,
             f"no {c.name} column: {c.if_absent}",
-            "if the file has it under another header, map it with --mapping (see rules/mapping.example.yaml)",
+            f"if the file has it under another header, map it with --mapping ({MAPPING_EXAMPLE})",
         )
         for c in table.columns
         if c.if_absent and c.name not in names
@@ -356,8 +357,7 @@ def _column_warnings(headers: list[str], names: dict[str, str], table: Table, so
             f"was found for {', '.join(absent)}",
             f"map it with --mapping, e.g. {table.name}: {{columns: {{'{unused[0]}': {absent[0]}}}}}"
             if len(unused) == 1 and len(absent) == 1
-            else "if one of these columns holds one of those values, map it with --mapping "
-            "(see rules/mapping.example.yaml)",
+            else f"if one of these columns holds one of those values, map it with --mapping ({MAPPING_EXAMPLE})",
         )
     ]
 

@@ -190,7 +190,10 @@ def test_an_absent_column_that_changes_the_list_is_named_with_what_it_means(tmp_
     """Without registered_to every patient counts as still registered, so children who have left are listed;
     without date_of_death, children who have died; without household_id, no household links are made."""
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\n")
-    hint = "\n  HINT: if the file has it under another header, map it with --mapping (see rules/mapping.example.yaml)"
+    hint = (
+        "\n  HINT: if the file has it under another header, map it with --mapping ('casefind rules DIR' writes an "
+        "example, mapping.example.yaml)"
+    )
     assert [str(w) for w in read_extract(folder).warnings] == [
         f"patients.csv: no date_of_death column: every patient is taken to be alive{hint}",
         f"patients.csv: no registered_to column: every patient is taken to be still registered{hint}",
@@ -729,7 +732,8 @@ def test_a_missing_column_is_not_taken_for_one_already_read(tmp_path):
     folder = _write(tmp_path / "x", patients_csv="patient_id,date_of_death\nP1,\n", events_csv=EVENTS)
     assert _problems(folder) == [
         f"{folder / 'patients.csv'}: missing required column 'date_of_birth' (found: patient_id, date_of_death)\n"
-        "  HINT: map your header to it in a mapping file (--mapping; see rules/mapping.example.yaml)"
+        "  HINT: map your header to it in a mapping file (--mapping; 'casefind rules DIR' writes an example, "
+        "mapping.example.yaml)"
     ]
     (folder / "patients.csv").write_text("patient_id,date_of_death,Date of Brith\nP1,,2015-01-01\n")
     [problem] = _problems(folder)
