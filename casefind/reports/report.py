@@ -100,15 +100,14 @@ def check_options(
     by: str = "month",
     breakdowns: Iterable[str] = ("category",),
     compare: tuple[tuple[date, date], tuple[date, date]] | None = None,
-) -> None:
-    """Stop on any option :func:`build_coding_report` would refuse that the extract has no say in (``--by``,
-    ``--breakdown``, ``--from``/``--to``, ``--compare``): call it before reading an extract, which can take
-    minutes."""
-    normalise_breakdowns(breakdowns)
-    make_periods(date_from, date_to, by)
-    ranges = _compare_periods(compare)
-    if ranges and ranges[0] == ranges[1]:
-        raise OptionError("--compare: the two date ranges are the same")
+) -> tuple[str, ...]:
+    """Stop on any option the extract has no say in (``--by``, ``--breakdown``, ``--from``/``--to``,
+    ``--compare``); returns the breakdowns as :func:`build_coding_report` uses them, which starts with this
+    check. Call it before reading an extract, which can take minutes."""
+    chosen = normalise_breakdowns(breakdowns)
+    make_periods(date_from, date_to, by)  # the dates as asked for must make sense before they are cut
+    _compare_periods(compare)
+    return chosen
 
 
 def build_coding_report(
@@ -140,8 +139,7 @@ def build_coding_report(
     dated after the day the report was run. When every event is dated after that day there is no end to
     cut at: the dates are not cut, and the notice says so.
     """
-    chosen = normalise_breakdowns(breakdowns)
-    make_periods(date_from, date_to, by)  # the dates as asked for must make sense before they are cut
+    chosen = check_options(date_from, date_to, by, breakdowns, compare)
     notices, events_after_today = [], None
     if isinstance(extract_end, ExtractEnd):
         notices, events_after_today = _later_events_notices(extract_end), extract_end.later_events
@@ -254,7 +252,10 @@ def _compare_periods(compare) -> list[Period]:
         (b0, b1), (a0, a1) = compare
     except (TypeError, ValueError):
         raise OptionError("--compare: expected two date ranges, FROM..TO FROM..TO") from None
-    return [range_period(b0, b1), range_period(a0, a1)]
+    before, after = range_period(b0, b1), range_period(a0, a1)
+    if before.label == after.label:
+        raise OptionError("--compare: the two date ranges are the same")
+    return [before, after]
 
 
 def _default_funnel_unit(con) -> str:
