@@ -173,9 +173,13 @@ def _summary(info) -> str:
     if gaps:
         text += f" Data gaps: {gaps}."
     if info.rows_rejected:
-        rows = "1 bad row was" if info.rows_rejected == 1 else f"{info.rows_rejected} bad rows were"
-        text += f" {rows} left out (see {info.rejects_file})."
+        text += " " + _left_out(info.rows_rejected, info.rejects_file)
     return text
+
+
+def _left_out(rows: int, rejects_file) -> str:
+    """The summary's line on rows --skip-bad-rows left out, and where they were written."""
+    return f"{'1 bad row was' if rows == 1 else f'{rows} bad rows were'} left out (see {rejects_file})."
 
 
 @app.command("build-list")
@@ -311,8 +315,7 @@ def coding_report(
         soft_wrap=True,
     )
     if report.rows_rejected:
-        rows = "1 bad row was" if report.rows_rejected == 1 else f"{report.rows_rejected} bad rows were"
-        out.print(_text(f"{rows} left out (see {out_dir / REJECTS_FILE})."), highlight=False, soft_wrap=True)
+        out.print(_text(_left_out(report.rows_rejected, out_dir / REJECTS_FILE)), highlight=False, soft_wrap=True)
 
 
 @app.command("explain")
