@@ -840,7 +840,7 @@ def _read_tables(
     )
 
 
-US_ONLY_DATE = "0?[1-9]/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?|1[0-2]/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?"
+US_ONLY_DATE = "(0?[1-9]|1[0-2])/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?"
 UK_ONLY_DATE = "(1[3-9]|2[0-9]|3[01])/(0?[1-9]|1[0-2])/[0-9]{4}([ T].*)?"
 
 
@@ -854,16 +854,15 @@ def _refuse_month_first(con, table: Table, source: SourceFile) -> None:
     """
     for col in (c.name for c in table.columns if c.type == "date"):
         us_only = f"regexp_full_match(trim({col}), {_sql_str(US_ONLY_DATE)})"
-        found = con.execute(
-            f"SELECT count(*), min(_row) FROM checked_{table.name} WHERE {us_only}"
-        ).fetchone()  # only rows that fail as dd/mm/yyyy can be valid only month first: they were checked
-        if found[0] < 2:
+        [(count, first, value)] = con.execute(
+            f"SELECT count(*), min(_row), arg_min(trim({col}), _row) FROM checked_{table.name} WHERE {us_only}"
+        ).fetchall()  # only rows that fail as dd/mm/yyyy can be valid only month first: they were checked
+        if count < 2:
             continue
         uk_only = f"regexp_full_match(trim({col}), {_sql_str(UK_ONLY_DATE)})"
         if con.execute(f"SELECT count(*) FROM src_{table.name} WHERE {uk_only}").fetchone()[0]:
             continue
-        [(value,)] = con.execute(f"SELECT trim({col}) FROM checked_{table.name} WHERE _row = ?", [found[1]]).fetchall()
-        [row] = _spreadsheet_rows(source, [found[1]])
+        [row] = _spreadsheet_rows(source, [first])
         raise ExtractError(
             Problem(
                 f"{source.path.name}, column '{col}'",
