@@ -252,18 +252,11 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
     """``people``: every patient with age on the as-of date, family, concern (own or anyone in the family),
     and whether (and why not) they can be listed (``people_status``, which the population count reads).
 
-    A view, not a table: at ICB scale only the rows a query asks for (the relevant patients, one patient
-    for ``explain``, the population count's flags) are worked out, and only relevant rows reach pandas.
+    A view, not a table: at ICB scale only the rows a query asks for (one patient for ``explain``, the
+    population count's flags) are worked out. ``_relevant`` applies the same SQL (``_people_sql``) to the
+    relevant patients only, as DuckDB would join all the others before filtering on a list of ids.
     """
-    pop = protocol.population
-    death_from = pop.include_deaths_within.before(as_of) if pop.include_deaths_within else None
-    lit = {
-        "as_of": _sql_literal(as_of),
-        "registered": _sql_literal(pop.registered_on_as_of),
-        "death_from": _sql_literal(death_from),
-        "min_age": _sql_literal(pop.min_age),
-        "max_age": _sql_literal(pop.max_age),
-    }
+    status, people = _people_sql(protocol, as_of, "patients")
     families.run_script(
         con,
         f"""
@@ -273,7 +266,25 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
         SELECT {families.family_id_sql("c.patient_id", "f.family_id")} AS family_id,
                string_agg('patient ' || c.patient_id || ': ' || c.evidence, '; ' ORDER BY c.patient_id) AS evidence
         FROM concern c LEFT JOIN family_of_linked f USING (patient_id) GROUP BY ALL;
-        CREATE OR REPLACE TEMP VIEW people_status AS
+        CREATE OR REPLACE TEMP VIEW people_status AS {status};
+        CREATE OR REPLACE TEMP VIEW people AS {people}
+        """,
+    )
+
+
+def _people_sql(protocol: Protocol, as_of: date, patients: str) -> tuple[str, str]:
+    """SELECTs of ``people_status`` and ``people`` (which reads ``people_status``) over ``patients``, a table
+    or a subquery of the patients table."""
+    pop = protocol.population
+    death_from = pop.include_deaths_within.before(as_of) if pop.include_deaths_within else None
+    lit = {
+        "as_of": _sql_literal(as_of),
+        "registered": _sql_literal(pop.registered_on_as_of),
+        "death_from": _sql_literal(death_from),
+        "min_age": _sql_literal(pop.min_age),
+        "max_age": _sql_literal(pop.max_age),
+    }
+    status = f"""
         SELECT p.*,
                CASE
                  WHEN date_of_birth > {lit["as_of"]} THEN 'not born by the as-of date'
@@ -285,9 +296,9 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
                END AS exclusion,
                age BETWEEN {lit["min_age"]} AND {lit["max_age"]} AS in_age_range,
                age < 5 AND w.patient_id IS NULL AS no_linked_adult
-        FROM (SELECT *, {families.age_sql(lit["as_of"])} AS age FROM patients) p
-        LEFT JOIN with_adult w ON w.patient_id = p.patient_id;
-        CREATE OR REPLACE TEMP VIEW people AS
+        FROM (SELECT *, {families.age_sql(lit["as_of"])} AS age FROM {patients}) p
+        LEFT JOIN with_adult w ON w.patient_id = p.patient_id"""
+    people = f"""
         SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
                age, p.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,
                cf.family_id IS NOT NULL AS concerned, exclusion, in_age_range, no_linked_adult
@@ -296,12 +307,11 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
           FROM people_status s LEFT JOIN family_of_linked f USING (patient_id)
         ) p
         LEFT JOIN concern c USING (patient_id)
-        LEFT JOIN concerned_family cf ON cf.family_id = p.family_id
-        """,
-    )
+        LEFT JOIN concerned_family cf ON cf.family_id = p.family_id"""
+    return status, people
 
 
-def _relevant(con, own: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+def _relevant(con, protocol: Protocol, as_of: date, own: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     """(people, links) for patients with a hit, the children linked to them, and those children's adults.
 
     At ICB scale ``people`` and ``links`` have millions of rows; ranking needs only these.
@@ -322,13 +332,13 @@ def _relevant(con, own: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
     )
     con.unregister("own_ids_df")
     links = con.execute("SELECT * FROM relevant_links ORDER BY child_id, priority, relation, relative_id").df()
-    people = con.execute(
-        """
-        SELECT * FROM people WHERE patient_id IN (
-          SELECT patient_id FROM relevant_children UNION SELECT relative_id FROM relevant_links)
-        ORDER BY patient_id
-        """
-    ).df()
+    status, people = _people_sql(
+        protocol,
+        as_of,
+        "(SELECT * FROM patients WHERE patient_id IN "
+        "(SELECT patient_id FROM relevant_children UNION SELECT relative_id FROM relevant_links))",
+    )
+    people = con.execute(f"WITH people_status AS ({status}) SELECT * FROM ({people}) ORDER BY patient_id").df()
     return people, links
 
 
@@ -432,7 +442,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     frames = [f for f in frames if len(f)]
     own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
     _people_view(con, protocol, as_of)
-    people, links = _relevant(con, own)
+    people, links = _relevant(con, protocol, as_of, own)
     hits, expectant = _route(protocol, own, people, links)
     hits = _apply_missed_thresholds(protocol, hits)
     hits = hits.assign(reciprocal_missing=_reciprocal_gaps(con, protocol, hits))
