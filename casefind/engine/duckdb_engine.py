@@ -274,7 +274,11 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
 
 def _people_sql(protocol: Protocol, as_of: date, patients: str) -> tuple[str, str]:
     """SELECTs of ``people_status`` and ``people`` (which reads ``people_status``) over ``patients``, a table
-    or a subquery of the patients table."""
+    or a subquery of the patients table.
+
+    A registration that ends on or after the date of death ended because of the death (practice systems
+    close it on the day, or when the death is notified): the death rules apply, not the registration rule.
+    """
     pop = protocol.population
     death_from = pop.include_deaths_within.before(as_of) if pop.include_deaths_within else None
     lit = {
@@ -288,7 +292,8 @@ def _people_sql(protocol: Protocol, as_of: date, patients: str) -> tuple[str, st
         SELECT p.*,
                CASE
                  WHEN date_of_birth > {lit["as_of"]} THEN 'not born by the as-of date'
-                 WHEN {lit["registered"]} AND (registered_from > {lit["as_of"]} OR registered_to < {lit["as_of"]})
+                 WHEN {lit["registered"]} AND (registered_from > {lit["as_of"]} OR registered_to < {lit["as_of"]}
+                                              AND NOT coalesce(registered_to >= date_of_death, false))
                    THEN 'not registered on the as-of date'
                  WHEN date_of_death <= {lit["as_of"]}
                       AND ({lit["death_from"]} IS NULL OR date_of_death < {lit["death_from"]})
