@@ -361,7 +361,8 @@ def _route(
 
     Pregnancy criteria (``lists_adults``) are carried from the expectant woman to the children she is
     linked to (her children, and children in her household) who are in the population; only when there are
-    none is the woman herself the case, and then parental criteria read her own record too.
+    none is the woman herself the case, and then parental criteria read her own record too. A sibling's
+    record is read only while the sibling is in the population too (registered, in the age range).
 
     Returns the hits and the expectant women who are cases themselves.
     """
@@ -395,6 +396,9 @@ def _route(
     via = others.merge(records[records["role"] != "own"], on="criterion_id").merge(
         all_links, left_on=["patient_id", "role"], right_on=["relative_id", "role"]
     )
+    # a sibling's record counts while the sibling could be listed: a plan coded on a brother who has since
+    # turned 18 or moved away cannot be ended by a code here, so it would read as current for ever
+    via = via[(via["role"] != "sibling") | isin(via["relative_id"], eligible_children)]
     via = via.assign(patient_id=via["child_id"], via_patient_id=via["relative_id"], via_relation=via["relation"])
     via = _one_route_per_relative(via)
     own_kept = others.merge(records[records["role"] == "own"][["criterion_id"]], on="criterion_id")

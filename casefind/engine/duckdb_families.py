@@ -13,13 +13,16 @@ How explicit links and shared households combine (the README's Families section 
   them: birth, adoptive, foster and step-parents, guardians, carers (kinship and grandparent carers too)
   and a parent's partner. A plain grandparent, aunt or uncle does not; record them as carers if they are.
 * **parent**: an explicit parent-type link, wherever the parent lives and whether or not they are
-  registered here (a parent with no record here simply has no codes to read).
+  registered here (a parent with no record here simply has no codes to read). A parent who died on or
+  before the as-of date is still linked (their record may explain a bereaved child's risk), and the
+  relation says so: "father (died 2026-03-01)".
 * **household_adult**: a patient aged 18 or over on the as-of date who shares the child's ``household_id``
-  and is registered and alive on the as-of date, or an explicit ``household member`` link to an adult. An
-  adult who has left the household (a different household_id now) no longer counts; an explicit parent
-  link still does.
+  and is registered and alive on the as-of date, or an explicit ``household member`` link to such an adult
+  (with or without a ``household_id``). An adult who has left the household (a different household_id
+  now) no longer counts; an explicit parent link still does.
 * **sibling**: an explicit sibling link (either direction), another child of a linked parent (so
   half-siblings with different surnames are found), or another child (under 18) in the same household.
+  A criterion reads a sibling's record only while the sibling could be listed (``duckdb_engine._route``).
 * A **family** is the connected set of patients joined by any of these links (a parent with no record
   here still joins the children linked to them); its ``family_id`` is ``F`` + the first 8 hex digits of
   the MD5 of the smallest member's id, so it is stable while the family's membership is.
@@ -114,7 +117,7 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
 
         CREATE OR REPLACE TEMP TABLE residents AS
         SELECT patient_id, household_id, {age_sql("$as_of")} AS age FROM patients
-        WHERE household_id IS NOT NULL AND date_of_birth <= $as_of
+        WHERE date_of_birth <= $as_of
           AND (registered_from IS NULL OR registered_from <= $as_of)
           AND (registered_to IS NULL OR registered_to >= $as_of)
           AND (date_of_death IS NULL OR date_of_death > $as_of);
@@ -122,12 +125,17 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
         CREATE OR REPLACE TEMP TABLE children_here AS SELECT patient_id, household_id FROM residents WHERE age < 18;
 
         CREATE OR REPLACE TEMP TABLE parent_links AS
-        SELECT patient_id AS child_id, related_patient_id AS relative_id,
-               word || CASE WHEN related_patient_id IN (SELECT patient_id FROM patients) THEN ''
-                            ELSE ' (no record here)' END AS relation
-        FROM rel WHERE word IN ({_words(PARENT_WORDS)})
-        UNION
-        SELECT related_patient_id, patient_id, 'parent' FROM rel WHERE word IN ({_words(CHILD_WORDS)});
+        SELECT l.child_id, l.relative_id,
+               l.word || CASE WHEN p.patient_id IS NULL THEN ' (no record here)'
+                              WHEN p.date_of_death <= $as_of
+                                THEN ' (died ' || strftime(p.date_of_death, '%Y-%m-%d') || ')'
+                              ELSE '' END AS relation
+        FROM (
+          SELECT patient_id AS child_id, related_patient_id AS relative_id, word FROM rel
+          WHERE word IN ({_words(PARENT_WORDS)})
+          UNION
+          SELECT related_patient_id, patient_id, 'parent' FROM rel WHERE word IN ({_words(CHILD_WORDS)})
+        ) l LEFT JOIN patients p ON p.patient_id = l.relative_id;
 
         CREATE OR REPLACE TEMP TABLE links AS
         SELECT DISTINCT child_id, relative_id, relation, role,
