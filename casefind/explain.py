@@ -86,8 +86,11 @@ def _why_not_coded(c, rows: pd.DataFrame, as_of: date) -> str:
     s = start.iloc[0]
     window = getattr(c, "window", None)
     window_start = window.before(as_of) if window else None
-    if not end.empty and pd.Timestamp(end.iloc[0].date) > pd.Timestamp(s.date):
-        return f"latest start {_fmt(s)} was closed by the later end code {_fmt(end.iloc[0])}"
+    if not end.empty and pd.Timestamp(end.iloc[0].date) >= pd.Timestamp(s.date):
+        if isinstance(c, AntenatalBooking):  # a delivery on the day of the booking ends the pregnancy
+            return f"booking {_fmt(s)} was followed by the end code {_fmt(end.iloc[0])}"
+        if pd.Timestamp(end.iloc[0].date) > pd.Timestamp(s.date):
+            return f"latest start {_fmt(s)} was closed by the later end code {_fmt(end.iloc[0])}"
     if window_start and pd.Timestamp(s.date) < pd.Timestamp(window_start):
         return f"latest code {_fmt(s)} is before the {window} window (from {window_start:%Y-%m-%d})"
     if isinstance(c, AntenatalBooking) and c.late_only:

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import csv
+from datetime import date
 
+from casefind import api
 from casefind.codes import sctid_problem, verhoeff_valid
 from casefind.protocol import default_protocol_path, load_protocol
 from tests.conftest import REPO
@@ -68,3 +70,28 @@ def test_protocol_hash_ignores_layout_but_not_content(tmp_path):
     changed = parse_protocol(text.replace("weight: 10", "weight: 11"), base=base)
     assert original.fingerprint() == reformatted.fingerprint()
     assert original.fingerprint() != changed.fingerprint()
+
+
+def test_a_late_booker_code_alone_is_a_late_booking_and_a_birth_ends_an_unborn_baby_concern(make_extract):
+    """A practice that codes only "late booker" still has a booking; the unborn-baby codes on the mother's
+    record end when the baby is born (its own record takes over)."""
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | sex | household_id
+        late_only  | 1998-01-01    | F   | H1
+        born_now   | 1996-01-01    | F   | H2
+        still_due  | 1996-01-01    | F   | H3
+        """,
+        events="""
+        patient_id | code            | date
+        late_only  | 169594005       | 2026-06-01
+        born_now   | 878111000000109 | 2026-02-01
+        born_now   | 169826009       | 2026-06-01
+        still_due  | 878111000000109 | 2026-09-01
+        """,
+    )
+    result = api.build_list(folder, as_of=date(2026, 11, 24))
+    assert dict(zip(result.entries["patient_id"], result.entries["criteria"], strict=True)) == {
+        "late_only": "antenatal_booking;late_booking",
+        "still_due": "unborn_concern",
+    }

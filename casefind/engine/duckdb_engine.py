@@ -175,10 +175,13 @@ def gestation_shown_sql(value: str) -> str:
 
 
 def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
+    """Bookings in the window with no end code on or after their day. Unlike a plan's end code, a delivery
+    on the day of the booking (a pregnancy first seen in labour) ends the pregnancy; a late code dated on or
+    before an end code belongs to the pregnancy that ended."""
     _windows(con, [c], as_of)
     weeks = c.late_at_weeks
     late_by_value = f"{gestation_weeks_sql('s.ev.value')} >= {weeks}" if weeks is not None else "false"
-    late_by_code = "(l.ev IS NOT NULL AND l.ev.date >= w.window_start AND (e.ev IS NULL OR l.ev.date >= e.ev.date))"
+    late_by_code = "(l.ev IS NOT NULL AND l.ev.date >= w.window_start AND (e.ev IS NULL OR l.ev.date > e.ev.date))"
     frame = con.execute(
         f"""
         SELECT {_EVIDENCE},
@@ -186,7 +189,7 @@ def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
                     WHEN {late_by_code} THEN 'late booking: ' || l.ev.term || ' (' || l.ev.date || ')'
                END AS detail
         {_latest_start_joined("end", "late")}
-          AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
+          AND (e.ev IS NULL OR e.ev.date < s.ev.date)
           AND s.ev.date >= w.window_start
         """
     ).df()
@@ -415,7 +418,9 @@ def _reciprocal_gaps(con, protocol: Protocol, hits: pd.DataFrame) -> pd.Series:
     ).df()
     needs = {c.id for c in protocol.criteria if c.reciprocal}
     coded = hits[["patient_id", "criterion_id"]].merge(have, how="left", on=["patient_id", "criterion_id"])["coded"]
-    routed = hits["via_patient_id"].notna() & hits["criterion_id"].isin(needs)
+    # (an expectant woman who is the case herself has no child record to code: her own record is the route)
+    routed = hits["via_patient_id"].notna() & (hits["via_patient_id"] != hits["patient_id"])
+    routed &= hits["criterion_id"].isin(needs)
     return routed & ~coded.fillna(False).astype(bool).to_numpy()
 
 
