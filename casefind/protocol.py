@@ -279,9 +279,12 @@ REFERENCE_FIELDS = ("start", "end", "codes", "booking", "late", "reciprocal")
 
 class Concern(Frozen):
     """What counts as professional concern: an open flag in the concerns table on the as-of date, or a
-    code from ``codes`` within ``window``, on the child or anyone in the child's family."""
+    code from ``codes`` within ``window``, on the child or anyone in the child's family. A code followed by
+    a later code from ``end`` ("no longer a cause for concern") no longer counts: latest code wins, as for
+    ``coded_active`` (an end code on the same day does not close it)."""
 
     codes: Names = ()
+    end: Names = ()
     window: DurationField | None = None
 
 
@@ -291,7 +294,7 @@ class Ranking(Frozen):
     minor_criteria_needed: Annotated[int, Field(ge=1)] = 4
 
 
-def reference_problems(codelist_names: set[str], criteria: list, concern_codes: Any = ()) -> list[str]:
+def reference_problems(codelist_names: set[str], criteria: list, concern: Any = None) -> list[str]:
     """Duplicate criterion ids and undefined codelists (in criteria or concern), as ``path: problem`` lines.
 
     Works on plain dicts so the loader can report these alongside field errors in one go.
@@ -310,7 +313,10 @@ def reference_problems(codelist_names: set[str], criteria: list, concern_codes: 
     for i, criterion in enumerate(criteria):
         if isinstance(criterion, dict):
             problems += _unknown(f"criteria[{i}].single_if", criterion.get("single_if"), ids, "criterion")
-    return problems + _unknown("concern.codes", concern_codes, codelist_names, "codelist")
+    concern = concern if isinstance(concern, dict) else {}
+    for field in ("codes", "end"):
+        problems += _unknown(f"concern.{field}", concern.get(field), codelist_names, "codelist")
+    return problems
 
 
 def _unknown(path: str, value, known: set, what: str) -> list[str]:
@@ -343,7 +349,8 @@ class Protocol(Frozen):
 
     @model_validator(mode="after")
     def _references(self) -> Protocol:
-        problems = reference_problems(set(self.codelists), [c.model_dump() for c in self.criteria], self.concern.codes)
+        criteria = [c.model_dump() for c in self.criteria]
+        problems = reference_problems(set(self.codelists), criteria, self.concern.model_dump())
         if problems:
             raise ValueError("\n".join(problems))
         return self
@@ -624,7 +631,7 @@ def parse_protocol(text: str, *, source: str = "<protocol>", base: Path = Path("
         # Reference checks run in the model only once every field is valid; list them now too.
         criteria = data.get("criteria") if isinstance(data.get("criteria"), list) else []
         concern = data.get("concern") if isinstance(data.get("concern"), dict) else {}
-        for text in reference_problems(set(codelists), criteria, concern.get("codes")):
+        for text in reference_problems(set(codelists), criteria, concern):
             path_text, message = text.split(": ", 1)
             path = _parse_path(path_text)
             problems.setdefault(Problem(locate(path), message), locate.line(path))

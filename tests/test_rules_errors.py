@@ -164,11 +164,12 @@ def test_inline_codes_are_checked_even_when_a_file_is_also_given(tmp_path):
 
 
 def test_an_unknown_concern_codelist_is_listed_with_the_other_problems(tmp_path):
-    protocol = PROTOCOL + "concern:\n  codes: cp_ned\n  window: 2 yeers\n"
+    protocol = PROTOCOL + "concern:\n  codes: cp_ned\n  end: cp_ende\n  window: 2 yeers\n"
     path = _write(tmp_path, protocol)
     assert _messages(path) == [
         f"{path}, line 9, concern.codes: unknown codelist 'cp_ned' (did you mean 'cp_end'?)",
-        f"{path}, line 10, concern.window: expected a duration like '12 months', got '2 yeers'",
+        f"{path}, line 10, concern.end: unknown codelist 'cp_ende' (did you mean 'cp_end'?)",
+        f"{path}, line 11, concern.window: expected a duration like '12 months', got '2 yeers'",
     ]
 
 

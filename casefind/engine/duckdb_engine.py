@@ -60,6 +60,7 @@ def code_map(protocol: Protocol, as_of: date) -> pd.DataFrame:
         for field, names in criterion.codelist_refs().items():
             add(criterion.id, ROLE_FIELDS[field], names, window_start)
     add(CONCERN, "start", protocol.concern.codes)
+    add(CONCERN, "end", protocol.concern.end)
     frame = pd.DataFrame(rows, columns=["code_system", "code", "criterion_id", "role", "term", "window_start"])
     frame["window_start"] = pd.to_datetime(frame["window_start"]).dt.date
     # The same code may sit in two codelists of one criterion role; keep one term for it.

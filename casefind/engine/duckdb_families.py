@@ -240,7 +240,8 @@ def family_id_sql(patient_id: str, linked_family_id: str) -> str:
 
 
 def concern_table(con: duckdb.DuckDBPyConnection, as_of: date, window_start: date | None) -> None:
-    """``concern(patient_id, evidence)``: open flags and concern codes (from the scan's ``__concern__`` rows)."""
+    """``concern(patient_id, evidence)``: open flags and concern codes (from the scan's ``__concern__`` rows):
+    the latest concern code, in the window and not followed by a later end code."""
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE concern AS
@@ -248,8 +249,11 @@ def concern_table(con: duckdb.DuckDBPyConnection, as_of: date, window_start: dat
           SELECT patient_id, 'concern flag raised ' || strftime(raised_on, '%Y-%m-%d') AS evidence
           FROM concerns WHERE raised_on <= $as_of AND (resolved_on IS NULL OR resolved_on > $as_of)
           UNION
-          SELECT patient_id, coalesce(ev.term, ev.code) || ' ' || strftime(ev.date, '%Y-%m-%d')
-          FROM latest WHERE criterion_id = '__concern__' AND ($from IS NULL OR ev.date >= $from)
+          SELECT s.patient_id, coalesce(s.ev.term, s.ev.code) || ' ' || strftime(s.ev.date, '%Y-%m-%d')
+          FROM latest s LEFT JOIN latest e
+            ON e.patient_id = s.patient_id AND e.criterion_id = '__concern__' AND e.role = 'end'
+          WHERE s.criterion_id = '__concern__' AND s.role = 'start' AND ($from IS NULL OR s.ev.date >= $from)
+            AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
         ) GROUP BY patient_id
         """,
         {"as_of": as_of, "from": window_start},
