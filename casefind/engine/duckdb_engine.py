@@ -366,7 +366,8 @@ def _route(
     Pregnancy criteria (``lists_adults``) are carried from the expectant woman to the children she is
     linked to (her children, and children in her household) who are in the population; only when there are
     none is the woman herself the case, and then parental criteria read her own record too. A sibling's
-    record is read only while the sibling is in the population too (registered, in the age range).
+    record is read only while the sibling is in the population too (registered, in the age range). Only
+    patients in the patients file are cases: a sibling linked by id but registered elsewhere is not.
 
     Returns the hits and the expectant women who are cases themselves.
     """
@@ -409,6 +410,7 @@ def _route(
     columns = list(HIT_COLUMNS) + ["via_patient_id", "via_relation"]
     frames = [f.reindex(columns=columns) for f in (own_kept, kept_preg, via, carried) if len(f)]
     hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
+    hits = hits[isin(hits["patient_id"], people["patient_id"])]  # a relative with no record here is no case
     return hits.drop_duplicates(["patient_id", "criterion_id", "via_patient_id", "via_relation"]), expectant
 
 
