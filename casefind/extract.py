@@ -168,8 +168,10 @@ def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Pa
                 Problem(str(path), f"the mapping file names this file for '{table.name}' but it does not exist")
             )
         return path
-    found = [
-        data_dir / f"{table.name}{ext}" for ext in (".csv", ".parquet") if (data_dir / f"{table.name}{ext}").exists()
+    found = [  # any case, as a Windows folder would match it: Patients.CSV is patients.csv
+        path
+        for path in sorted(data_dir.iterdir())
+        if path.name.lower() in (f"{table.name}.csv", f"{table.name}.parquet") and path.is_file()
     ]
     if len(found) > 1:
         raise ExtractError(
@@ -749,19 +751,21 @@ def _read(
     con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, event_codes: Iterable[str] | None, workdir: Path
 ) -> Extract:
     files: dict[str, SourceFile] = {}
-    missing = []
+    missing, absent = [], []  # required files not found (an error), optional ones (a warning)
     for table in TABLES.values():
         path = _find_file(data_dir, table, table_maps.get(table.name))
         if path is None:
             if table.required:
                 present = ", ".join(sorted(p.name for p in data_dir.iterdir())) or "nothing"
                 missing.append(
-                    Problem(
-                        str(data_dir),
-                        f"no {table.name}.csv or {table.name}.parquet (found: {present})",
-                        f"name the file {table.name}.csv, or set '{table.name}: {{file: ...}}' in a mapping file",
-                    )
-                )
+                    Problem(str(data_dir), f"no {table.name}.csv or {table.name}.parquet (found: {present})",
+                            _missing_file_hint(data_dir, table))
+                )  # fmt: skip
+            else:
+                absent.append(
+                    Problem(data_dir.name, f"no {table.name}.csv or {table.name}.parquet: {table.if_absent}",
+                            _missing_file_hint(data_dir, table, optional=True))
+                )  # fmt: skip
             continue
         files[table.name] = SourceFile(table.name, path, "parquet" if path.suffix.lower() == ".parquet" else "csv")
     if missing:
@@ -771,7 +775,23 @@ def _read(
         hashes = {name: hasher.submit(_sha256, source.path) for name, source in files.items()}
         extract = _read_tables(con, files, table_maps, skip_bad_rows, event_codes, workdir)
     extract.files = {name: replace(source, sha256=hashes[name].result()) for name, source in extract.files.items()}
+    extract.warnings[:0] = absent
     return extract
+
+
+def _missing_file_hint(data_dir: Path, table: Table, optional: bool = False) -> str:
+    """How to give casefind the table's file: name a file that is there in another format, or say how."""
+    near = sorted(p.name for p in data_dir.iterdir() if p.stem.lower() == table.name and p.is_file())
+    if any(name.lower().endswith((".xlsx", ".xls")) for name in near):
+        return f"casefind reads CSV or Parquet, not {near[0]}: in Excel, File > Save As > CSV UTF-8 ({table.name}.csv)"
+    if near:
+        return (
+            f"found {near[0]}: name it {table.name}.csv if it is a CSV file, "
+            f"or map it: {table.name}: {{file: {near[0]}}}"
+        )
+    if optional:
+        return f"if your system exports it, save it here as {table.name}.csv (`casefind schema` lists its columns)"
+    return f"name the file {table.name}.csv, or set '{table.name}: {{file: ...}}' in a mapping file"
 
 
 def _read_tables(
@@ -810,6 +830,8 @@ def _read_tables(
             header_warnings.append(_preamble_warning(files[table.name], layout))
         files[table.name] = replace(files[table.name], csv=layout)
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+        if not rows_read[table.name]:
+            header_warnings.append(_no_rows(files[table.name], table))
         if table.name == "events" and keep:
             checked = _collect_problems(con, table, raw, files[table.name], keep, cut_codes)
             con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, checked, keep)}")
@@ -825,6 +847,16 @@ def _read_tables(
         if table.name == "patients":
             _rejected_patients(con)
 
+    if keep and rows_read.get("events") and not con.execute("SELECT count(*) FROM events").fetchone()[0]:
+        header_warnings.append(
+            Problem(
+                files["events"].path.name,
+                f"none of its {rows_read['events']} events has a code from the protocol's codelists, so no "
+                "criterion read from codes can be met",
+                "check that the code column holds the codes themselves (SNOMED CT concept ids such as "
+                "342191000000101, or the protocol's code systems), with nothing around them",
+            )
+        )
     order = "CASE tbl " + " ".join(f"WHEN '{t}' THEN {i}" for i, t in enumerate(TABLES)) + " END, row, col"
     columns = "tbl, file, row, col AS column, problem, hint, ref_tbl, ref_row, knock_on"
     rejects = con.execute(f"SELECT {columns} FROM problems ORDER BY {order}").df()
@@ -838,6 +870,17 @@ def _read_tables(
         rejects[["file", "row", "column", "problem", "record"]],
         header_warnings + _warnings(con, files),
     )
+
+
+def _no_rows(source: SourceFile, table: Table) -> Problem:
+    """A file with a header but no rows: an error for the patients file (nothing to list, and every other
+    row would be of an unknown patient), else a warning saying what is missing from the list."""
+    if table.name == "patients":
+        raise ExtractError(
+            Problem(source.path.name, "the file has a header but no rows", "export the patients table again")
+        )
+    missing = table.if_absent or "no criterion read from codes can be met"
+    return Problem(source.path.name, f"the file has a header but no rows: {missing}")
 
 
 US_ONLY_DATE = "(0?[1-9]|1[0-2])/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?"

@@ -39,6 +39,7 @@ class Table:
     meaning: str
     columns: tuple[Column, ...]
     unique: tuple[str, ...] = ()  # columns whose values must be unique
+    if_absent: str | None = None  # what an extract without this optional table means for the list (a warning)
 
     def column(self, name: str) -> Column:
         return next(c for c in self.columns if c.name == name)
@@ -126,6 +127,8 @@ TABLES: dict[str, Table] = {
                 Column("start_date", "date", False, "Relationship valid from (empty = always)"),
                 Column("end_date", "date", False, "Relationship valid until (empty = still valid)", open_end=True),
             ),
+            if_absent="children are linked only by a shared household_id: no parents living elsewhere, no "
+            "siblings in other households",
         ),
         Table(
             "appointments",
@@ -137,6 +140,7 @@ TABLES: dict[str, Table] = {
                 Column("status", "choice", True, "What happened", APPOINTMENT_STATUSES),
                 Column("clinician_id", "string", False, "Who the appointment was with"),
             ),
+            if_absent="missed appointments are counted from coded events only",
         ),
         Table(
             "concerns",
@@ -149,6 +153,8 @@ TABLES: dict[str, Table] = {
                 Column("resolved_on", "date", False, "Date resolved (empty = open)", open_end=True),
                 Column("note", "string", False, "Free text; casefind never prints it"),
             ),
+            if_absent="professional concern comes from the protocol's concern codes only, so criteria that "
+            "need it count only where such a code is recorded",
         ),
     )
 }

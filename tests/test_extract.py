@@ -180,7 +180,7 @@ def test_headers_in_other_spellings_are_matched_and_unused_ones_are_named(tmp_pa
     ).fetchone()
     assert row == ("P1", "Smith", "Ann", date(2015, 2, 1), date(2026, 1, 2), "F", "H1")
     assert extract.con.execute("SELECT code, date FROM events").fetchone() == ("342191000000101", date(2025, 6, 5))
-    assert [str(w) for w in extract.warnings] == [
+    assert [str(w) for w in extract.warnings if w.location.startswith("patients.csv")] == [
         "patients.csv: column 'Deregistered' not used, and no column was found for registered_to\n"
         "  HINT: map it with --mapping, e.g. patients: {columns: {'Deregistered': registered_to}}"
     ]
@@ -194,16 +194,16 @@ def test_an_absent_column_that_changes_the_list_is_named_with_what_it_means(tmp_
         "\n  HINT: if the file has it under another header, map it with --mapping ('casefind rules DIR' writes an "
         "example, mapping.example.yaml)"
     )
-    assert [str(w) for w in read_extract(folder).warnings] == [
+    assert [str(w) for w in read_extract(folder).warnings if w.location == "patients.csv"] == [
         f"patients.csv: no date_of_death column: every patient is taken to be alive{hint}",
         f"patients.csv: no registered_to column: every patient is taken to be still registered{hint}",
         "patients.csv: no household_id column: no one is linked by household (household adults, children in the "
         f"same household){hint}",
     ]
     full = "patient_id,date_of_birth,date_of_death,registered_to,household_id\nP1,2015-02-01,,,H1\n"
-    assert _write(tmp_path / "y", patients_csv=full, events_csv="patient_id,code,date\n") and not (
-        read_extract(tmp_path / "y").warnings
-    )
+    assert _write(tmp_path / "y", patients_csv=full, events_csv="patient_id,code,date\n") and not [
+        w for w in read_extract(tmp_path / "y").warnings if w.location == "patients.csv"
+    ]
 
 
 def test_rows_with_every_field_blank_are_skipped_and_counted(tmp_path):
@@ -739,3 +739,84 @@ def test_a_missing_column_is_not_taken_for_one_already_read(tmp_path):
     [problem] = _problems(folder)
     assert problem.endswith("HINT: is it 'Date of Brith'? Map it with --mapping: patients: {columns: "
                             "{'Date of Brith': date_of_birth}}")  # fmt: skip
+
+
+PATIENT_ROW = "patient_id,date_of_birth,date_of_death,registered_to,household_id\nP1,2015-02-01,,,H1\n"
+CP_EVENT = "patient_id,code,date\nP1,342191000000101,2026-01-01\n"
+
+
+def _table_warnings(folder: Path, **kwargs) -> list[str]:
+    return [str(w) for w in read_extract(folder, **kwargs).warnings if w.location != "patients.csv"]
+
+
+def test_each_absent_optional_table_is_named_with_what_it_means_for_the_list(tmp_path):
+    """Without appointments.csv, children not brought to appointments are found from codes only, and so on:
+    casefind says so rather than listing fewer children without a word."""
+    folder = _write(tmp_path / "x", patients_csv=PATIENT_ROW, events_csv=CP_EVENT)
+    hint = "\n  HINT: if your system exports it, save it here as {}.csv (`casefind schema` lists its columns)"
+    assert _table_warnings(folder) == [
+        "x: no relationships.csv or relationships.parquet: children are linked only by a shared household_id: no "
+        "parents living elsewhere, no siblings in other households" + hint.format("relationships"),
+        "x: no appointments.csv or appointments.parquet: missed appointments are counted from coded events only"
+        + hint.format("appointments"),
+        "x: no concerns.csv or concerns.parquet: professional concern comes from the protocol's concern codes "
+        "only, so criteria that need it count only where such a code is recorded" + hint.format("concerns"),
+    ]
+
+
+def test_file_names_are_matched_in_any_case_and_near_misses_are_named(tmp_path):
+    """A Windows export's Appointments.CSV is appointments.csv; relationships.txt and concerns.xlsx are not
+    read, and the warnings say what to do with them."""
+    folder = _write(
+        tmp_path / "x",
+        **{
+            "Patients.CSV": PATIENT_ROW,
+            "events.csv": CP_EVENT,
+            "Appointments.CSV": "patient_id,date,status\nP1,2026-10-01,was not brought\n",
+            "relationships.txt": "patient_id,related_patient_id,relationship\n",
+            "concerns.xlsx": b"PK\x03\x04",
+        },
+    )
+    extract = read_extract(folder)
+    assert extract.files["patients"].path.name == "Patients.CSV"
+    assert extract.con.execute("SELECT status FROM appointments").fetchall() == [("was_not_brought",)]
+    assert [w.hint for w in extract.warnings if w.location == "x"] == [
+        "found relationships.txt: name it relationships.csv if it is a CSV file, or map it: relationships: "
+        "{file: relationships.txt}",
+        "casefind reads CSV or Parquet, not concerns.xlsx: in Excel, File > Save As > CSV UTF-8 (concerns.csv)",
+    ]
+    _write(tmp_path / "y", **{"patients.xlsx": b"PK\x03\x04", "events.csv": CP_EVENT})
+    assert _problems(tmp_path / "y") == [
+        f"{tmp_path / 'y'}: no patients.csv or patients.parquet (found: events.csv, patients.xlsx)\n  HINT: casefind "
+        "reads CSV or Parquet, not patients.xlsx: in Excel, File > Save As > CSV UTF-8 (patients.csv)"
+    ]
+
+
+def test_a_file_with_a_header_but_no_rows_is_named(tmp_path):
+    """No patients: an error, not a list of every event's unknown patient. An optional table or events with
+    no rows: a warning saying what the list then lacks. Events none of which has a protocol code: a warning
+    (a code column holding something else, such as codes with invisible characters around them)."""
+    _write(tmp_path / "a", patients_csv="patient_id,date_of_birth\n", events_csv=CP_EVENT)
+    assert _problems(tmp_path / "a") == [
+        "patients.csv: the file has a header but no rows\n  HINT: export the patients table again"
+    ]
+    folder = _write(
+        tmp_path / "b",
+        patients_csv=PATIENT_ROW,
+        events_csv="patient_id,code,date\n",
+        appointments_csv="patient_id,date,status\n",
+    )
+    warnings = [w for w in _table_warnings(folder) if not w.startswith("b:")]
+    assert warnings == [
+        "events.csv: the file has a header but no rows: no criterion read from codes can be met",
+        "appointments.csv: the file has a header but no rows: missed appointments are counted from coded events only",
+    ]
+    _write(
+        tmp_path / "c", patients_csv=PATIENT_ROW, events_csv="patient_id,code,date\nP1,342191000000101\xa0,2026-01-01\n"
+    )
+    warnings = [w for w in _table_warnings(tmp_path / "c", event_codes=["342191000000101"]) if w.startswith("events")]
+    assert warnings == [
+        "events.csv: none of its 1 events has a code from the protocol's codelists, so no criterion read from "
+        "codes can be met\n  HINT: check that the code column holds the codes themselves (SNOMED CT concept ids "
+        "such as 342191000000101, or the protocol's code systems), with nothing around them"
+    ]
