@@ -448,7 +448,8 @@ def nhs_number_invalid_sql(text: str, number: str) -> str:
 # message carries those. Names have no digits; NHS numbers and most identifiers have no date separators.
 # (a month of one or two digits in the middle: an NHS number written 943 476 5919 is not date-shaped)
 DATE_SHAPED = "[0-9]{1,4}[-/. ][0-9]{1,2}([-/. ][0-9]{1,4})?([ T][0-9]{1,2}(:[0-9]{1,2}){1,2}([.][0-9]{1,9})?)?"
-CODE_SHAPED = '[0-9.]*[0-9][0-9.]*[ ,"]+[0-9.]*'  # digits split by a space, comma or quote: '3421 91'
+CODE_NOT_IN = ('"', ",", " ", "'", "\t", "\u00a0")  # characters no code holds (the last: a non-breaking space)
+CODE_SHAPED = "[0-9.]*[0-9][0-9.]*[ ,\"'\t\u00a0]+[0-9.]*"  # digits split by one of them: '3421 91'
 CHOICE_SHAPED = (
     "[A-Za-z_ ]{0,2}|[A-Za-z]{3}[A-Za-z_ -]*[0-9]{1,2}"  # one or two letters, or a word and a number: 'icd10'
 )
@@ -518,11 +519,12 @@ def _checks(table: Table, cut_codes: dict[str, str] | None = None) -> list[Check
             checks.append(Check(c, f"{c} IS NULL", "'missing required value'", screen=f"{c} IS NULL OR {c} < '!'"))
         if col.type == "code":
             checks.append(
-                Check(
+                Check(  # a tab, a non-breaking space or Excel's ' text prefix would stop the code ever matching
                     c,
-                    " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in ('"', ",", " ")),
-                    f"'code ' || {_echo(c, CODE_SHAPED)} || ' contains a quote, comma or space'",
-                    "a code is one word, such as 342191000000101 or 13Iv.; check the quoting",
+                    " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in CODE_NOT_IN),
+                    f"'code ' || {_echo(c, CODE_SHAPED)} || ' contains a quote, comma, apostrophe, tab or space'",
+                    "a code is one word, such as 342191000000101 or 13Iv.; check the quoting, and remove "
+                    "anything typed or exported around it",
                 )
             )
             checks.append(

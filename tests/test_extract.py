@@ -383,9 +383,28 @@ def test_empty_file_and_repeated_header(tmp_path):
 def test_code_with_a_space_or_quote_is_a_bad_row(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv='patient_id,code,date\nP1,"3421 91",2026-01-01\n')
     assert _problems(folder) == [
-        "events.csv, row 2, column 'code': code '3421 91' contains a quote, comma or space\n"
-        "  HINT: a code is one word, such as 342191000000101 or 13Iv.; check the quoting"
+        "events.csv, row 2, column 'code': code '3421 91' contains a quote, comma, apostrophe, tab or space\n"
+        "  HINT: a code is one word, such as 342191000000101 or 13Iv.; check the quoting, and remove anything "
+        "typed or exported around it"
     ]
+
+
+def test_a_code_with_a_tab_or_an_apostrophe_is_a_bad_row_and_a_non_breaking_space_is_trimmed(tmp_path):
+    """Left in, a tab or Excel's ' text prefix would stop the code matching the protocol's, and the child
+    would drop off the list without a word. Non-breaking spaces around a code are trimmed, like spaces."""
+    events = "patient_id,code,date\nP1,342191000000101\t,2026-01-01\nP1,342191000000101\u00a0,2026-02-01\n"
+    events += "P1,'342191000000101,2026-01-01\nP1,342191000000101 ,2026-01-01\n"
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    assert [p.split("\n")[0] for p in _problems(folder)] == [
+        "events.csv, row 2, column 'code': code '342191000000101\t' contains a quote, comma, apostrophe, tab or space",
+        "events.csv, row 4, column 'code': code (not shown: it may be a name or an identifier in the wrong column) "
+        "contains a quote, comma, apostrophe, tab or space",
+    ]
+    _write(
+        tmp_path / "y", patients_csv=PATIENTS, events_csv="patient_id,code,date\nP1,342191000000101\u00a0,2026-02-01\n"
+    )
+    events = read_extract(tmp_path / "y", event_codes=["342191000000101"]).con.execute("SELECT code, date FROM events")
+    assert events.fetchall() == [("342191000000101", date(2026, 2, 1))]
 
 
 EVENTS = "patient_id,code,date\nP1,342191000000101,2026-01-01\nP2,342191000000101,05/06/2026\n"
@@ -663,12 +682,12 @@ def test_a_value_in_the_wrong_column_is_not_echoed(tmp_path):
         f"patients.csv, row 3, column 'date_of_birth': invalid date {hidden}",
         "patients.csv, row 4, column 'date_of_birth': invalid date '2015-02-30'",
         f"patients.csv, row 6, column 'date_of_birth': invalid date {hidden}",
-        f"events.csv, row 2, column 'code': code {hidden} contains a quote, comma or space",
+        f"events.csv, row 2, column 'code': code {hidden} contains a quote, comma, apostrophe, tab or space",
         f"events.csv, row 3, column 'code_system': unknown value {hidden} {systems}",
         f"events.csv, row 4, column 'code_system': unknown value 'icd10' {systems}",
         f"events.csv, row 5, column 'code_system': unknown value {hidden} {systems}",
         f"events.csv, row 6, column 'code_system': unknown value {hidden} {systems}",
-        f"events.csv, row 7, column 'code': code {hidden} contains a quote, comma or space",
+        f"events.csv, row 7, column 'code': code {hidden} contains a quote, comma, apostrophe, tab or space",
         f"appointments.csv, row 2, column 'status': unknown value {hidden} (expected one of: attended, "
         "did_not_attend, was_not_brought, cancelled_by_patient, cancelled_by_practice, booked)",
     ]
@@ -811,9 +830,7 @@ def test_a_file_with_a_header_but_no_rows_is_named(tmp_path):
         "events.csv: the file has a header but no rows: no criterion read from codes can be met",
         "appointments.csv: the file has a header but no rows: missed appointments are counted from coded events only",
     ]
-    _write(
-        tmp_path / "c", patients_csv=PATIENT_ROW, events_csv="patient_id,code,date\nP1,342191000000101\xa0,2026-01-01\n"
-    )
+    _write(tmp_path / "c", patients_csv=PATIENT_ROW, events_csv="patient_id,code,date\nP1,13Iv,2026-01-01\n")
     warnings = [w for w in _table_warnings(tmp_path / "c", event_codes=["342191000000101"]) if w.startswith("events")]
     assert warnings == [
         "events.csv: none of its 1 events has a code from the protocol's codelists, so no criterion read from "
