@@ -305,6 +305,20 @@ def test_parquet_input_keeps_18_digit_codes_exact(tmp_path):
     assert result.entries["criteria"].tolist() == ["cp_plan"]
 
 
+def test_parquet_timestamps_with_a_time_zone_give_the_date_in_uk_time(tmp_path):
+    """Midnight on a British summer day is 23:00 the day before in UTC: read in the computer's zone, the date
+    (and so a window's edge) would depend on where casefind runs."""
+    folder = tmp_path / "pq"
+    folder.mkdir()
+    pd.DataFrame({"patient_id": ["P1"], "date_of_birth": [date(2015, 1, 1)]}).to_parquet(folder / "patients.parquet")
+    dates = pd.to_datetime(["2026-04-24", "2026-01-10"]).tz_localize("Europe/London")
+    pd.DataFrame({"patient_id": ["P1", "P1"], "code": ["342191000000101"] * 2, "date": dates}).to_parquet(
+        folder / "events.parquet"
+    )
+    events = read_extract(folder).con.execute("SELECT date FROM events ORDER BY date").fetchall()
+    assert events == [(date(2026, 1, 10),), (date(2026, 4, 24),)]
+
+
 def test_float_code_column_in_parquet_is_refused(tmp_path):
     folder = tmp_path / "pq"
     folder.mkdir()
