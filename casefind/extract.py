@@ -453,6 +453,7 @@ CODE_SHAPED = "[0-9.]*[0-9][0-9.]*[ ,\"'\t\u00a0]+[0-9.]*"  # digits split by on
 CHOICE_SHAPED = (
     "[A-Za-z_ ]{0,2}|[A-Za-z]{3}[A-Za-z_ -]*[0-9]{1,2}"  # one or two letters, or a word and a number: 'icd10'
 )
+TWO_DIGIT_YEAR = "[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2}([ T].*)?"
 NHS_NUMBER_RUN = "(^|[^0-9])[0-9]{10}([^0-9]|$)"
 NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
 
@@ -463,6 +464,15 @@ def _echo(expr: str, shape: str) -> str:
     quoted = f"'''' || {expr} || ''''"
     shown = f"regexp_full_match({expr}, {_sql_str(shape)}) AND NOT regexp_matches({expr}, {_sql_str(NHS_NUMBER_RUN)})"
     return f"CASE WHEN {shown} THEN {quoted} ELSE {_sql_str(NOT_SHOWN)} END"
+
+
+def _shown_date(expr: str, col: Column) -> str:
+    """SQL text for a date in a message (see ``_echo``); for a date that identifies a patient (a date of
+    birth) only its layout, digits written n: ``nn/nn/nn (digits hidden: it identifies a patient)``."""
+    if not col.identifies_patient:
+        return _echo(expr, DATE_SHAPED)
+    layout = f"regexp_replace({expr}, '[0-9]', 'n', 'g') || ' (digits hidden: it identifies a patient)'"
+    return f"CASE WHEN regexp_full_match({expr}, {_sql_str(DATE_SHAPED)}) THEN {layout} ELSE {_sql_str(NOT_SHOWN)} END"
 
 
 def _choice_sql(expr: str, col: Column) -> str:
@@ -549,12 +559,15 @@ def _checks(table: Table, cut_codes: dict[str, str] | None = None) -> list[Check
                     )
                 )
         if col.type == "date":
+            shown = _shown_date(c, col)
             checks.append(
                 Check(
                     c,
                     f"{c} IS NOT NULL AND NOT {_plain_iso_date(c)} AND {_date_sql(c)} IS NULL",
-                    f"CASE WHEN cf_date_any({c}) IS NULL THEN 'invalid date ' || {_echo(c, DATE_SHAPED)} "
-                    f"ELSE 'date ' || {_echo(c, DATE_SHAPED)} || ' has a year outside {FIRST_YEAR}-{LAST_YEAR}' END",
+                    f"CASE WHEN regexp_full_match({c}, {_sql_str(TWO_DIGIT_YEAR)}) "
+                    f"THEN 'date ' || {shown} || ' has a two-digit year' "
+                    f"WHEN cf_date_any({c}) IS NULL THEN 'invalid date ' || {shown} "
+                    f"ELSE 'date ' || {shown} || ' has a year outside {FIRST_YEAR}-{LAST_YEAR}' END",
                     DATE_HINT,
                 )
             )
@@ -911,10 +924,11 @@ def _refuse_month_first(con, table: Table, source: SourceFile) -> None:
         if con.execute(f"SELECT count(*) FROM src_{table.name} WHERE {uk_only}").fetchone()[0]:
             continue
         [row] = _spreadsheet_rows(source, [first])
+        example = f"row {row}" if table.column(col).identifies_patient else f"'{value}' in row {row}"
         raise ExtractError(
             Problem(
                 f"{source.path.name}, column '{col}'",
-                f"dates are written month first (US style), such as '{value}' in row {row}; casefind reads "
+                f"dates are written month first (US style), such as {example}; casefind reads "
                 "dd/mm/yyyy, so the day and month of the others would be swapped",
                 "export the dates as yyyy-mm-dd, or as dd/mm/yyyy (--skip-bad-rows cannot mend this)",
             )

@@ -78,6 +78,7 @@ TABLES: dict[str, Table] = {
                     "date",
                     False,
                     "Empty when alive",
+                    identifies_patient=True,
                     open_end=True,
                     if_absent="every patient is taken to be alive",
                 ),

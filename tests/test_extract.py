@@ -16,6 +16,8 @@ from casefind.extract import read_extract
 PATIENTS = "patient_id,family_name,date_of_birth\nP1,Smith,2015-02-01\nP2,Jones,2016-03-04\n"
 AS_OF = date(2026, 11, 24)
 
+HIDDEN = " (digits hidden: it identifies a patient)"  # how a date of birth is shown in a message
+
 
 def _write(folder: Path, **files: str | bytes) -> Path:
     folder.mkdir(exist_ok=True)
@@ -41,7 +43,7 @@ def test_bad_rows_are_all_listed_with_file_row_and_column(tmp_path):
         "P1,135891007,01/13/2026,snomed\nSECRET-ID,135891007,2026-01-01,\nP1,135891007,2026-01-01,icd10\n",
     )
     assert _problems(folder) == [
-        "patients.csv, row 3, column 'date_of_birth': invalid date '31/02/2019'\n"
+        f"patients.csv, row 3, column 'date_of_birth': invalid date nn/nn/nnnn{HIDDEN}\n"
         "  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
         "patients.csv, row 4, column 'patient_id': duplicate patient_id (first seen on row 2)\n"
         "  HINT: each patient_id must appear once",
@@ -63,9 +65,11 @@ def test_no_patient_identifier_appears_in_messages(tmp_path):
     with pytest.raises(ExtractError) as caught:
         read_extract(folder)
     text = caught.value.render()
-    for identifier in ("SECRET", "9434765919", "Secretname"):
+    for identifier in ("SECRET", "9434765919", "Secretname", "1/1/20"):  # a date of birth identifies too
         assert identifier not in text
-    assert "date '1/1/20' has a year outside 1850-2200" in text  # a two-digit year is not guessed
+    assert (
+        "date n/n/nn (digits hidden: it identifies a patient) has a two-digit year" in text
+    )  # a two-digit year is not guessed
 
 
 def test_problem_list_is_capped_with_a_count_of_the_rest(tmp_path):
@@ -532,7 +536,7 @@ def test_rows_of_a_rejected_patient_are_counted_not_listed_when_the_run_stops(tm
     events = "patient_id,code,date\nP2,1,2026-01-01\nP2,2,2026-01-02\nP1,3,bad\nP9,4,2026-01-01\n"
     folder = _write(tmp_path / "x", patients_csv=patients, events_csv=events)
     assert _problems(folder) == [
-        "patients.csv, row 4, column 'date_of_birth': invalid date '31/02/2019'\n"
+        f"patients.csv, row 4, column 'date_of_birth': invalid date nn/nn/nnnn{HIDDEN}\n"
         "  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
         "patients.csv, row 5, column 'patient_id': duplicate patient_id (first seen on row 4)\n"
         "  HINT: each patient_id must appear once",
@@ -545,7 +549,7 @@ def test_rows_of_a_rejected_patient_are_counted_not_listed_when_the_run_stops(tm
     ]
     extract = read_extract(folder, skip_bad_rows=True)
     assert extract.rejects[["file", "row", "problem"]].values.tolist() == [
-        ["patients.csv", 4, "invalid date '31/02/2019'"],
+        ["patients.csv", 4, "invalid date nn/nn/nnnn (digits hidden: it identifies a patient)"],
         ["patients.csv", 5, "duplicate patient_id (first seen on row 4)"],
         ["events.csv", 2, "its patient's row in the patients file has a problem (row 4)"],
         ["events.csv", 3, "its patient's row in the patients file has a problem (row 4)"],
@@ -661,6 +665,23 @@ def test_a_column_written_month_first_is_refused_whole(tmp_path, skip_bad_rows):
     ]
 
 
+def test_a_date_of_birth_is_never_quoted_only_its_layout(tmp_path):
+    """With the row number, a date of birth identifies a patient: messages show where the digits are, not
+    what they are, and name a two-digit year as such."""
+    patients = "patient_id,date_of_birth\nP1,11/17/2018\nP2,12/25/2019\nP3,2015-01-01\n"
+    folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
+    assert _problems(folder)[0].split("\n")[0] == (
+        "patients.csv, column 'date_of_birth': dates are written month first (US style), such as row 2; "
+        "casefind reads dd/mm/yyyy, so the day and month of the others would be swapped"
+    )
+    patients = "patient_id,date_of_birth,date_of_death\nP1,01/03/94,\nP2,2015-01-01,31/02/2026\n"
+    folder = _write(tmp_path / "y", patients_csv=patients, events_csv="patient_id,code,date\n")
+    assert [p.split("\n")[0] for p in _problems(folder)] == [
+        f"patients.csv, row 2, column 'date_of_birth': date nn/nn/nn{HIDDEN} has a two-digit year",
+        f"patients.csv, row 3, column 'date_of_death': invalid date nn/nn/nnnn{HIDDEN}",
+    ]
+
+
 def test_day_first_dates_with_month_first_slips_are_bad_rows(tmp_path):
     """A day above 12 in front shows the column is day first: dates valid only month first are slips."""
     folder = _write(
@@ -694,7 +715,7 @@ def test_a_value_in_the_wrong_column_is_not_echoed(tmp_path):
     assert [p.split("\n")[0] for p in problems] == [
         f"patients.csv, row 2, column 'date_of_birth': invalid date {hidden}",
         f"patients.csv, row 3, column 'date_of_birth': invalid date {hidden}",
-        "patients.csv, row 4, column 'date_of_birth': invalid date '2015-02-30'",
+        "patients.csv, row 4, column 'date_of_birth': invalid date nnnn-nn-nn (digits hidden: it identifies a patient)",
         f"patients.csv, row 6, column 'date_of_birth': invalid date {hidden}",
         f"events.csv, row 2, column 'code': code {hidden} contains a quote, comma, apostrophe, tab or space",
         f"events.csv, row 3, column 'code_system': unknown value {hidden} {systems}",
