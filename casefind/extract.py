@@ -687,8 +687,8 @@ def _typed_select(table: Table, raw: str, where: str | None = None, every_row: b
             if col.default:
                 expr = f"coalesce({expr}, {_sql_str(col.default)})"
             cols.append(f"{expr} AS {col.name}")
-        elif col.type == "nhs_number":
-            cols.append(f"replace({col.name}, ' ', '') AS {col.name}")
+        elif col.type == "nhs_number":  # written 943 476 5919 or 943-476-5919: the digits are the number
+            cols.append(f"replace(replace({col.name}, ' ', ''), '-', '') AS {col.name}")
         else:
             cols.append(col.name)
     conditions = [] if every_row else [f"_row NOT IN {_problem_rows(table)}"]
@@ -881,10 +881,11 @@ def _read_tables(
     if len(rejects) and not skip_bad_rows:
         raise _stop(rejects, files)
     rejects = _past_blank_lines(_with_records(con, rejects, files), files)
+    blank = dict(con.execute("SELECT tbl, count(*) FROM empty_rows GROUP BY tbl").fetchall())
     return Extract(
         con,
         files,
-        rows_read,
+        {table: n - blank.get(table, 0) for table, n in rows_read.items()},  # the rows that hold something
         rejects[["file", "row", "column", "problem", "record"]],
         header_warnings + _warnings(con, files),
     )

@@ -66,7 +66,8 @@ TABLES: dict[str, Table] = {
                     "nhs_number",
                     "nhs_number",
                     False,
-                    "10 digits; the modulus 11 check digit is verified and invalid ones reported",
+                    "10 digits (spaces and dashes between them are ignored); the modulus 11 check digit is "
+                    "verified and invalid ones reported",
                     identifies_patient=True,
                 ),
                 Column("family_name", "string", False, "Surname", identifies_patient=True),

@@ -72,6 +72,12 @@ def test_each_criterion_says_why(extract):
     assert result.family == ("mother: patient mum",)
 
 
+def test_a_patient_id_pasted_with_spaces_around_it_is_found(extract):
+    """The extract's ids are read trimmed, so the id typed or pasted for explain is too."""
+    result = api.explain(extract, " kid\t".strip("\t") + " ", rules=parse_protocol(PROTOCOL), as_of=AS_OF)
+    assert result.patient_id == "kid"
+
+
 def test_with_concern_the_score_arithmetic_is_shown(extract):
     (extract / "concerns.csv").write_text("patient_id,raised_on\nmum,2026-10-01\n")
     result = _explain(extract)

@@ -221,6 +221,7 @@ def test_rows_with_every_field_blank_are_skipped_and_counted(tmp_path):
     result = api.build_list(folder, as_of=AS_OF)
     assert result.entries["patient_id"].tolist() == ["P1"]
     assert result.info.rows_rejected == 0
+    assert result.info.rows_read == {"patients": 2, "events": 1}  # the blank rows are not counted as read
     assert [w for w in result.info.warnings if "blank" in w] == [
         "patients.csv: 1 row with every field blank (as a spreadsheet can leave below the data) was skipped",
         "events.csv: 2 rows with every field blank (as a spreadsheet can leave below the data) were skipped",
@@ -366,6 +367,14 @@ def test_invalid_nhs_numbers_are_warned_not_dropped(tmp_path):
         "patients.csv, row 3, column 'nhs_number': 1 NHS number fails the modulus 11 check (the patients are "
         "still considered; check the numbers before sharing the list)",
     ]
+
+
+def test_nhs_numbers_written_with_spaces_or_dashes_are_the_digits(tmp_path):
+    patients = "patient_id,nhs_number,date_of_birth\nP1,943 476 5919,2015-01-01\nP2,943-476-5919,2015-01-01\n"
+    folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
+    extract = read_extract(folder)
+    assert extract.con.execute("SELECT nhs_number FROM patients ORDER BY _row").fetchall() == [("9434765919",)] * 2
+    assert not [w for w in extract.warnings if "nhs_number" in w.location]
 
 
 def test_unterminated_quote_is_reported_by_line_not_guessed_around(tmp_path):
