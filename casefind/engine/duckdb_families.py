@@ -26,6 +26,26 @@ How explicit links and shared households combine (the README's Families section 
 * A **family** is the connected set of patients joined by any of these links (a parent with no record
   here still joins the children linked to them); its ``family_id`` is ``F`` + the first 8 hex digits of
   the MD5 of the smallest member's id, so it is stable while the family's membership is.
+
+Placeholders and institutions are not families. An export may write an unknown value as a placeholder
+(``0``, ``NULL``, ``UNKNOWN``), and a care home, hostel or children's home gives unrelated people one
+``household_id``. Linking through either would make unrelated children siblings, make one adult the
+household adult or "parent" of them all, and list them for each other's plans and risks. Two guards,
+each one aggregate over a table the links are built from anyway (``residents``, the parent rows of
+``rel``), never another pass over patients or relationships:
+
+* **A household_id shared by more than** ``MAX_HOUSEHOLD`` **(20) patients registered and alive on the
+  as-of date** is not a family household: it makes no shared-household links (household adult, child in
+  household). The Census's largest household-size band is "8 or more people"; more than 20 on one
+  household_id is a placeholder or an institution, not a family. Explicit relationships rows still link
+  its residents (a parent, a ``household member``, a sibling).
+* **An id named as the parent of more than** ``MAX_CHILDREN_OF_ONE_PARENT`` **(12) children** in rows
+  valid on the as-of date is a placeholder, not a parent: those rows make no parent link and no
+  shared-parent sibling links. A foster carer's usual limit is three children (Children Act 1989,
+  Schedule 7) and families of more than twelve are vanishingly rare; a real one would lose its parent
+  links, and the warning tells the user to check.
+
+Each guard that fires gives one warning, with counts only: never an id or any other value.
 """
 
 from __future__ import annotations
@@ -35,6 +55,8 @@ from datetime import date
 import duckdb
 import numpy as np
 import pyarrow as pa
+
+from casefind.errors import Problem
 
 # Every word is written as normalised_word_sql leaves it: lower case, no apostrophes, single spaces.
 PARENT_WORDS = tuple(
@@ -66,6 +88,10 @@ KIN_WORD = (
     r"family|friend|neighbour|lodger|household|foster|step\w*|in law|god\w+|childminder|minder|worker)\b"
 )
 MAX_WORDS_SHOWN = 5
+
+# Above these a household_id or a parent's id is a placeholder or an institution, not a family (module docstring).
+MAX_HOUSEHOLD = 20  # patients registered and alive on the as-of date
+MAX_CHILDREN_OF_ONE_PARENT = 12  # children named in rows valid on the as-of date
 
 
 def normalised_word_sql(column: str) -> str:
@@ -103,7 +129,8 @@ def _words(words: tuple[str, ...]) -> str:
 def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
     """Create ``links(child_id, relative_id, relation, role)`` and ``family_of_linked(patient_id, family_id)``.
 
-    Returns a warning naming the relationship words that were not recognised, with their row counts.
+    Returns the warnings: the relationship words that were not recognised, with their row counts, and each
+    placeholder guard that fired (``_placeholder_warnings``).
     """
     run_script(
         con,
@@ -121,21 +148,36 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
           AND (registered_from IS NULL OR registered_from <= $as_of)
           AND (registered_to IS NULL OR registered_to >= $as_of)
           AND (date_of_death IS NULL OR date_of_death > $as_of);
+        -- a household_id shared by more residents than a family has is a placeholder or an institution:
+        -- its residents keep their explicit links but share no household
+        CREATE OR REPLACE TEMP TABLE large_households AS
+        SELECT household_id, count(*) AS residents FROM residents WHERE household_id IS NOT NULL
+        GROUP BY household_id HAVING count(*) > $max_household;
+        UPDATE residents SET household_id = NULL WHERE household_id IN (SELECT household_id FROM large_households);
         CREATE OR REPLACE TEMP TABLE adults_here AS SELECT patient_id, household_id FROM residents WHERE age >= 18;
         CREATE OR REPLACE TEMP TABLE children_here AS SELECT patient_id, household_id FROM residents WHERE age < 18;
 
+        -- every valid row naming a child's parent, child first (rows from the parent's side reversed)
+        CREATE OR REPLACE TEMP TABLE parent_rows AS
+        SELECT patient_id AS child_id, related_patient_id AS relative_id, word FROM rel
+        WHERE word IN ({_words(PARENT_WORDS)})
+        UNION ALL
+        SELECT related_patient_id, patient_id, 'parent' FROM rel WHERE word IN ({_words(CHILD_WORDS)});
+        -- an id named as the parent of more children than a family has is a placeholder such as 0 (distinct
+        -- children are counted only for the few ids with that many rows: a tenth of the time)
+        CREATE OR REPLACE TEMP TABLE placeholder_parents AS
+        SELECT relative_id, count(*) AS rows FROM parent_rows
+        WHERE relative_id IN (SELECT relative_id FROM parent_rows GROUP BY relative_id HAVING count(*) > $max_children)
+        GROUP BY relative_id HAVING count(DISTINCT child_id) > $max_children;
+
         CREATE OR REPLACE TEMP TABLE parent_links AS
-        SELECT l.child_id, l.relative_id,
+        SELECT DISTINCT l.child_id, l.relative_id,
                l.word || CASE WHEN p.patient_id IS NULL THEN ' (no record here)'
                               WHEN p.date_of_death <= $as_of
                                 THEN ' (died ' || strftime(p.date_of_death, '%Y-%m-%d') || ')'
                               ELSE '' END AS relation
-        FROM (
-          SELECT patient_id AS child_id, related_patient_id AS relative_id, word FROM rel
-          WHERE word IN ({_words(PARENT_WORDS)})
-          UNION
-          SELECT related_patient_id, patient_id, 'parent' FROM rel WHERE word IN ({_words(CHILD_WORDS)})
-        ) l LEFT JOIN patients p ON p.patient_id = l.relative_id;
+        FROM parent_rows l LEFT JOIN patients p ON p.patient_id = l.relative_id
+        WHERE l.relative_id NOT IN (SELECT relative_id FROM placeholder_parents);
 
         CREATE OR REPLACE TEMP TABLE links AS
         SELECT DISTINCT child_id, relative_id, relation, role,
@@ -163,10 +205,10 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
           FROM children_here a JOIN children_here b USING (household_id) WHERE a.patient_id <> b.patient_id
         );
         """,
-        {"as_of": as_of},
+        {"as_of": as_of, "max_household": MAX_HOUSEHOLD, "max_children": MAX_CHILDREN_OF_ONE_PARENT},
     )
     _family_ids(con)
-    return _unrecognised_warning(con)
+    return _unrecognised_warning(con) + _placeholder_warnings(con)
 
 
 def _unrecognised_warning(con: duckdb.DuckDBPyConnection) -> list[str]:
@@ -197,6 +239,49 @@ def _unrecognised_warning(con: duckdb.DuckDBPyConnection) -> list[str]:
         f"casefind does not recognise and {'were' if many else 'was'} not used for linking: {listing}; "
         "the README's Families section lists the words casefind recognises"
     ]
+
+
+def _placeholder_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """One warning per guard that fired (module docstring): how many ids, how many rows or patients. Never the
+    ids: a placeholder looks harmless, but a household_id can be an address and a related id a patient's."""
+    [(parents, rows)] = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM placeholder_parents").fetchall()
+    [(households, residents)] = con.execute(
+        "SELECT count(*), coalesce(sum(residents), 0) FROM large_households"
+    ).fetchall()
+    warnings = []
+    if parents:
+        one, it = parents == 1, "it" if parents == 1 else "them"
+        warnings.append(
+            str(
+                Problem(
+                    "relationships",
+                    f"{parents} id{'' if one else 's'} {'is' if one else 'are each'} named as the parent of more "
+                    f"than {MAX_CHILDREN_OF_ONE_PARENT} children ({_rows(rows)} valid on the as-of date): most "
+                    "likely a placeholder for an unknown parent, such as 0 or UNKNOWN; those rows were not used "
+                    f"for linking, so the children are not linked to {it} or, through {it}, to each other",
+                    "sort relationships by related_patient_id to find the value given for that many children, and "
+                    "have the export leave an unknown parent blank; a real parent of that many children is not "
+                    "linked to them, so check those children by hand",
+                )
+            )
+        )
+    if households:
+        one, it = households == 1, "it" if households == 1 else "them"
+        warnings.append(
+            str(
+                Problem(
+                    "patients",
+                    f"{households} household_id{' is' if one else 's are each'} shared by more than {MAX_HOUSEHOLD} "
+                    f"patients registered on the as-of date ({residents}{'' if one else ' in all'}): a placeholder "
+                    "such as NULL or 0, or a care home, hostel or children's home, not a family household; "
+                    f"shared-household links (household adult, child in household) were not made for {it}; "
+                    "explicit relationships rows still count",
+                    "have the export leave an unknown household_id blank, and link children who live in a shared "
+                    "home to their carers with relationships rows",
+                )
+            )
+        )
+    return warnings
 
 
 def _rows(n: int) -> str:
