@@ -216,7 +216,6 @@ def explain(
     patient_id = patient_id.strip()  # pasted with a space around it; the extract's ids are read trimmed
     as_of = _meeting_date(as_of)
     protocol = resolve_protocol(rules)
-    duckdb_engine.preload()
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     detail = duckdb_engine.patient_detail(extract.con, patient_id, as_of)
