@@ -38,6 +38,10 @@ class Ranked:
     below_threshold: int = 0  # children meeting criteria that count but not the tier rule (listed with --all)
 
 
+# What the summary of a child reads from the component of each criterion met.
+_BEST_COLUMNS = ["patient_id", "criterion_id", "label", "tier", "weight", "date", "recency", "component"]
+
+
 def _criteria_table(protocol: Protocol, as_of: date) -> pd.DataFrame:
     return pd.DataFrame(
         [
@@ -78,11 +82,18 @@ def _evidence_text(hits: pd.DataFrame) -> pd.Series:
 
 
 def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> pd.DataFrame:
-    """Every hit with its criterion's meta, whether it counts, and its recency-weighted component (the
-    evidence text is added by ``rank``, for listed children only)."""
-    people = evaluation.people.set_index("patient_id")
+    """Every hit with its criterion's meta, whether it counts, and its recency-weighted component, in list
+    order (the evidence text is added by ``rank``, for listed children only)."""
+    return _in_list_order(_scored_hits(evaluation, protocol, as_of))
+
+
+def _scored_hits(evaluation: Evaluation, protocol: Protocol, as_of: date) -> pd.DataFrame:
+    """``evidence_table`` in the engine's order: at ICB scale most hits do not count, so ``rank`` sorts
+    only the ones that do."""
     hits = evaluation.hits.merge(_criteria_table(protocol, as_of), on="criterion_id")
-    person = people.reindex(hits["patient_id"])
+    # One row per hit, in hits' order; a left merge looks the ids up faster than reindexing all people.
+    flags = ["patient_id", "exclusion", "in_age_range", "expectant", "concerned"]
+    person = hits[["patient_id"]].merge(evaluation.people[flags], on="patient_id", how="left")
     # An expectant woman above the age range is the case only for her unborn baby: pregnancy criteria and
     # parental criteria read from her own record, not (say) her own missed appointments.
     for_unborn = (
@@ -102,14 +113,24 @@ def evidence_table(evaluation: Evaluation, protocol: Protocol, as_of: date) -> p
     recency = 0.5 ** (age_days / hits["half_life_days"].astype(float))
     hits["recency"] = recency.where(hits["half_life_days"].notna(), 1.0)
     hits["component"] = hits["weight"] * hits["recency"]
+    return hits
+
+
+def _in_list_order(hits: pd.DataFrame) -> pd.DataFrame:
+    """By child, criterion (protocol order), newest evidence first, then route. pandas sorts on several
+    columns stably, so the rows of any subset come out in the order they have in the whole table."""
     return hits.sort_values(["patient_id", "order", "date", "via_patient_id"], ascending=[True, True, False, True])
 
 
 def _component_text(best: pd.DataFrame) -> pd.Series:
     """'cp_plan 10' or, with recency, 'parental_domestic_abuse 6x0.50=3.00'."""
     plain = best["criterion_id"] + " " + best["weight"].map("{:g}".format)
-    decayed = plain + "x" + best["recency"].map("{:.2f}".format) + "=" + best["component"].map("{:.2f}".format)
-    return plain.where(best["recency"] == 1.0, decayed)
+    decays = best["recency"] != 1.0  # only these are formatted further: most criteria have no half-life
+    if not decays.any():
+        return plain
+    decayed = best[decays]
+    factor = decayed["recency"].map("{:.2f}".format) + "=" + decayed["component"].map("{:.2f}".format)
+    return plain.where(~decays, plain[decays] + "x" + factor)
 
 
 def rank(
@@ -125,65 +146,60 @@ def rank(
     ('mother (patient P9)'), and the adults' text names that adult once; a route can also be a sibling,
     whom ``full`` does not name.
     """
-    evidence = evidence_table(evaluation, protocol, as_of)
-    usable = evidence[evidence["eligible"]]
-    counted = usable[~usable["held_back"]]
-    # One component per (child, criterion): the most recent route.
-    best = counted.sort_values("date", ascending=False, kind="mergesort").drop_duplicates(
-        ["patient_id", "criterion_id"]
-    )
-    best = best.sort_values(["patient_id", "order"])
+    hits = _scored_hits(evaluation, protocol, as_of)
+    counted = _in_list_order(hits[hits["eligible"] & ~hits["held_back"]])
+    held = hits.loc[hits["eligible"] & hits["held_back"], "patient_id"]
+    # One component per (child, criterion): the most recent route, the first in list order. Only the columns
+    # the summary reads are carried along.
+    best = counted[_BEST_COLUMNS].drop_duplicates(["patient_id", "criterion_id"])
     if best.empty:
-        return _nobody_listed(evaluation, evidence, len(set(usable.loc[usable["held_back"], "patient_id"])), 0)
+        return _nobody_listed(evaluation, counted, held.nunique(), 0)
     best = best.assign(significant=best["tier"] == "significant", minor=best["tier"] == "minor")
     counts = best.groupby("patient_id", sort=True)[["significant", "minor"]].sum()
     qualifies = (counts["significant"] >= 1) | (counts["minor"] >= protocol.ranking.minor_criteria_needed)
-    listed_ids = set(qualifies.index if show_all else qualifies[qualifies].index)
-    held_back = len(set(usable.loc[usable["held_back"], "patient_id"]) - listed_ids)
+    # A list, not a Series: ``isin`` copies its values with list(), which is slow over Arrow-backed strings.
+    listed_ids = (qualifies.index if show_all else qualifies.index[qualifies]).tolist()
+    held_back = held[~isin(held, listed_ids)].nunique()
 
     # Text is built for listed children only: at ICB scale most patients with a hit are not listed.
     best = best[isin(best["patient_id"], listed_ids)]
     if best.empty:
-        return _nobody_listed(evaluation, evidence, held_back, int((~qualifies).sum()))
+        return _nobody_listed(evaluation, counted, held_back, int((~qualifies).sum()))
     best = best.assign(part=_component_text(best))
     grouped = best.groupby("patient_id", sort=True)
     shown = counted[isin(counted["patient_id"], listed_ids)]  # the evidence of listed children: text for these
     shown = shown.assign(text=_evidence_text(shown))
-    key = best["patient_id"]
+    key, score = best["patient_id"], grouped["component"].sum()
     summary = pd.DataFrame(
         {
-            "score": grouped["component"].sum().round(4),
+            "score": score.round(4),
             "tier": grouped["significant"].any().map({True: "significant", False: "minor"}),
             "criteria": _joined(best["criterion_id"], key, ";"),
             "reasons": _joined(best["label"], key, "; "),
-            "score_components": _joined(best["part"], key, " + ")
-            + " = "
-            + grouped["component"].sum().map("{:.4g}".format),
+            "score_components": _joined(best["part"], key, " + ") + " = " + score.map("{:.4g}".format),
             "latest_evidence": grouped["date"].max(),
-            "qualifies": qualifies.reindex(grouped.size().index),
+            "qualifies": qualifies.reindex(score.index),
             "evidence": _joined(shown["text"], shown["patient_id"], " | "),
         }
     ).reset_index()
-    people = evaluation.people.drop(columns=["exclusion", "in_age_range"])
-    entries = summary.merge(people, on="patient_id", how="left")
-    gaps = (
-        counted[counted["reciprocal_missing"].astype(bool)]
+    people = evaluation.people[isin(evaluation.people["patient_id"], listed_ids)]
+    entries = summary.merge(people.drop(columns=["exclusion", "in_age_range"]), on="patient_id", how="left")
+    gaps = (  # of listed children only, like everything from ``shown``
+        shown[shown["reciprocal_missing"].astype(bool)]
         .groupby("patient_id")["label"]
         .agg(lambda labels: "; ".join(sorted(set(labels))))
         .to_dict()
     )
     entries["notes"] = _notes(entries, gaps)
     entries = _order(entries)
-    listed = set(entries["patient_id"])
-    adults = _adults(evaluation, entries, shown)
+    links = _adult_links(evaluation, listed_ids)
+    adults = _adults(evaluation, links, entries, shown)
     if full:
         adults.insert(adults.columns.get_loc("patient_id") + 1, "name", _names(evaluation, adults["patient_id"]))
-    entries["linked_adults"] = _linked_adults_text(evaluation, entries, adults, full)
+    entries["linked_adults"] = _linked_adults_text(evaluation, links, entries, adults, full)
     data_gaps = {
         "children under 5 with no linked adult": evaluation.no_linked_adult,
-        "listed children whose relative's risk code has no matching code in the child's record": int(
-            sum(child in listed for child in gaps)
-        ),
+        "listed children whose relative's risk code has no matching code in the child's record": len(gaps),
     }
     below = int((~qualifies).sum()) if not show_all else 0
     return Ranked(entries[list(LIST_COLUMNS)], shown, adults, held_back, data_gaps, below)
@@ -193,7 +209,7 @@ def _nobody_listed(evaluation: Evaluation, evidence: pd.DataFrame, held_back: in
     empty = pd.DataFrame(columns=list(LIST_COLUMNS))
     gaps = {"children under 5 with no linked adult": evaluation.no_linked_adult}
     shown = evidence.iloc[0:0].assign(text=pd.Series(dtype=str))
-    return Ranked(empty, shown, _adults(evaluation, empty, evidence), held_back, gaps, below)
+    return Ranked(empty, shown, _adults(evaluation, evaluation.links, empty, evidence), held_back, gaps, below)
 
 
 def _adult_text(relation: pd.Series, patient_id: pd.Series, risks: pd.Series, names: pd.Series | None = None):
@@ -216,22 +232,29 @@ def family_adults_text(adults: pd.DataFrame) -> dict[str, str]:
 
 def _names(evaluation: Evaluation, patient_ids: pd.Series) -> pd.Series:
     """'Given Family' for each of ``patient_ids`` (index kept), or '' when the record has no name."""
-    people = evaluation.people.set_index("patient_id")
+    people = evaluation.people
+    people = people[isin(people["patient_id"], patient_ids.tolist())].set_index("patient_id")  # these, not all
     name = (_text_or_empty(people["given_name"]) + " " + _text_or_empty(people["family_name"])).str.strip()
     return pd.Series(name.reindex(patient_ids).fillna("").to_numpy(), index=patient_ids.index, dtype=object)
 
 
-def _linked_adults_text(evaluation: Evaluation, entries: pd.DataFrame, adults: pd.DataFrame, full: bool) -> list:
-    """Per child: its linked adults as 'mother (patient P9): risk factors', names only when ``full``."""
-    links = evaluation.links[
-        evaluation.links["role"].isin(["parent", "household_adult"])
-        & isin(evaluation.links["child_id"], entries["patient_id"])
-    ].drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
+def _adult_links(evaluation: Evaluation, child_ids: list[str]) -> pd.DataFrame:
+    """The links from ``child_ids`` to their parents and household adults, most specific relationship first."""
+    links = evaluation.links
+    return links[links["role"].isin(["parent", "household_adult"]) & isin(links["child_id"], child_ids)]
+
+
+def _linked_adults_text(
+    evaluation: Evaluation, links: pd.DataFrame, entries: pd.DataFrame, adults: pd.DataFrame, full: bool
+) -> list:
+    """Per child: its linked adults (``links``) as 'mother (patient P9): risk factors', names only when
+    ``full``."""
+    links = links.drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
     if links.empty:
         return [""] * len(entries)
     names = _names(evaluation, links["relative_id"]) if full else None
-    risk_of = dict(zip(adults["patient_id"], adults["risk_factors"], strict=True))
-    risks = pd.Series([risk_of.get(a, "") for a in links["relative_id"]], index=links.index, dtype=object)
+    risk_of = dict(zip(adults["patient_id"].tolist(), adults["risk_factors"].tolist(), strict=True))
+    risks = pd.Series([risk_of.get(a, "") for a in links["relative_id"].tolist()], index=links.index, dtype=object)
     text = _adult_text(links["relation"], links["relative_id"], risks, names)
     joined = _joined(text, links["child_id"], "; ")
     return joined.reindex(entries["patient_id"]).fillna("").tolist()
@@ -266,26 +289,24 @@ def _order(entries: pd.DataFrame) -> pd.DataFrame:
     entries = entries.sort_values(
         ["score", "latest_evidence", "patient_id"], ascending=[False, False, True], kind="mergesort"
     ).reset_index(drop=True)
-    first_seen = {fam: i for i, fam in reversed(list(enumerate(entries["family_id"])))}
-    entries["family_rank"] = entries["family_id"].map(first_seen)
+    # Families numbered in the order their best child comes; a stable sort then keeps each family together.
+    entries["family_rank"] = entries.groupby("family_id", sort=False).ngroup() + 1
     entries = entries.sort_values(["family_rank"], kind="mergesort").reset_index(drop=True)
-    entries["family_rank"] = entries["family_rank"].rank(method="dense").astype(int)
     entries["rank"] = range(1, len(entries) + 1)
     entries["date_of_birth"] = pd.to_datetime(entries["date_of_birth"]).dt.date
     entries["latest_evidence"] = pd.to_datetime(entries["latest_evidence"]).dt.date
     return entries
 
 
-def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
-    """Linked adults (parents, household adults) of listed children, with what reached the children."""
+def _adults(evaluation: Evaluation, links: pd.DataFrame, entries: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
+    """Linked adults (``links``: parents, household adults) of listed children, with what reached the
+    children."""
     columns = ["family_rank", "family_id", "patient_id", "relation", "children", "risk_factors"]
     if entries.empty or evaluation.links.empty:
         return pd.DataFrame(columns=columns)
-    links = evaluation.links[evaluation.links["role"].isin(["parent", "household_adult"])]
-    links = links[isin(links["child_id"], entries["patient_id"])]
     family = entries.set_index("patient_id")[["family_rank", "family_id"]]
     links = links.join(family, on="child_id")
-    routed = evidence[evidence["via_patient_id"].notna()].drop_duplicates(["via_patient_id", "label"])
+    routed = evidence.loc[evidence["via_patient_id"].notna(), ["via_patient_id", "label"]].drop_duplicates()
     reached = _joined(routed["label"], routed["via_patient_id"], "; ")
     keys = ["family_rank", "family_id", "relative_id"]  # an adult belongs to one family (a connected set)
     adults = links.groupby(keys, sort=True)["child_id"].nunique().rename("children").reset_index()
@@ -294,6 +315,7 @@ def _adults(evaluation: Evaluation, entries: pd.DataFrame, evidence: pd.DataFram
     named = named.sort_values(["relative_id", "relation"])
     relation = _joined(named["relation"], named["relative_id"], ", ").to_dict()
     reached = reached.to_dict()
-    adults["relation"] = [relation.get(adult, "household adult") for adult in adults["relative_id"]]
-    adults["risk_factors"] = [reached.get(adult, "") for adult in adults["relative_id"]]
+    ids = adults["relative_id"].tolist()  # iterating a list of str, not the Arrow-backed column, is fast
+    adults["relation"] = [relation.get(adult, "household adult") for adult in ids]
+    adults["risk_factors"] = [reached.get(adult, "") for adult in ids]
     return adults.rename(columns={"relative_id": "patient_id"})[columns]
