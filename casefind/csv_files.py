@@ -18,6 +18,13 @@ Real exports differ, and each difference is read rather than refused:
   one (the caller's ``is_header`` says which: it holds every required column), or failing that the first
   with the most fields; the lines above it are skipped.
   A spreadsheet shows them, so row numbers count them (header row N, first record row N + 1).
+  When no line is a header and most lines below the chosen one do not fit it as rows, that line is a title
+  and the header is further down (or missing): the run stops with one message saying so, not one per row.
+  The chosen line is used when the rows fit it, so that a misspelt header, or a missing one (the first
+  row is a record), is reported as such by the caller.
+* **Lines far too long** near the top (a web page with an inline image, or a binary file, saved as .csv):
+  a line read while looking for the header that is longer than ``LONGEST_TOP_LINE`` stops the run with a
+  message naming the line. Lines below the header are DuckDB's to read, up to its own line limit.
 * **Mixed line endings** (CRLF and LF in one file, e.g. two exports joined): DuckDB refuses the file, so it
   is read through a copy with LF endings. Line numbers do not change.
 * **Blank lines**: DuckDB skips them; ``spreadsheet_rows`` turns record numbers back into the rows a
@@ -30,6 +37,7 @@ import bisect
 import codecs
 import csv
 import io
+import itertools
 import mmap
 import os
 import re
@@ -44,6 +52,10 @@ from casefind.errors import ExtractError, Problem
 
 DELIMITERS = (",", ";", "\t", "|")
 PREAMBLE_LINES = 20  # how far down a header is looked for when the first line is not one
+# No header or title comes near this (it is the csv module's limit on a field): a line above the header,
+# or one looked at as a header, that is longer is not a line of a table.
+LONGEST_TOP_LINE = 131_072
+_DUCKDB_MAX_LINE_SIZE = 2_000_000  # bytes: DuckDB rejects a longer line as malformed
 _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n?')  # Excel's delimiter line, sometimes quoted by other tools
 _INVALID_STATE = "CSV Parser state machine reached an invalid state"  # DuckDB, on mixed line endings
 
@@ -57,6 +69,7 @@ class CsvLayout:
     delimiter: str = ","
     sep_line: bool = False  # the file starts with Excel's 'sep=' line
     preamble: int = 0  # lines a spreadsheet shows above the header (blank or a title), skipped
+    header_found: bool = True  # the caller's is_header took the header; False: the first with the most fields
     read: Path | None = None  # the user's file, or a private UTF-8 copy (removed with the read's workdir)
 
     @property
@@ -73,17 +86,28 @@ def read_csv(
     workdir: Path,
     expected: str,
     is_header: Callable[[list[str]], bool] = lambda fields: True,
+    optional: bool = False,
 ) -> CsvLayout:
     """Copy the CSV file ``path`` into the table ``file_<name>`` (every column VARCHAR, ``rowid`` in line
     order). ``shown`` names the file in messages; ``expected`` says what its header should hold, and
-    ``is_header`` whether a line's fields are a header (for finding one below a title).
+    ``is_header`` whether a line's fields are a header (for finding one below a title). ``optional``: the
+    extract may leave the table out, which the hint for an empty file says.
 
-    Raises ExtractError for an empty file, a header that cannot be used, and malformed lines (all listed).
+    Raises ExtractError for an empty file, a file without a header in its first lines, a header that cannot
+    be used, and malformed lines (all listed).
     """
     with path.open("rb") as handle:
         start = handle.read(4096)
     if not start.strip(codecs.BOM_UTF8 + b" \t\r\n"):
-        raise ExtractError(Problem(shown, f"the file is empty: expected a header row with {expected}"))
+        raise ExtractError(
+            Problem(
+                shown,
+                f"the file is empty: expected a header row with {expected}",
+                "delete it (the table is optional) or export it again with its header row"
+                if optional
+                else "export it again from the practice system, with its header row",
+            )
+        )
     utf16 = start.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE))
     if b"\x00" in start and not utf16:  # no text but UTF-16 (and UTF-32) has NUL bytes
         raise ExtractError(
@@ -101,6 +125,19 @@ def read_csv(
     malformed = con.execute(  # one message per line (DuckDB records each surplus field)
         f"SELECT line, arg_max(error_message, column_idx) FROM rejects_{name} GROUP BY line ORDER BY line"
     ).fetchall()
+    if malformed and not read.header_found:
+        # The first line with the most fields is not the header when most lines below it are not rows of
+        # its width: it is a title, and the header is further down. Then one message, not one per row. When
+        # the rows fit it, it is a misspelt header or a first record, which the caller reports by name.
+        [(rows,)] = con.execute(f"SELECT count(*) FROM file_{name}").fetchall()
+        if len(malformed) > rows:
+            raise ExtractError(
+                Problem(
+                    shown,
+                    f"no header row naming {expected} in the first {PREAMBLE_LINES} non-blank lines",
+                    "delete the lines above the header, or export the table without a title",
+                )
+            )
     if malformed:
         raise ExtractError(
             [
@@ -133,30 +170,50 @@ def _open_text(path: Path, encoding: str, errors: str = "strict", newline: str |
 
 def _layout(path: Path, encoding: str, shown: str, is_header: Callable[[list[str]], bool]) -> CsvLayout | None:
     """The delimiter, whether there is an Excel ``sep=`` line, and how many lines are above the header, from
-    the first lines of ``path`` read as ``encoding``; None when those lines are not in it."""
+    the first lines of ``path`` read as ``encoding``; None when those lines are not in it.
+
+    Lines are read up to the header, or PREAMBLE_LINES non-blank lines when none is one, and no further:
+    records below the header are not looked at here, so a long note in one is DuckDB's to read.
+    """
+    sep, fields, delimiters, found = None, {}, {}, False
     try:
         with _open_text(path, encoding) as handle:
-            lines, filled = [], 0
-            for line in handle:  # up to a 'sep=' line and PREAMBLE_LINES non-blank lines after it
-                lines.append(line)
-                filled += bool(line.strip())
-                if filled > PREAMBLE_LINES:
+            for i in itertools.count():
+                line = handle.readline(LONGEST_TOP_LINE + 1)  # a longer one is not read whole
+                if not line:
                     break
+                if len(line.rstrip("\r\n")) > LONGEST_TOP_LINE:
+                    raise ExtractError(
+                        Problem(
+                            f"{shown}, line {i + 1}",
+                            f"the line is longer than {LONGEST_TOP_LINE:,} characters, far too long to be a row of "
+                            "an export: is the file a web page or a binary file saved as .csv?",
+                            "export the table again as CSV",
+                        )
+                    )
+                if i == 0 and (sep := _SEP_LINE.fullmatch(line)):
+                    if sep.group(1) not in DELIMITERS:
+                        raise ExtractError(
+                            Problem(
+                                f"{shown}, line 1",
+                                f"'sep=' names {sep.group(1)!r} as the delimiter",
+                                "save it as CSV (commas)",
+                            )
+                        )
+                    continue
+                if line.strip():
+                    delimiters[i] = sep.group(1) if sep else _delimiter(line)
+                    fields[i] = next(csv.reader([line], delimiter=delimiters[i]), [])
+                    found = is_header(fields[i])
+                    if found or len(fields) == PREAMBLE_LINES:
+                        break
     except UnicodeDecodeError:
         return None
-    sep = _SEP_LINE.fullmatch(lines[0]) if lines else None
-    if sep and sep.group(1) not in DELIMITERS:
-        raise ExtractError(
-            Problem(f"{shown}, line 1", f"'sep=' names {sep.group(1)!r} as the delimiter", "save it as CSV (commas)")
-        )
-    candidates = [i for i in range(bool(sep), len(lines)) if lines[i].strip()][:PREAMBLE_LINES]
-    delimiters = {i: sep.group(1) if sep else _delimiter(lines[i]) for i in candidates}
-    fields = {i: next(csv.reader([lines[i]], delimiter=delimiters[i]), []) for i in candidates}
-    # The first line that is a header; failing that, the first with the most fields (a title has one or two),
-    # so that the header's own problem, such as a misspelt column, is what is reported.
-    widest = max(candidates, key=lambda i: sum(bool(f.strip()) for f in fields[i]), default=int(bool(sep)))
-    header = next((i for i in candidates if is_header(fields[i])), widest)
-    return CsvLayout(path, encoding, delimiters.get(header, ","), bool(sep), header - bool(sep))
+    # The line that is a header (the last read); failing that, the first with the most fields (a title has one
+    # or two), so that the header's own problem, such as a misspelt column, is what is reported.
+    widest = max(fields, key=lambda i: sum(bool(f.strip()) for f in fields[i]), default=int(bool(sep)))
+    header = max(fields) if found else widest
+    return CsvLayout(path, encoding, delimiters.get(header, ","), bool(sep), header - bool(sep), found)
 
 
 def _delimiter(header: str) -> str:
@@ -260,14 +317,20 @@ def _records_after_blank_lines_of(path: Path, delimiter: str, mtime_ns: int, siz
         blank = size and _has_blank_line(handle)
     after, records = [], 0
     if blank:
-        with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
-            reader = csv.reader(handle, delimiter=delimiter)
-            next(reader, None)  # the header
-            for record in reader:
-                if record:
-                    records += 1
-                else:
-                    after.append(records)
+        # DuckDB has read these records, each up to its own line limit; the csv module's smaller limit on a
+        # field (see LONGEST_TOP_LINE) must not refuse a long note DuckDB took. Raised for this read only.
+        limit = csv.field_size_limit(max(csv.field_size_limit(), _DUCKDB_MAX_LINE_SIZE))
+        try:
+            with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
+                reader = csv.reader(handle, delimiter=delimiter)
+                next(reader, None)  # the header
+                for record in reader:
+                    if record:
+                        records += 1
+                    else:
+                        after.append(records)
+        finally:
+            csv.field_size_limit(limit)
     return tuple(after)
 
 

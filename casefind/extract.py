@@ -314,7 +314,14 @@ def _register_raw(
     else:
         expected = ", ".join(c.name for c in table.columns if c.required)
         layout = read_csv(
-            con, table.name, source.path, path, workdir, expected, lambda fields: _has_required(fields, table, mapping)
+            con,
+            table.name,
+            source.path,
+            path,
+            workdir,
+            expected,
+            lambda fields: _has_required(fields, table, mapping),
+            optional=not table.required,
         )
         headers = [r[0] for r in con.execute(f"DESCRIBE file_{table.name}").fetchall()]
         names = _rename(headers, table, mapping, path, csv=True)

@@ -399,7 +399,8 @@ def test_a_row_with_surplus_fields_is_reported_once(tmp_path):
 def test_empty_file_and_repeated_header(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="")
     assert _problems(folder) == [
-        f"{folder / 'events.csv'}: the file is empty: expected a header row with patient_id, code, date"
+        f"{folder / 'events.csv'}: the file is empty: expected a header row with patient_id, code, date\n"
+        "  HINT: export it again from the practice system, with its header row"
     ]
     (folder / "events.csv").write_text("patient_id,code,code,date\n")
     assert _problems(folder) == [
