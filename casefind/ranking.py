@@ -190,7 +190,7 @@ def rank(
         .agg(lambda labels: "; ".join(sorted(set(labels))))
         .to_dict()
     )
-    entries["notes"] = _notes(entries, gaps)
+    entries["notes"] = _notes(entries, gaps, as_of)
     entries = _order(entries)
     links = _adult_links(evaluation, listed_ids)
     adults = _adults(evaluation, links, entries, shown)
@@ -260,13 +260,13 @@ def _linked_adults_text(
     return joined.reindex(entries["patient_id"]).fillna("").tolist()
 
 
-def _notes(entries: pd.DataFrame, gaps: dict[str, str]) -> pd.Series:
-    """Per child, '; '-separated: died, unborn baby, data gaps, below the threshold (vectorised)."""
+def _notes(entries: pd.DataFrame, gaps: dict[str, str], as_of: date) -> pd.Series:
+    """Per child, '; '-separated: died (on or before the as-of date: a list for a past meeting shows what was
+    known then), unborn baby, data gaps, below the threshold (vectorised)."""
     gap_labels = entries["patient_id"].map(gaps).astype(object)
+    died = pd.to_datetime(entries["date_of_death"])
     parts = [
-        ("died " + pd.to_datetime(entries["date_of_death"]).dt.strftime("%Y-%m-%d")).where(
-            entries["date_of_death"].notna()
-        ),
+        ("died " + died.dt.strftime("%Y-%m-%d")).where(died <= pd.Timestamp(as_of)),
         _flag(entries["expectant"], "case for her unborn baby"),
         _flag(entries["no_linked_adult"], "data gap: under 5 with no linked adult"),
         ("data gap: no child-side code for " + gap_labels + " (RCGP: code both records)").where(gap_labels.notna()),
