@@ -288,7 +288,9 @@ def coding_report(
     ranges = None
     if compare is not None:
         ranges = (_parse_range(compare[0], "--compare"), _parse_range(compare[1], "--compare"))
-    with Progress(SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), console=err) as bar:
+    # The spinner is for a person watching; a log or a scheduled job's mail gets the result lines only.
+    columns = SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn()
+    with Progress(*columns, console=err, disable=not err.is_terminal) as bar:
         task = bar.add_task("reading the extract", total=None)
         report, written = api.coding_report(
             data_dir,

@@ -155,6 +155,14 @@ def test_writes_every_file_owner_only_and_says_so(extract, tmp_path):
         assert stat.S_IMODE((tmp_path / "o" / name).stat().st_mode) == 0o600, name
 
 
+def test_no_progress_line_when_stderr_is_not_a_terminal(extract, tmp_path):
+    """A scheduled job's log gets the result, not the spinner's last frame."""
+    result = run(extract, "--from", "2023-01-01", "--to", "2025-08-31", "--out", tmp_path / "o")
+    assert result.exit_code == 0, result.output
+    assert "reading the extract" not in result.stderr
+    assert "rates by" not in result.stderr
+
+
 def test_rerun_is_byte_identical(extract, default_report, tmp_path):
     again = report(extract, tmp_path / "again")
     for name in OUTPUTS:
