@@ -979,9 +979,9 @@ def _stop(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> ExtractError:
                     "fix those rows, and these are read with them",
                 )
             )
-    footer = (
-        "Nothing was listed. Fix these rows, or run again with --skip-bad-rows to leave them out "
-        "(they are then written, with their reasons, to a rejects file)."
+    footer = (  # read_extract serves build-list, explain and coding-report alike
+        "Stopped before any output. Fix these rows, or run again with --skip-bad-rows to leave them out "
+        "(build-list and coding-report then write them, with their reasons, to a rejects file)."
     )
     return ExtractError(problems, total=len(own) + len(counts), footer=footer)
 

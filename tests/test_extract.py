@@ -56,6 +56,17 @@ def test_bad_rows_are_all_listed_with_file_row_and_column(tmp_path):
     ]
 
 
+def test_bad_rows_stop_every_command_with_words_that_fit_each(tmp_path):
+    """build-list, explain and coding-report share the reader: its last line names no one command's output."""
+    folder = _write(tmp_path / "x", patients_csv="patient_id,date_of_birth\nP1,2015-02-31\n", events_csv=EVENTS)
+    with pytest.raises(ExtractError) as caught:
+        read_extract(folder)
+    assert str(caught.value).splitlines()[-1] == (
+        "Stopped before any output. Fix these rows, or run again with --skip-bad-rows to leave them out "
+        "(build-list and coding-report then write them, with their reasons, to a rejects file)."
+    )
+
+
 def test_no_patient_identifier_appears_in_messages(tmp_path):
     folder = _write(
         tmp_path / "x",
