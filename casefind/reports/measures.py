@@ -8,7 +8,8 @@ Definitions (all dates inclusive):
   ``d <= registered_to`` (null = still registered) and ``d <= date_of_death`` (the day of death counts).
 * **Numerator**: eligible children with at least one code of the category dated in the period (codes dated
   when the child was not eligible are ignored, so the numerator is always part of the denominator);
-  **codes**: the number of such coded events.
+  **codes**: the number of such coded events (a row the export repeats, with the same child, code, day
+  and clinician, is one event).
 * **Child-years**: days eligible within the period / 365.25.
 * **Registered at midpoint**: children eligible on the period's middle day; **cohort numerator**: those of
   them in the numerator, so ``proportion = cohort_numerator / registered_midpoint`` is a true proportion
@@ -325,10 +326,12 @@ class CodingMeasures:
             self.con.unregister("_casefind_report_codes_df")
 
     def _create_matched_table(self) -> None:
-        """The single scan of ``events``: coded events of eligible children within the report span."""
+        """The single scan of ``events``: coded events of eligible children within the report span. A row
+        repeated in the export (same child, code, day and clinician) is one coded event."""
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {_T_MATCHED} AS
-            SELECT e.patient_id, e.date AS event_date, coalesce(e.clinician_id, '{UNKNOWN}') AS clinician,
+            SELECT DISTINCT e.patient_id, e.date AS event_date, coalesce(e.clinician_id, '{UNKNOWN}') AS clinician,
+                   lower(e.code_system) AS code_system, e.code,
                    c.categories, p.date_of_birth, p.registered_from, p.registered_to, p.date_of_death,
                    coalesce(p.practice_id, '{UNKNOWN}') AS practice, coalesce(p.sex, '{UNKNOWN}') AS sex
             FROM events e

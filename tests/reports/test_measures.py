@@ -118,6 +118,20 @@ def test_any_code_counts_each_child_and_each_event_once():
     assert row(frame, "2024-01").child_years == pytest.approx(2 * 31 / 365.25)
 
 
+def test_a_row_the_export_repeats_is_one_coded_event():
+    con = make_connection(
+        [("c1", date(2015, 1, 1), None, None, None, "F", "P1")],
+        [
+            event("c1", "1001", date(2024, 1, 3), "amy"),
+            event("c1", "1001", date(2024, 1, 3), "amy"),  # the same row twice
+            event("c1", "1001", date(2024, 1, 3), "zed"),  # another clinician's code the same day
+            event("c1", "1001", date(2024, 1, 4), "amy"),
+        ],
+    )
+    frame = rates(con, make_periods(date(2024, 1, 1), date(2024, 1, 31)))
+    assert (row(frame, "2024-01", "cp_plan").numerator, row(frame, "2024-01", "cp_plan").codes) == (1, 3)
+
+
 def _practice_extract():
     patients = [
         ("a1", date(2012, 1, 1), None, None, None, "F", "A"),
