@@ -142,7 +142,9 @@ def read_csv(
         raise ExtractError(
             [
                 Problem(
-                    f"{shown}, line {line + read.skipped}",  # the copy DuckDB read starts at the header
+                    # DuckDB counts records (a quoted note over two lines is one) and blank lines: the row a
+                    # spreadsheet shows. The copy DuckDB read starts at the header.
+                    f"{shown}, row {line + read.skipped}",
                     f"malformed row: {msg}",
                     "fix the quoting or the number of fields; "
                     "--skip-bad-rows cannot skip a row whose fields cannot be told apart",

@@ -80,9 +80,19 @@ def test_a_misspelt_header_with_a_malformed_row_still_lists_the_row(tmp_path):
     events = EVENTS.replace("date", "dte", 1) + "P1,1,2026-01-01,x,surplus\n"
     folder = _write(tmp_path / "x", patients=PATIENTS, events=events)
     assert _problems(folder) == [
-        f"{folder / 'events.csv'}, line 32: malformed row: Expected Number of Columns: 4 Found: 5\n"
+        f"{folder / 'events.csv'}, row 32: malformed row: Expected Number of Columns: 4 Found: 5\n"
         "  HINT: fix the quoting or the number of fields; --skip-bad-rows cannot skip a row whose fields cannot be "
         "told apart"
+    ]
+
+
+def test_a_malformed_row_is_numbered_as_a_spreadsheet_shows_it(tmp_path):
+    """A note over two lines is one row in a spreadsheet; a title and a blank line above the header are rows
+    too. So the surplus field below is on row 5 (the editor's line 6)."""
+    events = 'Title\n\npatient_id,code,date,term\nP1,1,2026-01-01,"a note\nover two lines"\nP1,2,2026-01-01,x,surplus\n'
+    folder = _write(tmp_path / "x", patients=PATIENTS, events=events)
+    assert [p.split("\n")[0] for p in _problems(folder)] == [
+        f"{folder / 'events.csv'}, row 5: malformed row: Expected Number of Columns: 4 Found: 5"
     ]
 
 

@@ -363,7 +363,7 @@ def test_csv_codes_keep_leading_zeros_and_read_code_dots(tmp_path):
 def test_malformed_csv_row_is_reported_by_line(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\nP1,1,2026-01-01,extra\n")
     [problem] = _problems(folder)
-    assert problem.startswith(f"{folder / 'events.csv'}, line 2: malformed row")
+    assert problem.startswith(f"{folder / 'events.csv'}, row 2: malformed row")
 
 
 def test_invalid_nhs_numbers_are_warned_not_dropped(tmp_path):
@@ -395,13 +395,13 @@ def test_unterminated_quote_is_reported_by_line_not_guessed_around(tmp_path):
         events_csv='patient_id,code,date\nP1,"342191000000101,2026-01-01\nP1,135891007,2026-01-01\n',
     )
     [problem] = _problems(folder)
-    assert problem.startswith(f"{folder / 'events.csv'}, line 2: malformed row: Value with unterminated quote found.")
+    assert problem.startswith(f"{folder / 'events.csv'}, row 2: malformed row: Value with unterminated quote found.")
 
 
 def test_a_row_with_surplus_fields_is_reported_once(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\nP1,1,2026-01-01,x,y\n")
     assert _problems(folder) == [
-        f"{folder / 'events.csv'}, line 2: malformed row: Expected Number of Columns: 3 Found: 5\n"
+        f"{folder / 'events.csv'}, row 2: malformed row: Expected Number of Columns: 3 Found: 5\n"
         "  HINT: fix the quoting or the number of fields; --skip-bad-rows cannot skip a row whose fields cannot be "
         "told apart"
     ]
@@ -516,7 +516,7 @@ def test_lines_above_the_header_are_skipped_and_counted_in_row_numbers(tmp_path,
         "such as the search's name) were not read"
     ]
     (folder / "events.csv").write_bytes((above + 'patient_id,code,date\nP1,"1,2026-01-01\n').encode(encoding))
-    assert _problems(folder)[0].startswith(f"{folder / 'events.csv'}, line {header + 1}: malformed row")
+    assert _problems(folder)[0].startswith(f"{folder / 'events.csv'}, row {header + 1}: malformed row")
 
 
 def test_a_title_above_a_misspelt_header_reports_the_header(tmp_path):
@@ -541,7 +541,7 @@ def test_problems_in_other_layouts_name_the_spreadsheet_row_and_the_file_line(tm
     events = 'sep=;\npatient_id;code;date\nP1;1;2026-01-01\n\nP1;2;2026-13-01\nP2;"3;2026-01-01\n'
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
     assert _problems(folder) == [  # the file's own line 6: the 'sep=' line counts in a text editor
-        f"{folder / 'events.csv'}, line 6: malformed row: Value with unterminated quote found.\n"
+        f"{folder / 'events.csv'}, row 6: malformed row: Value with unterminated quote found.\n"
         "  HINT: fix the quoting or the number of fields; --skip-bad-rows cannot skip a row whose fields cannot be "
         "told apart"
     ]
