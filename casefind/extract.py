@@ -42,7 +42,12 @@ from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
 from casefind.files import read_user_text
 from casefind.schema import TABLES, Column, Table
 
-DATE_FORMATS = ["%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"]
+DATE_FORMATS = [
+    *("%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"),
+    # with the month's name, as EMIS Web ('01-Mar-2024') and SystmOne ('01 Mar 2024') reports write them;
+    # DuckDB reads the name in any case and a day without its leading zero
+    *("%d-%b-%Y", "%d-%b-%Y %H:%M", "%d-%b-%Y %H:%M:%S", "%d %b %Y", "%d %B %Y", "%d %b %Y %H:%M"),
+]
 VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice
     "code_system": {"sct": "snomed", "snomedct": "snomed", "snomed ct": "snomed", "readv2": "read2", "read": "read2"},
     "status": {
@@ -423,7 +428,7 @@ def _plain_iso_date(expr: str) -> str:
 
 
 def _define_macros(con) -> None:
-    """``cf_date``: an ISO or UK date, NULL when invalid or the year is implausible (two-digit years);
+    """``cf_date``: a date in one of DATE_FORMATS (ISO, UK, day-month name-year), NULL when invalid or the year is implausible (two-digit years);
     ``cf_date_any`` the same whatever the year.
 
     ISO dates take the fast TRY_CAST path; only other text pays for the list of formats.
@@ -454,13 +459,17 @@ def nhs_number_invalid_sql(text: str, number: str) -> str:
 # column (a shifted row, a header mapped to the wrong column) it could be a name or an NHS number, and no
 # message carries those. Names have no digits; NHS numbers and most identifiers have no date separators.
 # (a month of one or two digits in the middle: an NHS number written 943 476 5919 is not date-shaped)
-DATE_SHAPED = "[0-9]{1,4}[-/. ][0-9]{1,2}([-/. ][0-9]{1,4})?([ T][0-9]{1,2}(:[0-9]{1,2}){1,2}([.][0-9]{1,9})?)?"
+_TIME = "([ T][0-9]{1,2}(:[0-9]{1,2}){1,2}([.][0-9]{1,9})?)?"
+_MONTH_NAME = "(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]{0,6}"  # 'Mar', 'March', 'Sept'
+DATE_SHAPED = (
+    f"([0-9]{{1,4}}[-/. ][0-9]{{1,2}}([-/. ][0-9]{{1,4}})?|[0-9]{{1,2}}[- ]{_MONTH_NAME}[- ][0-9]{{1,4}}){_TIME}"
+)
 CODE_NOT_IN = ('"', ",", " ", "'", "\t", "\u00a0")  # characters no code holds (the last: a non-breaking space)
 CODE_SHAPED = "[0-9.]*[0-9][0-9.]*[ ,\"'\t\u00a0]+[0-9.]*"  # digits split by one of them: '3421 91'
 CHOICE_SHAPED = (
     "[A-Za-z_ ]{0,2}|[A-Za-z]{3}[A-Za-z_ -]*[0-9]{1,2}"  # one or two letters, or a word and a number: 'icd10'
 )
-TWO_DIGIT_YEAR = "[0-9]{1,2}[-/.][0-9]{1,2}[-/.][0-9]{2}([ T].*)?"
+TWO_DIGIT_YEAR = f"[0-9]{{1,2}}([-/.][0-9]{{1,2}}[-/.]|[- ]{_MONTH_NAME}[- ])[0-9]{{2}}([ T].*)?"
 NHS_NUMBER_RUN = "(^|[^0-9])[0-9]{10}([^0-9]|$)"
 NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
 

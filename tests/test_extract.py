@@ -703,6 +703,25 @@ def test_a_date_of_birth_is_never_quoted_only_its_layout(tmp_path):
     ]
 
 
+def test_dates_with_the_months_name_as_emis_and_systmone_reports_write_them(tmp_path):
+    dates = ["1-Mar-2024", "01-MAR-2024", "01 Mar 2024", "1 March 2024", "01-Mar-2024 10:30", "31-Feb-2024", "1-Mar-24"]
+    events = "patient_id,code,date\n" + "".join(f"P1,135891007,{d}\n" for d in dates)
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.con.execute("SELECT date FROM events").fetchall() == [(date(2024, 3, 1),)] * 5
+    assert extract.rejects[["row", "problem"]].values.tolist() == [
+        [7, "invalid date '31-Feb-2024'"],
+        [8, "date '1-Mar-24' has a two-digit year"],
+    ]
+    patients = "patient_id,date_of_birth\nP1,31-Feb-2015\nP2,1 Smith 2015\n"
+    folder = _write(tmp_path / "y", patients_csv=patients, events_csv="patient_id,code,date\n")
+    assert [p.split("\n")[0] for p in _problems(folder)] == [
+        f"patients.csv, row 2, column 'date_of_birth': invalid date nn-Feb-nnnn{HIDDEN}",
+        "patients.csv, row 3, column 'date_of_birth': invalid date (not shown: it may be a name or an identifier in "
+        "the wrong column)",
+    ]
+
+
 def test_day_first_dates_with_month_first_slips_are_bad_rows(tmp_path):
     """A day above 12 in front shows the column is day first: dates valid only month first are slips."""
     folder = _write(
