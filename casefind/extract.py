@@ -50,14 +50,26 @@ DATE_FORMATS = [
 ]
 VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice
     "code_system": {"sct": "snomed", "snomedct": "snomed", "snomed ct": "snomed", "readv2": "read2", "read": "read2"},
-    "status": {
+    "status": {  # EMIS Web and SystmOne appointment statuses among them
         "dna": "did_not_attend",
         "did not attend": "did_not_attend",
         "wnb": "was_not_brought",
         "was not brought": "was_not_brought",
+        # the patient came: seen, being seen, or on the way in (a past slot left like this was attended)
+        **dict.fromkeys(("finished", "arrived", "seen", "in progress", "sent in", "visited"), "attended"),
+        "cancelled by patient": "cancelled_by_patient",
+        "patient cancelled": "cancelled_by_patient",
+        "cancelled by unit": "cancelled_by_practice",
+        "cancelled by practice": "cancelled_by_practice",
     },
-}
+}  # anything else (such as 'Walked Out', which is neither attended nor missed) is mapped in --mapping's values
 DATE_HINT = "write dates as yyyy-mm-dd or dd/mm/yyyy"
+CHOICE_HINTS = {
+    "status": "if it is the export's word for one of these, say which in a mapping file (--mapping): "
+    "appointments: {values: {status: {'Walked Out': attended}}}",
+    "code_system": "another spelling of one of these can be mapped (--mapping): "
+    "events: {values: {code_system: {'SNOMED-CT': snomed}}}; codes of other schemes (ICD-10) are not read",
+}
 MAPPING_EXAMPLE = "'casefind rules DIR' writes an example, mapping.example.yaml"  # also in rules/ of a checkout
 HEADER_SYNONYMS = {  # headers practice systems export (matched like any header, by _key) -> casefind column
     "dob": "date_of_birth", "birthdate": "date_of_birth", "dod": "date_of_death", "deathdate": "date_of_death",
@@ -109,6 +121,11 @@ class Extract:
 class TableMapping:
     file: str | None = None
     columns: dict[str, str] = field(default_factory=dict)  # source header -> casefind column
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {export's value, lower: choice}
+
+    def aliases(self, column: str) -> dict[str, str]:
+        """The export's spellings of ``column``'s choices: casefind's common ones, then this mapping's."""
+        return {**VALUE_ALIASES.get(column, {}), **self.values.get(column, {})}
 
 
 def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
@@ -132,10 +149,10 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
             problems.append(Problem(f"{path}, {table_name}", f"unknown table (known: {', '.join(TABLES)})"))
             continue
         spec = spec or {}
-        unknown_keys = set(spec) - {"file", "columns"}
+        unknown_keys = set(spec) - {"file", "columns", "values"}
         if unknown_keys:
             problems.append(
-                Problem(f"{path}, {table_name}", f"unknown key(s) {sorted(unknown_keys)}; use file, columns")
+                Problem(f"{path}, {table_name}", f"unknown key(s) {sorted(unknown_keys)}; use file, columns, values")
             )
         columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
         for source, target in columns.items():
@@ -148,9 +165,38 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
                         f"did you mean '{close[0]}'?" if close else "run `casefind schema` for the column names",
                     )
                 )
-        result[table_name] = TableMapping(spec.get("file"), columns)
+        values = _value_mapping(path, TABLES[table_name], spec.get("values") or {}, problems)
+        result[table_name] = TableMapping(spec.get("file"), columns, values)
     if problems:
         raise ExtractError(problems)
+    return result
+
+
+def _value_mapping(path: Path, table: Table, spec, problems: list[Problem]) -> dict[str, dict[str, str]]:
+    """``values: {column: {export's value: casefind's}}`` for the columns with a fixed set of values."""
+    choices = {c.name: c.choices for c in table.columns if c.choices}
+    where = f"{path}, {table.name}.values"
+    if not isinstance(spec, dict):
+        problems.append(Problem(where, "expected columns, each with its values: {status: {Walked Out: attended}}"))
+        return {}
+    result = {}
+    for column, pairs in spec.items():
+        if column not in choices:
+            fixed = ", ".join(choices) or "none"
+            problems.append(Problem(f"{where}.{column}", f"not a column with a fixed set of values here ({fixed})"))
+            continue
+        if not isinstance(pairs, dict):
+            problems.append(Problem(f"{where}.{column}", "expected the export's values, each with casefind's"))
+            continue
+        for value, target in pairs.items():
+            if str(target).strip().lower() not in choices[column]:
+                problems.append(
+                    Problem(
+                        f"{where}.{column}['{value}']",
+                        f"'{target}' is not one of {', '.join(choices[column])}",
+                    )
+                )
+        result[column] = {str(v).strip().lower(): str(t).strip().lower() for v, t in pairs.items()}
     return result
 
 
@@ -428,8 +474,8 @@ def _plain_iso_date(expr: str) -> str:
 
 
 def _define_macros(con) -> None:
-    """``cf_date``: a date in one of DATE_FORMATS (ISO, UK, day-month name-year), NULL when invalid or the year is implausible (two-digit years);
-    ``cf_date_any`` the same whatever the year.
+    """``cf_date``: a date in one of DATE_FORMATS (ISO, UK, day-month name-year), NULL when invalid or the
+    year is implausible (two-digit years); ``cf_date_any`` the same whatever the year.
 
     ISO dates take the fast TRY_CAST path; only other text pays for the list of formats.
     """
@@ -491,8 +537,8 @@ def _shown_date(expr: str, col: Column) -> str:
     return f"CASE WHEN regexp_full_match({expr}, {_sql_str(DATE_SHAPED)}) THEN {layout} ELSE {_sql_str(NOT_SHOWN)} END"
 
 
-def _choice_sql(expr: str, col: Column) -> str:
-    aliases = VALUE_ALIASES.get(col.name)
+def _choice_sql(expr: str, col: Column, mapping: TableMapping) -> str:
+    aliases = mapping.aliases(col.name)
     if not aliases:
         return f"lower({expr})"
     cases = " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in aliases.items())
@@ -532,8 +578,9 @@ class Check:
 REF_ROW = "<row>"  # stands for the row number a message names, until it is as a spreadsheet shows it
 
 
-def _checks(table: Table, cut_codes: dict[str, str] | None = None) -> list[Check]:
+def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | None = None) -> list[Check]:
     """Every rule of ``table`` that one row can be checked against (the duplicate-key check is separate).
+    ``mapping``: the export's spellings of a column's choices (``TableMapping.aliases``).
 
     ``cut_codes``: protocol codes as a spreadsheet would cut them -> the code (see ``_read_tables``, which
     keeps the rows with these codes, so the rule that reads them needs no screen of its own).
@@ -592,8 +639,9 @@ def _checks(table: Table, cut_codes: dict[str, str] | None = None) -> list[Check
             checks.append(
                 Check(
                     c,  # values already spelt as the schema spells them pass the cheap test first
-                    f"{c} IS NOT NULL AND {c} NOT IN ({allowed}) AND {_choice_sql(c, col)} NOT IN ({allowed})",
+                    f"{c} IS NOT NULL AND {c} NOT IN ({allowed}) AND {_choice_sql(c, col, mapping)} NOT IN ({allowed})",
                     f"'unknown value ' || {_echo(c, CHOICE_SHAPED)} || ' (expected one of: {', '.join(col.choices)})'",
+                    CHOICE_HINTS.get(c),
                 )
             )
     if table.name == "patients":
@@ -628,7 +676,13 @@ def _checks(table: Table, cut_codes: dict[str, str] | None = None) -> list[Check
 
 
 def _collect_problems(
-    con, table: Table, rows: str, source: SourceFile, keep: str | None = None, cut_codes: dict[str, str] | None = None
+    con,
+    table: Table,
+    mapping: TableMapping,
+    rows: str,
+    source: SourceFile,
+    keep: str | None = None,
+    cut_codes: dict[str, str] | None = None,
 ) -> str:
     """Insert every problem of ``src_<table>`` into the ``problems`` table (one row per problem).
 
@@ -642,7 +696,7 @@ def _collect_problems(
     columns they need for the millions of good rows, and trims nothing but the rows kept. ``cut_codes``: see
     ``_checks``.
     """
-    checks = _checks(table, cut_codes)
+    checks = _checks(table, mapping, cut_codes)
     checked = f"checked_{table.name}"
     wanted = " OR ".join(dict.fromkeys(f"({c.on_file_values})" for c in checks))  # each screen once
     if keep:
@@ -687,7 +741,9 @@ def _collect_problems(
     return checked
 
 
-def _typed_select(table: Table, raw: str, where: str | None = None, every_row: bool = False) -> str:
+def _typed_select(
+    table: Table, mapping: TableMapping, raw: str, where: str | None = None, every_row: bool = False
+) -> str:
     """SELECT the rows of ``raw`` typed: dates as dates, choices as the schema spells them.
 
     Rows with a problem are left out, unless ``every_row`` (the caller then deletes them). A date is read
@@ -699,7 +755,7 @@ def _typed_select(table: Table, raw: str, where: str | None = None, every_row: b
         if col.type == "date":
             cols.append(f"{typed_date_sql(col.name)} AS {col.name}")
         elif col.choices:
-            expr = _choice_sql(col.name, col)
+            expr = _choice_sql(col.name, col, mapping)
             if col.default:
                 expr = f"coalesce({expr}, {_sql_str(col.default)})"
             cols.append(f"{expr} AS {col.name}")
@@ -866,16 +922,17 @@ def _read_tables(
         rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
         if not rows_read[table.name]:
             header_warnings.append(_no_rows(files[table.name], table))
+        mapping = table_maps.get(table.name) or TableMapping()
         if table.name == "events" and keep:
-            checked = _collect_problems(con, table, raw, files[table.name], keep, cut_codes)
-            con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, checked, keep)}")
+            checked = _collect_problems(con, table, mapping, raw, files[table.name], keep, cut_codes)
+            con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, mapping, checked, keep)}")
         elif table.name == "events" and files[table.name].format == "parquet":
             # without event_codes, events stays a view over the file: one pass per query at ICB scale
-            _collect_problems(con, table, raw, files[table.name])
-            con.execute(f"CREATE TEMP VIEW events AS {_typed_select(table, raw)}")
+            _collect_problems(con, table, mapping, raw, files[table.name])
+            con.execute(f"CREATE TEMP VIEW events AS {_typed_select(table, mapping, raw)}")
         else:  # typed in one read of the file; the duplicate check reads the typed table, then bad rows go
-            con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, raw, every_row=True)}")
-            _collect_problems(con, table, table.name, files[table.name])
+            con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, mapping, raw, every_row=True)}")
+            _collect_problems(con, table, mapping, table.name, files[table.name])
             con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
         _refuse_month_first(con, table, files[table.name])
         if table.name == "patients":

@@ -9,6 +9,26 @@ import pytest
 REPO = Path(__file__).resolve().parent.parent
 
 
+def write_files(folder: Path, **files: str | bytes) -> Path:
+    """Write ``events_csv="..."`` as ``folder/events.csv`` (and so on); text is written as UTF-8."""
+    folder.mkdir(exist_ok=True)
+    for name, content in files.items():
+        path = folder / name.replace("_csv", ".csv")
+        path.write_bytes(content if isinstance(content, bytes) else content.encode())
+    return folder
+
+
+def extract_problems(folder: Path, **kwargs) -> list[str]:
+    """The problems ``read_extract(folder, **kwargs)`` stops with, as the user reads them."""
+    from casefind.errors import ExitCode, ExtractError
+    from casefind.extract import read_extract
+
+    with pytest.raises(ExtractError) as caught:
+        read_extract(folder, **kwargs)
+    assert caught.value.exit_code == ExitCode.BAD_INPUT
+    return [str(p) for p in caught.value.problems]
+
+
 def parse_table(text: str) -> list[dict[str, str]]:
     """Parse a pipe table (header row, then rows; blank cells are empty values)."""
     lines = [ln for ln in text.strip().splitlines() if ln.strip() and not set(ln.strip()) <= set("-|+ ")]

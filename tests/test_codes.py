@@ -186,7 +186,7 @@ def _row_strategy(table):
 def test_the_screens_on_file_values_catch_every_row_that_breaks_a_rule_once_cleaned(table_name, data):
     """The pass over millions of rows reads each rule's screen on the values as they are in the file; a row
     it lets through is never checked again, so every row with a problem once trimmed must be screened."""
-    from casefind.extract import _checks, cleaned_columns
+    from casefind.extract import TableMapping, _checks, cleaned_columns
     from casefind.schema import TABLES
 
     table = TABLES[table_name]
@@ -201,7 +201,7 @@ def test_the_screens_on_file_values_catch_every_row_that_breaks_a_rule_once_clea
     patient_rows = "LEFT JOIN rejected_patients USING (patient_id)" if table_name != "patients" else ""
     con.execute(f"CREATE OR REPLACE TEMP TABLE cleaned AS SELECT i, {cleaned_columns(table)} FROM src")
     con.execute(f"CREATE OR REPLACE TEMP VIEW cleaned_rows AS SELECT * FROM cleaned {patient_rows}")
-    checks = _checks(table)
+    checks = _checks(table, TableMapping())
     keep = "coalesce(code IN ('123', '13Iv.'), false)" if "code" in table.column_names else "false"
 
     def any_of(conditions, source):

@@ -10,28 +10,15 @@ import pandas as pd
 import pytest
 
 from casefind import api
-from casefind.errors import ExitCode, ExtractError
+from casefind.errors import ExtractError
 from casefind.extract import read_extract
+from tests.conftest import extract_problems as _problems
+from tests.conftest import write_files as _write
 
 PATIENTS = "patient_id,family_name,date_of_birth\nP1,Smith,2015-02-01\nP2,Jones,2016-03-04\n"
 AS_OF = date(2026, 11, 24)
 
 HIDDEN = " (digits hidden: it identifies a patient)"  # how a date of birth is shown in a message
-
-
-def _write(folder: Path, **files: str | bytes) -> Path:
-    folder.mkdir(exist_ok=True)
-    for name, content in files.items():
-        path = folder / name.replace("_csv", ".csv")
-        path.write_bytes(content if isinstance(content, bytes) else content.encode())
-    return folder
-
-
-def _problems(folder: Path, **kwargs) -> list[str]:
-    with pytest.raises(ExtractError) as caught:
-        read_extract(folder, **kwargs)
-    assert caught.value.exit_code == ExitCode.BAD_INPUT
-    return [str(p) for p in caught.value.problems]
 
 
 def test_bad_rows_are_all_listed_with_file_row_and_column(tmp_path):
@@ -52,7 +39,9 @@ def test_bad_rows_are_all_listed_with_file_row_and_column(tmp_path):
         "events.csv, row 3, column 'date': invalid date '01/13/2026'\n  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
         "events.csv, row 4, column 'patient_id': unknown patient_id (not in the patients file)\n"
         "  HINT: export events for the same patients as the patients file",
-        "events.csv, row 5, column 'code_system': unknown value 'icd10' (expected one of: snomed, read2, ctv3, emis)",
+        "events.csv, row 5, column 'code_system': unknown value 'icd10' (expected one of: snomed, read2, ctv3, emis)\n"
+        "  HINT: another spelling of one of these can be mapped (--mapping): events: {values: {code_system: "
+        "{'SNOMED-CT': snomed}}}; codes of other schemes (ICD-10) are not read",
     ]
 
 
@@ -256,6 +245,48 @@ def test_mapping_file_typo_is_caught(tmp_path):
     assert _problems(folder, mapping=mapping) == [
         f"{mapping}, patients.columns['DOB']: 'date_of_brith' is not a column of patients\n"
         "  HINT: did you mean 'date_of_birth'?"
+    ]
+
+
+APPOINTMENTS = (
+    "patient_id,date,status\nP1,2026-01-05,Finished\nP1,2026-02-05,Cancelled by Unit\nP1,2026-03-05,Walked Out\n"
+)
+
+
+def test_practice_system_appointment_statuses_are_read_and_others_can_be_mapped(tmp_path):
+    """EMIS Web and SystmOne write 'Finished', 'Cancelled by Unit'; 'Walked Out' is neither attended nor
+    missed, so casefind does not decide it: the practice says what it means in the mapping file."""
+    events = "patient_id,code,date\nP1,342191000000101,2026-01-01\n"
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events, appointments_csv=APPOINTMENTS)
+    assert _problems(folder) == [
+        "appointments.csv, row 4, column 'status': unknown value (not shown: it may be a name or an identifier in "
+        "the wrong column) (expected one of: attended, did_not_attend, was_not_brought, cancelled_by_patient, "
+        "cancelled_by_practice, booked)\n"
+        "  HINT: if it is the export's word for one of these, say which in a mapping file (--mapping): "
+        "appointments: {values: {status: {'Walked Out': attended}}}"
+    ]
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("appointments:\n  values:\n    status:\n      walked out: Did_Not_Attend\n")
+    extract = read_extract(folder, mapping=mapping)
+    assert extract.con.execute("SELECT status FROM appointments ORDER BY date").fetchall() == [
+        ("attended",),
+        ("cancelled_by_practice",),
+        ("did_not_attend",),
+    ]
+
+
+def test_a_value_mapping_names_a_column_with_fixed_values_and_one_of_them(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="patient_id,code,date\n")
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "appointments:\n  values:\n    status: {Walked Out: missed}\n    date: {today: '2026-01-01'}\n"
+        "events:\n  values: [snomed]\n"
+    )
+    assert _problems(folder, mapping=mapping) == [
+        f"{mapping}, appointments.values.status['Walked Out']: 'missed' is not one of attended, did_not_attend, "
+        "was_not_brought, cancelled_by_patient, cancelled_by_practice, booked",
+        f"{mapping}, appointments.values.date: not a column with a fixed set of values here (status)",
+        f"{mapping}, events.values: expected columns, each with its values: {{status: {{Walked Out: attended}}}}",
     ]
 
 
