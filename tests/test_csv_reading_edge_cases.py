@@ -82,14 +82,6 @@ def test_a_malformed_row_is_numbered_as_a_spreadsheet_shows_it(tmp_path):
     ]
 
 
-def test_an_empty_required_file_says_to_export_it_again(tmp_path):
-    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv="")
-    assert _problems(folder) == [
-        f"{folder / 'events.csv'}: the file is empty: expected a header row with patient_id, code, date\n"
-        "  HINT: export it again from the practice system, with its header row"
-    ]
-
-
 def test_an_empty_optional_file_says_it_can_be_deleted(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=EVENTS, relationships_csv="")
     problems = _problems(folder)
