@@ -177,7 +177,8 @@ def _value_mapping(path: Path, table: Table, spec, problems: list[Problem]) -> d
     choices = {c.name: c.choices for c in table.columns if c.choices}
     where = f"{path}, {table.name}.values"
     if not isinstance(spec, dict):
-        problems.append(Problem(where, "expected columns, each with its values: {status: {Walked Out: attended}}"))
+        example = next((f"{{{c}: {{Their Word: {v[0]}}}}}" for c, v in choices.items()), "{}")
+        problems.append(Problem(where, f"expected columns, each with its values: {example}"))
         return {}
     result = {}
     for column, pairs in spec.items():

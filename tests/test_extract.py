@@ -286,7 +286,7 @@ def test_a_value_mapping_names_a_column_with_fixed_values_and_one_of_them(tmp_pa
         f"{mapping}, appointments.values.status['Walked Out']: 'missed' is not one of attended, did_not_attend, "
         "was_not_brought, cancelled_by_patient, cancelled_by_practice, booked",
         f"{mapping}, appointments.values.date: not a column with a fixed set of values here (status)",
-        f"{mapping}, events.values: expected columns, each with its values: {{status: {{Walked Out: attended}}}}",
+        f"{mapping}, events.values: expected columns, each with its values: {{code_system: {{Their Word: snomed}}}}",
     ]
 
 
