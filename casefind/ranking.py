@@ -126,7 +126,7 @@ def _component_text(best: pd.DataFrame) -> pd.Series:
     """'cp_plan 10' or, with recency, 'parental_domestic_abuse 6x0.50=3.00'."""
     plain = best["criterion_id"] + " " + best["weight"].map("{:g}".format)
     decays = best["recency"] != 1.0  # only these are formatted further: most criteria have no half-life
-    if not decays.any():
+    if not decays.any():  # needed: .map over no rows gives floats, and floats + "=" raises
         return plain
     decayed = best[decays]
     factor = decayed["recency"].map("{:.2f}".format) + "=" + decayed["component"].map("{:.2f}".format)
