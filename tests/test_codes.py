@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime
 import functools
 
 import pytest
@@ -142,6 +143,32 @@ def test_the_cheap_iso_date_test_only_passes_dates_the_full_parse_accepts(texts)
             assert same_as_full_parse, text
         elif iso_year is not None and 1850 <= iso_year <= 2200 and len(text) == 10 and text[:4].isdigit():
             raise AssertionError(f"{text!r}: a plain ISO date should take the cheap path")
+
+
+@settings(deadline=None)
+@given(
+    st.lists(
+        st.text(alphabet="0123456789/- ", min_size=8, max_size=12)
+        | st.dates(datetime.date(1800, 1, 1), datetime.date(2250, 12, 31)).map(
+            lambda d: f"{d.day:02d}/{d.month:02d}/{d.year:04d}"
+        )
+        | st.from_regex(r"[0-3][0-9]/[01][0-9]/(1[89]|2[012])[0-9]{2}", fullmatch=True),
+        max_size=40,
+    )
+)
+def test_the_fast_dd_mm_yyyy_path_reads_what_the_list_of_formats_reads(texts):
+    """cf_date parses ``dd/mm/yyyy`` with that one format, before anything else; the list of every format
+    (after TRY_CAST, for ISO) must read the same date from the same text, or none."""
+    from casefind.extract import DATE_FORMATS
+
+    formats = "[" + ", ".join(f"'{f}'" for f in DATE_FORMATS) + "]"
+    full = f"coalesce(TRY_CAST(s AS DATE), CAST(try_strptime(s, {formats}) AS DATE))"
+    sql = (
+        f"SELECT s, cf_date(s), CASE WHEN year({full}) BETWEEN 1850 AND 2200 THEN {full} END "
+        "FROM unnest(?::VARCHAR[]) AS t(s)"
+    )
+    for text, fast, listed in _casefind_duckdb().execute(sql, [texts]).fetchall():
+        assert fast == listed, text
 
 
 _POOLS = {  # values as real exports hold them, before trimming; None is an empty cell

@@ -657,6 +657,13 @@ def test_duckdb_spills_to_a_private_folder_removed_with_the_connection():
     assert not Path(spill).exists()
 
 
+def test_duckdb_draws_no_progress_bar_of_its_own():
+    """DuckDB draws a bar on the terminal for any query over two seconds, in the middle of casefind's output."""
+    from casefind.extract import connect
+
+    assert connect().execute("SELECT current_setting('enable_progress_bar')").fetchone() == (False,)
+
+
 def test_codes_a_spreadsheet_turned_into_numbers_are_bad_rows(tmp_path):
     """Saved from Excel, 342191000000101 becomes 3.42191E+14 (or 342191000000101.0): an active CP plan would
     silently vanish. Read codes with dots and CTV3 codes with letters stay codes."""
@@ -736,13 +743,17 @@ def test_a_date_of_birth_is_never_quoted_only_its_layout(tmp_path):
 
 def test_dates_with_the_months_name_as_emis_and_systmone_reports_write_them(tmp_path):
     dates = ["1-Mar-2024", "01-MAR-2024", "01 Mar 2024", "1 March 2024", "01-Mar-2024 10:30", "31-Feb-2024", "1-Mar-24"]
+    dates += ["01 Sept 2024", "1-SEPT-2024 09:15", "31 Sept 2024", "1-Sept-24"]  # Sept: how the UK shortens it
     events = "patient_id,code,date\n" + "".join(f"P1,135891007,{d}\n" for d in dates)
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
     extract = read_extract(folder, skip_bad_rows=True)
-    assert extract.con.execute("SELECT date FROM events").fetchall() == [(date(2024, 3, 1),)] * 5
+    read = sorted(extract.con.execute("SELECT date FROM events").fetchall())
+    assert read == [(date(2024, 3, 1),)] * 5 + [(date(2024, 9, 1),)] * 2
     assert extract.rejects[["row", "problem"]].values.tolist() == [
         [7, "invalid date '31-Feb-2024'"],
         [8, "date '1-Mar-24' has a two-digit year"],
+        [11, "invalid date '31 Sept 2024'"],
+        [12, "date '1-Sept-24' has a two-digit year"],
     ]
     patients = "patient_id,date_of_birth\nP1,31-Feb-2015\nP2,1 Smith 2015\n"
     folder = _write(tmp_path / "y", patients_csv=patients, events_csv="patient_id,code,date\n")
