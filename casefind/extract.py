@@ -765,10 +765,9 @@ def _screens(con, table: Table, checks: list[Check]) -> list[str]:
             by_column.setdefault(check.column, []).append(f"({check.on_file_values})")
     for column, screens in by_column.items():
         failing = f"screened_{table.name}_{column}"
-        con.execute(
-            f"CREATE OR REPLACE TEMP TABLE {failing} AS SELECT {column} "
-            f"FROM (SELECT DISTINCT {column} FROM src_{table.name}) WHERE {' OR '.join(dict.fromkeys(screens))}"
-        )
+        # two statements: in one, DuckDB would move the screens below the DISTINCT, onto every row again
+        con.execute(f"CREATE OR REPLACE TEMP TABLE {failing} AS SELECT DISTINCT {column} FROM src_{table.name}")
+        con.execute(f"DELETE FROM {failing} WHERE NOT coalesce({' OR '.join(dict.fromkeys(screens))}, false)")
         [(values, blank)] = con.execute(f"SELECT count({column}), count(*) - count({column}) FROM {failing}").fetchall()
         if blank:  # NULL IN (...) is never true: a missing value that fails is picked by its own condition
             conditions.append(f"({column} IS NULL)")
