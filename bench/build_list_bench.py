@@ -237,12 +237,15 @@ def ensure_data(workdir: Path, patients: int, events_per_patient: int) -> Path:
     return data_dir
 
 
-def ensure_csv(workdir: Path, patients: int, events_per_patient: int) -> Path:
-    """The same synthetic extract as CSV files, as most practice systems export it (made once, cached)."""
+def ensure_csv(workdir: Path, patients: int, events_per_patient: int, uk_dates: bool = False) -> Path:
+    """The same synthetic extract as CSV files, as most practice systems export it (made once, cached);
+    ``uk_dates``: every date written dd/mm/yyyy, as EMIS Web and SystmOne CSV exports write them."""
     import duckdb
 
+    from casefind.schema import TABLES
+
     source = ensure_data(workdir, patients, events_per_patient)
-    csv_dir = workdir / f"csv_p{patients}_e{events_per_patient}"
+    csv_dir = workdir / f"csv{'_uk' if uk_dates else ''}_p{patients}_e{events_per_patient}"
     if (csv_dir / "done.json").exists() and (csv_dir / "done.json").read_text() == (
         source / "generated.json"
     ).read_text():
@@ -251,8 +254,11 @@ def ensure_csv(workdir: Path, patients: int, events_per_patient: int) -> Path:
     csv_dir.mkdir(parents=True)
     con = duckdb.connect()
     for table in ("patients", "events"):
+        dates = [c.name for c in TABLES[table].columns if c.type == "date"] if uk_dates else []
+        day_first = ", ".join(f"strftime(TRY_CAST({d} AS DATE), '%d/%m/%Y') AS {d}" for d in dates)
+        columns = f"* REPLACE ({day_first})" if dates else "*"
         con.execute(
-            f"COPY (SELECT * FROM read_parquet('{source / table}.parquet')) TO '{csv_dir / table}.csv' (HEADER)"
+            f"COPY (SELECT {columns} FROM read_parquet('{source / table}.parquet')) TO '{csv_dir / table}.csv' (HEADER)"
         )
     (csv_dir / "done.json").write_text((source / "generated.json").read_text())
     return csv_dir
@@ -454,6 +460,10 @@ def main(argv: list[str] | None = None) -> int:
     if "csv" in parts:
         print(f"build_list on a {CSV_PATIENTS:,}-patient practice exported as CSV ...", flush=True)
         results["csv"] = run_child("build-list", ensure_csv(args.workdir, CSV_PATIENTS, args.events_per_patient))
+        print("  ... and with its dates written dd/mm/yyyy ...", flush=True)
+        results["csv_uk"] = run_child(
+            "build-list", ensure_csv(args.workdir, CSV_PATIENTS, args.events_per_patient, uk_dates=True)
+        )
     if "sample" in parts:
         print("casefind build-list sample_data (whole command) ...", flush=True)
         results["sample"] = time_sample_command(args.workdir)
@@ -487,9 +497,13 @@ def main(argv: list[str] | None = None) -> int:
     if "peak_rss_mb" in built:
         ok = "ok" if built["peak_rss_mb"] < TARGET_RSS_MB else "OVER"
         print(f"{'build_list peak RSS':<44}{'':>12}{built['peak_rss_mb']:>11,.0f} MB   < {TARGET_RSS_MB:,} MB  {ok}")
-    csv_run = results.get("csv")
-    if csv_run:
-        name = f"build_list, {CSV_PATIENTS // 1000}k patients as CSV"
+    for key, name in (
+        ("csv", f"build_list, {CSV_PATIENTS // 1000}k patients as CSV"),
+        ("csv_uk", "  the same, dates dd/mm/yyyy"),
+    ):
+        csv_run = results.get(key)
+        if not csv_run:
+            continue
         if "error" in csv_run:
             print(f"{name:<44}  FAILED: {csv_run['error']}")
         else:
