@@ -150,18 +150,22 @@ def find_extract_end(con, today: date) -> ExtractEnd:
     [(has_raw,)] = con.execute(
         "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_events'"
     ).fetchall()
+    # each distinct date text is read once, with its row count (a few thousand dates among millions of rows);
+    # the year test is in the FILTERs, where DuckDB cannot move it below the GROUP BY onto every row
     if has_raw:
-        typed = f"SELECT {typed_date_sql('date')} AS day FROM raw_events"
-        dated = f"SELECT day FROM ({typed}) WHERE year(day) BETWEEN {FIRST_YEAR} AND {LAST_YEAR}"
+        typed = (
+            f"SELECT {typed_date_sql('date')} AS day, n FROM (SELECT date, count(*) AS n FROM raw_events GROUP BY date)"
+        )
+        dated = f"SELECT day, n, year(day) BETWEEN {FIRST_YEAR} AND {LAST_YEAR} AS ok FROM ({typed})"
     else:
-        dated = "SELECT date AS day FROM events WHERE date IS NOT NULL"
+        dated = "SELECT date AS day, count(*) AS n, date IS NOT NULL AS ok FROM events GROUP BY date"
     [(day, later, latest_later)] = con.execute(
-        f"""SELECT max(day) FILTER (WHERE day <= $today), count(*) FILTER (WHERE day > $today),
-                   max(day) FILTER (WHERE day > $today)
+        f"""SELECT max(day) FILTER (WHERE ok AND day <= $today), coalesce(sum(n) FILTER (WHERE ok AND day > $today), 0),
+                   max(day) FILTER (WHERE ok AND day > $today)
             FROM ({dated})""",
         {"today": today},
     ).fetchall()
-    return ExtractEnd(day, today, later, latest_later)
+    return ExtractEnd(day, today, int(later), latest_later)
 
 
 def _start_sql(p: str, low: str) -> str:

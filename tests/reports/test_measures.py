@@ -211,13 +211,24 @@ def test_the_extracts_end_is_the_latest_event_on_or_before_today():
             event("c1", "1001", date(2024, 3, 10)),
             event("c1", "9999", date(2024, 11, 2)),  # the day the report is run: still the extract's end
             event("c1", "1001", date(2099, 3, 1)),  # 2009 typed as 2099
+            event("c1", "1002", date(2099, 3, 1)),  # twice on that day: two events, not one date
             event("c1", "9999", date(2025, 1, 15)),  # a planned review
         ],
     )
     today = date(2024, 11, 2)
-    assert find_extract_end(con, today) == ExtractEnd(today, today, 2, date(2099, 3, 1))
-    assert find_extract_end(con, date(2024, 1, 1)) == ExtractEnd(None, date(2024, 1, 1), 4, date(2099, 3, 1))
+    assert find_extract_end(con, today) == ExtractEnd(today, today, 3, date(2099, 3, 1))
+    assert find_extract_end(con, date(2024, 1, 1)) == ExtractEnd(None, date(2024, 1, 1), 5, date(2099, 3, 1))
     assert find_extract_end(make_connection([], []), today) == ExtractEnd(None, today, 0, None)
+    # from every row of the file as text, when the extract has it: rows that are no date are not counted
+    from casefind.extract import _define_macros
+
+    _define_macros(con)  # the extract's connection has them
+    con.execute(
+        "CREATE VIEW raw_events AS SELECT strftime(date, '%d/%m/%Y') AS date FROM events "
+        "UNION ALL SELECT unnest(['31/02/2025', '01/03/25', NULL, '1 Sept 2024'])"
+    )
+    assert find_extract_end(con, today) == ExtractEnd(today, today, 3, date(2099, 3, 1))
+    assert find_extract_end(con, date(2024, 1, 1)) == ExtractEnd(None, date(2024, 1, 1), 6, date(2099, 3, 1))
 
 
 def test_suppression_rounds_counts_and_recomputes_rates():
