@@ -8,7 +8,7 @@ is read as text, columns are renamed through an optional mapping file, every val
 * with ``skip_bad_rows`` the bad rows are left out, kept in ``Extract.rejects`` and counted.
 
 With ``event_codes`` (what the engine and the coding report pass: the protocol's codes), ``events`` holds
-only the events with those codes, picked out in the same pass that checks every row of the file.
+only the events with those codes, picked out in the same pass that picks out the rows with a problem.
 
 Row numbers are as a spreadsheet shows them: in a CSV file the header is row 1, so the first record is
 row 2; in a Parquet file the first record is row 1. Messages never include a patient identifier.
@@ -851,7 +851,7 @@ def read_extract(
 
     ``event_codes``: when given, the typed ``events`` table keeps only the events with one of these codes
     (every row is still validated). A protocol needs only its own codes, and at ICB scale this turns
-    50 million events into a table of thousands, in the same pass that validates them.
+    50 million events into a table of thousands, in the same pass that picks out the bad rows.
     """
     data_dir = Path(data_dir)
     if data_dir.is_file():
