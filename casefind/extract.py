@@ -754,14 +754,18 @@ def _screens(con, table: Table, checks: list[Check]) -> list[str]:
 
     A screen that reads only its own column is worked out once for each distinct value of that column (a few
     thousand codes or dates among millions of events), into ``screened_<table>_<column>``; the rows are then
-    picked by value, and not at all when no value fails (the usual case). On 50 million events this takes a
-    third of the time of testing each row against every screen. Screens that read the whole row
-    (``Check.whole_row``) are tested row by row.
+    picked by value, and not at all when no value fails (the usual case). On 50 million events the screens
+    take three quarters of the time of testing each row (1.0 s against 1.35 s); on 5 million dd/mm/yyyy
+    dates the date screen takes a tenth (0.06 s against 0.60 s).
+    Screens that read the whole row (``Check.whole_row``) are tested row by row, and so is a table with a
+    unique key (patients): with a row per patient, its columns have almost as many values as rows, and one
+    pass over a million rows costs half as much as a DISTINCT of each column.
     """
-    conditions = list(dict.fromkeys(f"({c.on_file_values})" for c in checks if c.whole_row))
+    by_value = not table.unique
+    conditions = list(dict.fromkeys(f"({c.on_file_values})" for c in checks if c.whole_row or not by_value))
     by_column: dict[str, list[str]] = {}
     for check in checks:
-        if not check.whole_row:
+        if by_value and not check.whole_row:
             by_column.setdefault(check.column, []).append(f"({check.on_file_values})")
     for column, screens in by_column.items():
         failing = f"screened_{table.name}_{column}"
