@@ -563,7 +563,7 @@ class Check:
     of these conditions, never fewer); a property test checks the screens against the conditions.
 
     ``whole_row``: the screen reads other columns than ``column`` (most read only their own column, so that
-    ``_collect_problems`` can test each distinct value of that column once instead of every row).
+    ``_screens`` can test each distinct value of that column once instead of every row).
 
     A message may name another row (``REF_ROW`` in its text; ``ref_row`` is its ``_row``, SQL, and
     ``ref_table`` its table): that row number is turned into the one a spreadsheet shows with the others.
