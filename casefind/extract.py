@@ -762,11 +762,12 @@ def _screens(con, table: Table, checks: list[Check]) -> list[str]:
     pass over a million rows costs half as much as a DISTINCT of each column.
     """
     by_value = not table.unique
-    conditions = list(dict.fromkeys(f"({c.on_file_values})" for c in checks if c.whole_row or not by_value))
+    row_screens: list[str] = []
     by_column: dict[str, list[str]] = {}
     for check in checks:
-        if by_value and not check.whole_row:
-            by_column.setdefault(check.column, []).append(f"({check.on_file_values})")
+        screens = by_column.setdefault(check.column, []) if by_value and not check.whole_row else row_screens
+        screens.append(f"({check.on_file_values})")
+    conditions = list(dict.fromkeys(row_screens))
     for column, screens in by_column.items():
         failing = f"screened_{table.name}_{column}"
         # two statements: in one, DuckDB would move the screens below the DISTINCT, onto every row again
