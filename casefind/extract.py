@@ -593,8 +593,7 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
     """Every rule of ``table`` that one row can be checked against (the duplicate-key check is separate).
     ``mapping``: the export's spellings of a column's choices (``TableMapping.aliases``).
 
-    ``cut_codes``: protocol codes as a spreadsheet would cut them -> the code (see ``_read_tables``, which
-    keeps the rows with these codes, so the rule that reads them needs no screen of its own).
+    ``cut_codes``: protocol codes as a spreadsheet would cut them -> the code (see ``_read_tables``).
     """
     checks = []
     for col in table.columns:
@@ -629,7 +628,6 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                         f"'code ''' || {c} || ''' is the protocol''s code ' || (CASE {c} {whole} END) || ' with "
                         "its last digits lost: a spreadsheet keeps 15 digits of a number'",
                         "export again without opening the file in a spreadsheet, or format the code column as text",
-                        screen="false",
                     )
                 )
         if col.type == "date":
@@ -703,15 +701,18 @@ def _collect_problems(
     One pass over the rows as they are in the file copies those that might break a rule (each rule's
     screen, see ``_screens``), or that ``keep`` (an SQL condition) asks for, into a small table
     ``checked_<table>``, cleaned; its name is returned. The problems are then worked out from that table
-    alone, with the rules' conditions on the cleaned values. The millions of good rows are never trimmed.
+    alone, with the rules' conditions on the cleaned values, on the rows a screen picked (``_screened``): a
+    row no screen picks breaks no rule. The millions of good rows are never trimmed.
     ``cut_codes``: see ``_checks``.
     """
     checks = _checks(table, mapping, cut_codes)
     checked = f"checked_{table.name}"
-    wanted = " OR ".join(([f"({keep})"] if keep else []) + _screens(con, table, checks)) or "false"
+    screened = " OR ".join(_screens(con, table, checks)) or "false"
+    # _screened: the row might break a rule; the others are here only because ``keep`` asked for them
     con.execute(
-        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT _row, {cleaned_columns(table)} "
-        f"FROM src_{table.name} WHERE {wanted}"
+        f"CREATE OR REPLACE TEMP TABLE {checked} AS SELECT _row, {cleaned_columns(table)}, "
+        f"{screened if keep else 'true'} AS _screened "
+        f"FROM src_{table.name} WHERE {f'({keep}) OR {screened}' if keep else screened}"
     )
     structs = ", ".join(
         f"{{'col': {_sql_str(c.column)}, 'problem': CASE WHEN {c.condition} THEN {c.message} END, "
@@ -729,7 +730,8 @@ def _collect_problems(
         f"""
         INSERT INTO problems
         SELECT {tbl}, {src}, _row, chk.col, chk.problem, chk.hint, chk.ref_tbl, chk.ref_row, chk.knock_on FROM (
-            SELECT _row, unnest([{structs}]) AS chk FROM {checked} {patient_rows} WHERE NOT ({every_blank})
+            SELECT _row, unnest([{structs}]) AS chk FROM {checked} {patient_rows}
+            WHERE _screened AND NOT ({every_blank})
         ) WHERE chk.problem IS NOT NULL
         """
     )
@@ -943,10 +945,8 @@ def _read_tables(
     if event_codes is not None:
         event_codes = set(event_codes)
         cut_codes = {k: code for code in event_codes if (k := spreadsheet_cut(code)) and k not in event_codes}
-        # the codes as a spreadsheet would have cut them are kept too, so that the pass finds them (see _checks)
         con.execute(
-            "CREATE TEMP TABLE event_codes AS SELECT DISTINCT unnest(?::VARCHAR[]) AS code",
-            [sorted(event_codes | set(cut_codes))],
+            "CREATE TEMP TABLE event_codes AS SELECT DISTINCT unnest(?::VARCHAR[]) AS code", [sorted(event_codes)]
         )
         # read on the file's values too: a code with spaces around it is kept anyway, by the code check's screen
         keep = "code IN (SELECT code FROM event_codes)"
