@@ -126,7 +126,7 @@ class Criterion(Frozen):
 
     id: Annotated[str, Field(pattern=r"^[a-z][a-z0-9_]*$")]
     label: str = Field(description="Plain-English reason shown in the list")
-    weight: Annotated[float, Field(ge=0)]
+    weight: Annotated[float, Field(ge=0, allow_inf_nan=False)]
     tier: Tier
     lists_adults: bool = Field(
         False,
@@ -399,13 +399,19 @@ _TextLoader.yaml_implicit_resolvers = {
 
 
 def _line_index(node: yaml.Node, path: tuple = (), index: dict | None = None, dupes: list | None = None):
-    """Map every path in the YAML document to its 1-based line, and collect duplicate keys."""
+    """Map every path in the YAML document to its 1-based line, and collect duplicate keys.
+
+    Read before the document is constructed: construction copies the keys a merge key (``<<: *anchor``)
+    brings in into the mapping itself, where the mapping's own keys, which override them, would look like
+    duplicates. The merge key itself is skipped; a field it brings in takes the line of its mapping."""
     index = {} if index is None else index
     dupes = [] if dupes is None else dupes
     index[path] = node.start_mark.line + 1
     if isinstance(node, yaml.MappingNode):
         seen = set()
         for key, value in node.value:
+            if key.tag == "tag:yaml.org,2002:merge":
+                continue
             if key.value in seen:
                 dupes.append((path + (key.value,), key.start_mark.line + 1))
             seen.add(key.value)
@@ -418,12 +424,15 @@ def _line_index(node: yaml.Node, path: tuple = (), index: dict | None = None, du
     return index, dupes
 
 
-def _compose_and_load(text: str) -> tuple[yaml.Node | None, object]:
-    """The document's node tree (for line numbers) and its data, from one parse."""
+def _compose_and_load(text: str) -> tuple[dict, list, object]:
+    """The document's lines and duplicate keys (see ``_line_index``) and its data, from one parse."""
     loader = _TextLoader(text)
     try:
         node = loader.get_single_node()
-        return node, loader.construct_document(node) if node is not None else None
+        if node is None:
+            return {}, [], None
+        lines, dupes = _line_index(node)  # before construction, which changes the node tree (merge keys)
+        return lines, dupes, loader.construct_document(node)
     finally:
         loader.dispose()
 
@@ -484,6 +493,9 @@ _FIELD_NAMES = sorted(
     {n for model in (Protocol, Codelist, Code, Population, Concern, Ranking, *_KIND_MODELS) for n in model.model_fields}
 )
 
+_PLACES = {Protocol: "the top level", Codelist: "a codelist", Code: "a codelist's codes", Population: "population",
+           Concern: "concern", Ranking: "ranking"}  # fmt: skip
+
 
 def _message(error: dict) -> str:
     kind, msg, value = error["type"], error["msg"], error.get("input")
@@ -491,6 +503,17 @@ def _message(error: dict) -> str:
         return "required field is missing"
     if kind == "extra_forbidden":
         name = str(error["loc"][-1])
+        if name in _FIELD_NAMES:  # a field, but of another part or kind: "did you mean" would name it back
+            of_kind = next((k for k in error["loc"] if k in CRITERION_KINDS), None)
+            kinds = [m.model_fields["kind"].annotation.__args__[0] for m in _KIND_MODELS if name in m.model_fields]
+            if of_kind and kinds:
+                return f"'{name}' is not a field of kind '{of_kind}' (only of: {', '.join(kinds)})"
+            places = [place for model, place in _PLACES.items() if name in model.model_fields]
+            if kinds:
+                places.append(
+                    "a criterion" if len(kinds) == len(CRITERION_KINDS) else f"a {' or '.join(kinds)} criterion"
+                )
+            return f"'{name}' is not a field here (it belongs in {' or '.join(places)})"
         close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
         if close:
             return f"unknown field '{name}' (did you mean '{close[0]}'?)"
@@ -598,7 +621,7 @@ def load_protocol(path: str | Path) -> Protocol:
 
 def parse_protocol(text: str, *, source: str = "<protocol>", base: Path = Path(".")) -> Protocol:
     try:
-        node, data = _compose_and_load(text)
+        lines, dupes, data = _compose_and_load(text)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{source}, line {mark.line + 1}" if mark else source
@@ -606,7 +629,6 @@ def parse_protocol(text: str, *, source: str = "<protocol>", base: Path = Path("
         raise ProtocolError(Problem(where, f"not valid YAML: {problem}")) from None
     if not isinstance(data, dict):
         raise ProtocolError(Problem(source, "expected a mapping with name, version, codelists and criteria"))
-    lines, dupes = _line_index(node)
     locate = _Locator(source, lines, data)
     # Each problem with the protocol line it is sorted by (a codelist file's: the line naming the file).
     problems: dict[Problem, int] = {}

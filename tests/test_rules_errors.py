@@ -219,3 +219,52 @@ def test_a_protocol_saved_as_windows_1252_is_read(tmp_path):
     for name in ("codelists",):
         (tmp_path / name).symlink_to(default_protocol_path().parent / name)
     assert load_protocol(rules).name.startswith("Caf\u00e9 practice - ")
+
+
+@pytest.mark.parametrize("weight", ["inf", "-inf", "nan", "1e400"])
+def test_a_weight_must_be_a_finite_number(tmp_path, weight):
+    """An infinite weight would make every score infinite, which no spreadsheet or JSON reader takes."""
+    rules = _write(tmp_path, PROTOCOL.replace("weight: 10", f"weight: {weight}"))
+    assert _messages(rules) == [f"{rules}, line 7, criteria[0] (id 'cp').weight: expected a finite number"]
+
+
+def test_a_field_of_another_kind_or_part_says_where_it_belongs(tmp_path):
+    rules = tmp_path / "misplaced.yaml"
+    rules.write_text(
+        "name: t\nversion: '1'\nwindow: 2 months\ncodelists:\n  cp: {codes: ['342191000000101']}\ncriteria:\n"
+        "  - {id: sh, kind: coded_in_window, label: SH, codes: [cp], window: 12 months, weight: 1, tier: minor,\n"
+        "     end: [cp], minor_criteria_needed: 2}\n"
+    )
+    assert _messages(rules) == [
+        f"{rules}, line 3, window: 'window' is not a field here (it belongs in concern or a criterion)",
+        f"{rules}, line 8, criteria[0] (id 'sh').end: 'end' is not a field of kind 'coded_in_window' "
+        "(only of: coded_active, antenatal_booking)",
+        f"{rules}, line 8, criteria[0] (id 'sh').minor_criteria_needed: 'minor_criteria_needed' is not a field "
+        "here (it belongs in ranking)",
+    ]
+
+
+def test_yaml_merge_keys_may_override_what_they_bring_in(tmp_path):
+    """``<<: *anchor`` copies a criterion; the keys written beside it win, as YAML says. They are not duplicates."""
+    rules = _write(
+        tmp_path,
+        PROTOCOL
+        + "  - <<: &sh {id: sh, label: SH, kind: coded_in_window, codes: cp, window: 1 year, weight: 1, tier: minor}\n"
+        "  - <<: *sh\n    id: sh_recent\n    label: SH recently\n    window: 1 month\n    weight: 3\n",
+    )
+    protocol = load_protocol(rules)
+    recent = protocol.criterion("sh_recent")
+    assert (recent.label, str(recent.window), recent.weight, recent.codes) == ("SH recently", "1 month", 3, ("cp",))
+    assert protocol.criterion("sh").weight == 1
+
+
+def test_a_key_written_twice_beside_a_merge_key_is_still_a_duplicate(tmp_path):
+    rules = _write(
+        tmp_path,
+        PROTOCOL
+        + "  - &sh {id: sh, label: SH, kind: coded_in_window, codes: cp, window: 1 year, weight: 1, tier: minor}\n"
+        "  - <<: *sh\n    id: sh_recent\n    weight: 3\n    weight: 4\n",
+    )
+    assert _messages(rules) == [
+        f"{rules}, line 12, criteria[2] (id 'sh_recent').weight: duplicate key (the later one would silently win)"
+    ]
