@@ -74,9 +74,10 @@ def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date
         "CAST(window_start AS DATE) AS window_start FROM code_map_df"
     )
     con.unregister("code_map_df")
-    # The latest row per group: the latest date, ties broken by code, term, value and code system (highest
-    # first, a missing value before any other), so the chosen evidence is deterministic. A window over the
-    # joined rows takes half the time of max() over a struct, which orders the same way.
+    # The latest row per group: the latest date; of rows on one day, one with a value first (a booking with
+    # its gestation beside a booking code without one); then ties broken by code, term, value and code
+    # system (highest first, a missing one before any other), so the chosen evidence is deterministic. A
+    # window over the joined rows takes half the time of max() over a struct, which would order the same way.
     group = "PARTITION BY e.patient_id, m.criterion_id, m.role"
     con.execute(
         f"""
@@ -85,8 +86,8 @@ def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date
           SELECT e.patient_id, m.criterion_id, m.role,
                  {{'date': e.date, 'code': e.code, 'term': coalesce(e.term, m.term), 'value': e.value,
                    'code_system': e.code_system}} AS ev,
-                 row_number() OVER ({group} ORDER BY e.date DESC NULLS FIRST, e.code DESC NULLS FIRST,
-                   coalesce(e.term, m.term) DESC NULLS FIRST, e.value DESC NULLS FIRST,
+                 row_number() OVER ({group} ORDER BY e.date DESC NULLS FIRST, e.value IS NULL,
+                   e.code DESC NULLS FIRST, coalesce(e.term, m.term) DESC NULLS FIRST, e.value DESC NULLS FIRST,
                    e.code_system DESC NULLS FIRST) AS nth,
                  list(DISTINCT e.date) FILTER (WHERE e.date >= m.window_start) OVER ({group}) AS dates
           FROM events e JOIN code_map m ON e.code = m.code AND e.code_system = m.code_system
@@ -427,8 +428,12 @@ def _reciprocal_gaps(con, protocol: Protocol, hits: pd.DataFrame) -> pd.Series:
     return routed & ~coded.fillna(False).astype(bool).to_numpy()
 
 
-def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame) -> pd.DataFrame:
-    """Keep missed-appointment hits that reach min_count, or one miss when a ``single_if`` criterion is met."""
+def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame, people: pd.DataFrame) -> pd.DataFrame:
+    """Keep missed-appointment hits that reach min_count, or one miss when a ``single_if`` criterion is met.
+
+    A ``single_if`` criterion held back for want of a concern flag (``requires_concern``) does not count, so
+    it does not make one miss enough either."""
+    concerned = people.loc[people["concerned"].astype(bool), "patient_id"]
     keep = pd.Series(True, index=hits.index)
     for c in protocol.criteria:
         if not isinstance(c, MissedAppointments):
@@ -438,7 +443,10 @@ def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame) -> pd.DataF
         counts = pd.to_numeric(hits.loc[rows, "value"])
         because = pd.Series("", index=patients.index, dtype=object)  # the single_if criteria this child meets
         for other in c.single_if:
-            met = isin(patients, hits.loc[hits["criterion_id"] == other, "patient_id"])
+            counted = hits.loc[hits["criterion_id"] == other, "patient_id"]
+            if protocol.criterion(other).requires_concern:
+                counted = counted[isin(counted, concerned)]
+            met = isin(patients, counted)
             because[met] = (because[met] + ", " + protocol.criterion(other).label).str.removeprefix(", ")
         keep[rows] = (counts >= c.min_count) | ((counts >= 1) & (because != ""))
         detail = hits.loc[rows, "detail"].astype(str)
@@ -461,7 +469,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     _people_view(con, protocol, as_of)
     people, links = _relevant(con, protocol, as_of, own)
     hits, expectant = _route(protocol, own, people, links)
-    hits = _apply_missed_thresholds(protocol, hits)
+    hits = _apply_missed_thresholds(protocol, hits, people)
     hits = hits.assign(reciprocal_missing=_reciprocal_gaps(con, protocol, hits))
     people["expectant"] = isin(people["patient_id"], expectant)
     population, no_adult = con.execute(
