@@ -95,6 +95,7 @@ def test_the_warning_names_unrecognised_words_with_counts_and_hides_other_values
     values = (
         ["Grandmother"] * 4 + ["Aunt"] * 3 + ["uncle"] * 2 + ["Childminder", "Cousin", "Godparent", "Social_worker"]
         + ["PID 12345", "a relationship far too long to be one word", "Mary Smith"]
+        + ["Aunt Ruby Ali", "uncle bob", "Grandma Jones", "Step-dad Darren", "Zoe Hughes childminder"]
     )  # fmt: skip
     rows = "\n".join(f"kid | r{i} | {value}" for i, value in enumerate(values))
     folder = make_extract(
@@ -106,12 +107,14 @@ def test_the_warning_names_unrecognised_words_with_counts_and_hides_other_values
     assert len(result.entries) == 0, "a grandmother is not a parent unless recorded as a carer"
     [warning] = [w for w in result.info.warnings if w.startswith("relationships:")]
     assert warning == (
-        "relationships: 16 rows valid on the as-of date have a relationship casefind does not recognise and were "
+        "relationships: 21 rows valid on the as-of date have a relationship casefind does not recognise and were "
         "not used for linking: 'grandmother' (4 rows), 'aunt' (3 rows), 'uncle' (2 rows), 'childminder' (1 row), "
-        "'cousin' (1 row), 2 more words (2 rows) and 3 rows with a value that does not look like a relationship "
+        "'cousin' (1 row), 2 more words (2 rows) and 8 rows with a value that does not look like a relationship "
         "word (not shown); the README's Families section lists the words casefind recognises"
     )
     assert "12345" not in warning and "mary" not in warning, "a name in the wrong column is not echoed"
+    for name in ("ruby", "bob", "jones", "darren", "hughes"):
+        assert name not in warning, "a name typed beside the relationship is not echoed"
 
 
 def test_the_word_lists_are_written_as_the_normalisation_leaves_them():

@@ -78,14 +78,22 @@ SIBLING_WORDS = ("twin",) + tuple(
 )
 HOUSEHOLD_WORDS = ("household member", "member of household", "lives with", "lodger")
 
-# An unrecognised word is echoed in the warning only if, normalised, it is letters and spaces (30 at most)
-# and holds a word of kinship or care: anything else could be a name or an identifier in the wrong column.
+# An unrecognised value is echoed in the warning only if, normalised, it is letters and spaces (30 at most)
+# and every word of it is a word of kinship or care (or qualifies one): anything else could be a name or an
+# identifier in the wrong column, or a name typed beside the relationship ("Aunt Ruby", "uncle bob").
 SHOWN_WORD = r"\p{L}[\p{L} ]{0,29}"
-KIN_WORD = (
-    r"\b(mother|father|parent|mum|mam|mom|dad|carer|guardian|partner|husband|wife|spouse|child|son|daughter|"
-    r"sibling|brother|sister|twin|aunt|auntie|uncle|niece|nephew|cousin|gran|granny|nan|nanna|grandma|grandpa|"
-    r"grandad|granddad|grandmother|grandfather|grandparent|grandchild|grandson|granddaughter|relative|"
-    r"family|friend|neighbour|lodger|household|foster|step\w*|in law|god\w+|childminder|minder|worker)\b"
+KIN_WORDS = frozenset(
+    """
+    mother father parent parents mum mam mom mummy dad daddy carer carers guardian partner husband wife spouse
+    boyfriend girlfriend fiance fiancee child children son daughter sibling brother sister twin aunt auntie
+    aunty uncle niece nephew cousin gran granny nan nana nanna nanny grandma grandpa grandad granddad grandmother
+    grandfather grandparent grandchild grandson granddaughter grandparents relative family friend neighbour
+    lodger household member resident minder childminder worker social support key next kin
+    step stepmother stepfather stepmum stepdad stepparent stepchild stepson stepdaughter stepbrother stepsister
+    godmother godfather godparent god half great grand in law foster adoptive adopted birth natural biological
+    kinship special legal main primary maternal paternal ex former other non of the and to with lives mothers
+    fathers mums dads
+    """.split()
 )
 MAX_WORDS_SHOWN = 5
 
@@ -213,11 +221,13 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
 
 def _unrecognised_warning(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The rows of ``rel`` whose word is not recognised, counted per word, most frequent first. A value that
-    does not look like a relationship word (digits, punctuation, too long, no word of kinship or care: a name
-    in the wrong column) is counted but not echoed."""
+    does not look like a relationship word (digits, punctuation, too long, a word that is not one of
+    ``KIN_WORDS``: a name in the wrong column, or beside the relationship) is counted but not echoed."""
     known = _words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)
+    kin = _words(tuple(sorted(KIN_WORDS)))
     counts = con.execute(
-        f"SELECT CASE WHEN regexp_full_match(word, '{SHOWN_WORD}') AND regexp_matches(word, '{KIN_WORD}') "
+        f"SELECT CASE WHEN regexp_full_match(word, '{SHOWN_WORD}') "
+        f"AND list_bool_and([list_contains([{kin}], w) FOR w IN string_split(word, ' ') IF w <> '']) "
         "THEN word END AS shown, count(*) AS n "
         f"FROM rel WHERE word NOT IN ({known}) GROUP BY shown ORDER BY n DESC, shown"
     ).fetchall()
