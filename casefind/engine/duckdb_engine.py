@@ -20,6 +20,7 @@ import duckdb
 import pandas as pd
 
 from casefind.engine import duckdb_families as families
+from casefind.errors import Problem
 from casefind.frames import isin
 from casefind.protocol import (
     AntenatalBooking,
@@ -96,6 +97,40 @@ def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date
         """,
         [as_of],
     )
+
+
+def _other_system_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
+    """Events whose code is one of the protocol's, but written under a code system the protocol does not give
+    it (a SNOMED CT id labelled read2, say): they are never read, so a child can silently drop off the list.
+    Counted per code system; the codes are not shown one by one."""
+    counts = con.execute(
+        """
+        SELECT e.code_system, count(*) AS n, min(m.systems) AS systems
+        FROM events e JOIN (SELECT code, string_agg(DISTINCT code_system, ' or ' ORDER BY code_system) AS systems
+                            FROM code_map GROUP BY code) m ON m.code = e.code
+        WHERE NOT EXISTS (SELECT 1 FROM code_map k WHERE k.code = e.code AND k.code_system = e.code_system)
+        GROUP BY e.code_system ORDER BY n DESC, e.code_system
+        """
+    ).fetchall()
+    if not counts:
+        return []
+    total = sum(n for _, n, _ in counts)
+    parts = ", ".join(
+        f"'{system}' ({n} event{'s' if n != 1 else ''}, where the protocol has {'it' if n == 1 else 'them'} as "
+        f"{systems})"
+        for system, n, systems in counts
+    )
+    return [
+        str(
+            Problem(
+                "events",
+                f"{total} event{' has' if total == 1 else 's have'} a code from the protocol's codelists under "
+                f"another code system: {parts}; {'it was' if total == 1 else 'they were'} not read",
+                "check the code_system column: a SNOMED CT concept id (such as 342191000000101) is 'snomed'; map "
+                "the export's word for it in the mapping file's values, or give the codelist its code_system",
+            )
+        )
+    ]
 
 
 _EVIDENCE = (
@@ -457,7 +492,7 @@ def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame, people: pd.
 def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) -> Evaluation:
     """Evaluate every criterion of ``protocol`` on the as-of date over the tables on ``con``."""
     _scan_latest(con, protocol, as_of)
-    warnings = families.build_links(con, as_of)
+    warnings = _other_system_warnings(con) + families.build_links(con, as_of)
     concern_from = protocol.concern.window.before(as_of) if protocol.concern.window else None
     families.concern_table(con, as_of, concern_from)
     kinds: dict[type, list] = {}
