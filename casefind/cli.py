@@ -16,7 +16,7 @@ from rich.text import Text
 
 from casefind import __version__, api, export, schema
 from casefind.errors import ExitCode, OptionError, UserError
-from casefind.ranking import family_adults_text
+from casefind.ranking import family_adults_text, score_text
 
 app = typer.Typer(
     help="casefind: find the children and families to discuss at a GP practice's vulnerable-family meeting.",
@@ -148,7 +148,7 @@ def _families(case_list) -> list[tuple[str, str, list[tuple]]]:
             why = _text(row.evidence.replace(" | ", "\n"))
             if row.notes:
                 why.append_text(_text(f"\n{row.notes}", "italic"))
-            children.append((str(row.rank), name, str(row.age), nhs, f"{row.score:.3g}", why))
+            children.append((str(row.rank), name, str(row.age), nhs, score_text(row.score), why))
         header = f"Family {family_rank} ({first.family_id})"
         families.append((header, adults_by_family.get(first.family_id, "") or "none linked", children))
     return families

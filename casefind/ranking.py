@@ -122,6 +122,12 @@ def _in_list_order(hits: pd.DataFrame) -> pd.DataFrame:
     return hits.sort_values(["patient_id", "order", "date", "via_patient_id"], ascending=[True, True, False, True])
 
 
+def score_text(score: float) -> str:
+    """A score as the list shows it: a whole number as it is (13), any other to two decimals (8.33), as each
+    recency-weighted term of ``score_components`` is shown."""
+    return f"{score:g}" if score == round(score) else f"{score:.2f}"
+
+
 def _component_text(best: pd.DataFrame) -> pd.Series:
     """'cp_plan 10' or, with recency, 'parental_domestic_abuse 6x0.50=3.00'."""
     plain = best["criterion_id"] + " " + best["weight"].map("{:g}".format)
@@ -176,7 +182,7 @@ def rank(
             "tier": grouped["significant"].any().map({True: "significant", False: "minor"}),
             "criteria": _joined(best["criterion_id"], key, ";"),
             "reasons": _joined(best["label"], key, "; "),
-            "score_components": _joined(best["part"], key, " + ") + " = " + score.map("{:.4g}".format),
+            "score_components": _joined(best["part"], key, " + ") + " = " + score.map(score_text),
             "latest_evidence": grouped["date"].max(),
             "qualifies": qualifies.reindex(score.index),
             "evidence": _joined(shown["text"], shown["patient_id"], " | "),
