@@ -28,17 +28,24 @@ app = typer.Typer(
 # not be read as a style (or crash the table). Styles are given as Text spans instead (see _text).
 out = Console(markup=False)
 err = Console(stderr=True, markup=False)
-_CONTROL = re.compile(r"[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
 
 
 def _text(value, style: str = "") -> Text:
-    """Text from the extract or the user, printed as it reads: control characters, which could make up an escape
-    sequence that drives the terminal, are shown as U+FFFD."""
+    """One line of text from the extract or the user, printed as it reads: control characters, which could make
+    up an escape sequence that drives the terminal, are shown as U+FFFD, and so are a line break or a tab (in a
+    name, say), which would break the list's rows."""
     return Text(_CONTROL.sub("\ufffd", str(value)), style=style)
 
 
+def _lines(values, style: str = "") -> Text:
+    """Several lines, each printed as ``_text`` prints one."""
+    return Text("\n".join(_CONTROL.sub("\ufffd", str(v)) for v in values), style=style)
+
+
 def _styled(label: str, style: str, rest: str) -> Text:
-    return Text.assemble((label, style), " ", _text(rest))
+    """A label before casefind's own text, whose line breaks (a problem's HINT line) are kept."""
+    return Text.assemble((label, style), " ", _lines(rest.split("\n")))
 
 
 def _flag(name: str, help: str):
@@ -145,9 +152,9 @@ def _families(case_list) -> list[tuple[str, str, list[tuple]]]:
             # A row staff could not find in the clinical system without its id.
             name = name or f"(no name; patient_id {row.patient_id})"
             nhs = row.nhs_number if isinstance(row.nhs_number, str) else ""
-            why = _text(row.evidence.replace(" | ", "\n"))
+            why = _lines(row.evidence.split(" | "))
             if row.notes:
-                why.append_text(_text(f"\n{row.notes}", "italic"))
+                why.append_text(_lines(["", row.notes], "italic"))
             children.append((str(row.rank), name, str(row.age), nhs, score_text(row.score), why))
         header = f"Family {family_rank} ({first.family_id})"
         families.append((header, adults_by_family.get(first.family_id, "") or "none linked", children))
@@ -343,7 +350,7 @@ def explain(
         table.add_column(col, overflow="fold")
     for c in result.criteria:
         label = Text.assemble(_text(c.label), "\n", _text(c.criterion_id, "dim"))
-        table.add_row(label, c.status, _text("\n".join(c.reasons)))
+        table.add_row(label, c.status, _lines(c.reasons))
     out.print(table)
     out.print(_text("Family links on the as-of date: " + "; ".join(result.family)), highlight=False, soft_wrap=True)
     for line in result.left_out:
@@ -395,7 +402,10 @@ def copy_rules(
     written = api.copy_rules(directory, overwrite=overwrite)
     protocol = directory / "vulnerable-families.yaml"
     out.print(
-        _text(f"Wrote {len(written)} files to {directory}. Edit {protocol}, then: build-list DATA --rules {protocol}"),
+        _text(
+            f"Wrote {len(written)} files to {directory}. Edit {protocol}, "
+            f"then: casefind build-list DATA --rules {protocol}"
+        ),
         highlight=False,
         soft_wrap=True,
     )

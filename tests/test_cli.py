@@ -198,6 +198,27 @@ def test_extract_text_prints_as_typed_never_as_terminal_markup(make_extract, mon
     assert "error: [/]rules.yaml: cannot read the protocol file" in error.output
 
 
+@pytest.mark.parametrize("width", [80, 300])
+def test_a_line_break_or_tab_in_extract_text_keeps_each_child_on_its_own_line(tmp_path, monkeypatch, width):
+    from casefind import cli
+
+    monkeypatch.setattr(cli.out, "width", width)
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    # quoted CSV fields may hold line breaks
+    (folder / "patients.csv").write_text(
+        'patient_id,family_name,given_name,date_of_birth\r\nP1,Nowak,"Jakub\nJohn",2015-01-01\r\n', newline=""
+    )
+    (folder / "events.csv").write_text(
+        'patient_id,code,date,term\r\nP1,342191000000101,2026-01-01,"CP\tplan\r\nstarted"\r\n', newline=""
+    )
+    result = runner.invoke(app, ["build-list", str(folder), "--as-of", "2026-11-24"], terminal_width=width)
+    assert result.exit_code == 0, result.output
+    assert "Nowak, Jakub\ufffdJohn" in result.output or "Jakub\ufffdJohn Nowak" in result.output
+    assert "CP\ufffdplan\ufffd\ufffdstarted" in result.output
+    assert not any(line.strip().startswith("John") for line in result.output.splitlines())
+
+
 def test_internal_errors_hide_details(monkeypatch, make_extract):
     from casefind import api
 
