@@ -164,9 +164,10 @@ criteria:
         max_size=12,
     )
 )
-def test_the_latest_event_is_the_greatest_by_date_code_term_value_with_a_missing_value_first(events):
-    """Ties on the date are broken by code, term and value (highest first; a missing value before any
-    other), whatever order the rows come in."""
+def test_the_latest_event_is_the_greatest_by_date_then_having_a_value_then_code_term_value(events):
+    """Of the rows on the latest date, one with a value comes first (a booking with its gestation); ties are
+    then broken by code, term and value (highest first; a missing term before any other), whatever order
+    the rows come in."""
     from casefind.engine import duckdb_engine
     from casefind.extract import connect
 
@@ -186,7 +187,7 @@ def test_the_latest_event_is_the_greatest_by_date_code_term_value_with_a_missing
     def key(row):  # None sorts above every value, as in the engine
         return tuple((1, "") if x is None else (0, x) for x in row)
 
-    expected = max(rows, key=key)
+    expected = max(rows, key=lambda row: (row[0], row[3] is not None, key(row[1:])))
     assert (got["date"], got["code"], got["term"], got["value"]) == expected
 
 
