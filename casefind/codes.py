@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-# How a spreadsheet writes a long code it took for a number (3.42191E+14, 342191000000101.0): the digits are
-# lost. A regular expression both Python's re and DuckDB's regexp functions read the same way.
-SPREADSHEET_NUMBER = r"[0-9]+([.][0-9]+)?[eE][+-]?[0-9]+|[0-9]{6,}[.]0+"
+# How a spreadsheet writes a long code it took for a number (3.42191E+14, 3.42191e14, 3E+14,
+# 342191000000101.0): the digits are lost. An exponent comes with a decimal point or a sign: digits, E and
+# digits alone ('7E123') are the shape of a Read code. A regular expression both Python's re and DuckDB's
+# regexp functions read the same way.
+SPREADSHEET_NUMBER = r"[0-9]+[.][0-9]+[eE][+-]?[0-9]+|[0-9]+[eE][+-][0-9]+|[0-9]{6,}[.]0+"
 
 # A spreadsheet keeps 15 significant digits of a number: 1188261000000103 saved from a column formatted as
 # Number comes back as 1188261000000100, a different, invalid code that no codelist holds.

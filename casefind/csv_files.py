@@ -28,7 +28,10 @@ Real exports differ, and each difference is read rather than refused:
 * **Mixed line endings** (CRLF and LF in one file, e.g. two exports joined): DuckDB refuses the file, so it
   is read through a copy with LF endings. Line numbers do not change.
 * **Blank lines**: DuckDB skips them; ``spreadsheet_rows`` turns record numbers back into the rows a
-  spreadsheet shows, which count them.
+  spreadsheet shows, which count them. A line of only spaces and tabs is a blank line too, not a row of one
+  field.
+* **A row longer than ``MAX_LINE_BYTES``** (2 MB) is not read: it stops the run with a message saying so. No
+  real row comes near it; one that long is almost always a quote left open, running many lines into one.
 """
 
 from __future__ import annotations
@@ -55,7 +58,9 @@ PREAMBLE_LINES = 20  # how far down a header is looked for when the first line i
 # No header or title comes near this (it is the csv module's limit on a field): a line above the header,
 # or one looked at as a header, that is longer is not a line of a table.
 LONGEST_TOP_LINE = 131_072
-_DUCKDB_MAX_LINE_SIZE = 2_000_000  # bytes: DuckDB rejects a longer line as malformed
+# DuckDB's limit on a row (it rejects a longer one), as casefind sets it: no real row comes near (a long
+# consultation note is some kilobytes); a longer one is almost always a quote left open.
+MAX_LINE_BYTES = 2_000_000
 _SEP_LINE = re.compile(r'"?sep=(.)"?\r?\n?')  # Excel's delimiter line, sometimes quoted by other tools
 _INVALID_STATE = "CSV Parser state machine reached an invalid state"  # DuckDB, on mixed line endings
 
@@ -122,8 +127,9 @@ def read_csv(
         read = layout and _copy(con, name, layout, shown, workdir)
         if read:
             break
-    malformed = con.execute(  # one message per line (DuckDB records each surplus field)
-        f"SELECT line, arg_max(error_message, column_idx) FROM rejects_{name} GROUP BY line ORDER BY line"
+    malformed = con.execute(  # one message per line (DuckDB records each surplus or missing field)
+        f"SELECT line, arg_max(error_type, coalesce(column_idx, 0)), arg_max(error_message, coalesce(column_idx, 0)) "
+        f"FROM rejects_{name} WHERE NOT {_blank_line('csv_line')} GROUP BY line ORDER BY line"
     ).fetchall()
     if malformed and not read.header_found:
         # The first line with the most fields is not the header when most lines below it are not rows of
@@ -139,20 +145,35 @@ def read_csv(
                 )
             )
     if malformed:
-        raise ExtractError(
-            [
-                Problem(
-                    # DuckDB counts records (a quoted note over two lines is one) and blank lines: the row a
-                    # spreadsheet shows. The copy DuckDB read starts at the header.
-                    f"{shown}, row {line + read.skipped}",
-                    f"malformed row: {msg}",
-                    "fix the quoting or the number of fields; "
-                    "--skip-bad-rows cannot skip a row whose fields cannot be told apart",
-                )
-                for line, msg in malformed
-            ]
-        )
+        # DuckDB counts records (a quoted note over two lines is one) and blank lines: the row a spreadsheet
+        # shows. The copy DuckDB read starts at the header.
+        raise ExtractError([_malformed(f"{shown}, row {line + read.skipped}", *error) for line, *error in malformed])
     return read
+
+
+def _blank_line(line: str) -> str:
+    """SQL true for a line DuckDB rejected that holds only spaces and tabs: read as the blank line it looks
+    like (DuckDB skips a truly blank one, and takes this one for a row of one field)."""
+    return f"trim({line}, ' \t\r\n') = ''"
+
+
+def _malformed(where: str, error_type: str, message: str) -> Problem:
+    """The problem of a line DuckDB could not read as a row."""
+    if error_type == "LINE SIZE OVER MAXIMUM":
+        size = re.search(r"Actual Size:\s*([0-9]+)", message or "")
+        return Problem(
+            where,
+            f"the row is {f'{int(size.group(1)) / 1e6:.1f} MB' if size else 'too long'}, longer than casefind reads "
+            f"({MAX_LINE_BYTES / 1e6:.0f} MB): most likely a quote left open, which runs the lines after it into "
+            "one field",
+            "fix the quoting of this row; a note this long cannot be read, so shorten it or export the table "
+            "without its free text",
+        )
+    return Problem(
+        where,
+        f"malformed row: {message}",
+        "fix the quoting or the number of fields; --skip-bad-rows cannot skip a row whose fields cannot be told apart",
+    )
 
 
 def _cp1252_where_not_utf8(error: UnicodeDecodeError) -> tuple[str, int]:
@@ -242,8 +263,8 @@ def _copy(con, name: str, layout: CsvLayout, shown: str, workdir: Path, copy: bo
     columns = "{" + ", ".join(_sql_str(h) + ": 'VARCHAR'" for h in header) + "}"
     scan = (  # no sniffing: RFC 4180 double quotes, so a broken quote is reported by line
         f"read_csv({_sql_str(str(read))}, header=true, auto_detect=false, columns={columns}, "
-        f"delim={_sql_str(layout.delimiter)}, quote='\"', escape='\"', store_rejects=true, "
-        f"rejects_table='rejects_{name}', rejects_scan='rejects_scan_{name}')"
+        f"delim={_sql_str(layout.delimiter)}, quote='\"', escape='\"', max_line_size={MAX_LINE_BYTES}, "
+        f"store_rejects=true, rejects_table='rejects_{name}', rejects_scan='rejects_scan_{name}')"
     )
     con.execute("SET preserve_insertion_order = true")  # rowid is the line order: the row numbers
     try:
@@ -284,10 +305,15 @@ def _header(path: Path, delimiter: str, shown: str) -> list[str]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle, delimiter=delimiter), [])
     names = [h.strip() or f"column{i + 1}" for i, h in enumerate(header)]
-    repeated = sorted({n for n in names if names.count(n) > 1})
+    folded = [n.casefold() for n in names]  # DuckDB's names: 'ID' and 'id' are one column
+    repeated = sorted({n for n, f in zip(names, folded, strict=True) if folded.count(f) > 1})
     if repeated:
         raise ExtractError(
-            Problem(shown, f"the header repeats column(s) {', '.join(repeated)}", "give every column its own name")
+            Problem(
+                shown,
+                f"the header repeats column(s) {', '.join(repeated)}",
+                "give every column its own name (names that differ only in case are one name)",
+            )
         )
     return names
 
@@ -308,7 +334,9 @@ def spreadsheet_rows(layout: CsvLayout, records: list[int]) -> list[int]:
 
 
 def _records_after_blank_lines(layout: CsvLayout) -> tuple[int, ...]:
-    """For each blank line after the header of the file read, the number of records before it, in order."""
+    """For each blank line after the header of the file read, the number of records before it, in order. A
+    line of spaces and tabs is blank too (``_blank_line``): DuckDB rejects it as a short row, and it is left
+    out as a blank line is; one as wide as the header is a row of blank fields, which DuckDB reads."""
     stat = layout.read.stat()  # a run asks about one file more than once: cached per version of the file
     return _records_after_blank_lines_of(layout.read, layout.delimiter, stat.st_mtime_ns, stat.st_size)
 
@@ -321,21 +349,23 @@ def _records_after_blank_lines_of(path: Path, delimiter: str, mtime_ns: int, siz
     if blank:
         # DuckDB has read these records, each up to its own line limit; the csv module's smaller limit on a
         # field (see LONGEST_TOP_LINE) must not refuse a long note DuckDB took. Raised for this read only.
-        limit = csv.field_size_limit(max(csv.field_size_limit(), _DUCKDB_MAX_LINE_SIZE))
+        limit = csv.field_size_limit(max(csv.field_size_limit(), MAX_LINE_BYTES))
         try:
             with path.open(encoding="utf-8-sig", errors="replace", newline="") as handle:
                 reader = csv.reader(handle, delimiter=delimiter)
-                next(reader, None)  # the header
+                width = len(next(reader, []))  # the header's
                 for record in reader:
-                    if record:
-                        records += 1
-                    else:
+                    if len(record) != width and not "".join(record).strip(" \t\r\n"):
                         after.append(records)
+                    else:
+                        records += 1
         finally:
             csv.field_size_limit(limit)
     return tuple(after)
 
 
 def _has_blank_line(handle: io.BufferedReader) -> bool:
+    """Whether the file may have a blank line (or one of spaces and tabs): a quick search, for the rare file
+    that has none of these line starts."""
     with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return data.find(b"\n\n") >= 0 or data.find(b"\n\r\n") >= 0
+        return any(data.find(start) >= 0 for start in (b"\n\n", b"\n\r\n", b"\n ", b"\n\t"))

@@ -28,6 +28,7 @@ import tempfile
 import weakref
 from collections.abc import Iterable
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 
@@ -48,27 +49,34 @@ DATE_FORMATS = [
     # DuckDB reads the name in any case and a day without its leading zero
     *("%d-%b-%Y", "%d-%b-%Y %H:%M", "%d-%b-%Y %H:%M:%S", "%d %b %Y", "%d %B %Y", "%d %b %Y %H:%M"),
 ]
-VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice
+VALUE_ALIASES = {  # common spellings in real exports -> the schema's choice (matched by choice_key)
     "code_system": {"sct": "snomed", "snomedct": "snomed", "snomed ct": "snomed", "readv2": "read2", "read": "read2"},
     "status": {  # EMIS Web and SystmOne appointment statuses among them
         "dna": "did_not_attend",
-        "did not attend": "did_not_attend",
         "wnb": "was_not_brought",
-        "was not brought": "was_not_brought",
         # the patient came: seen, being seen, or on the way in (a past slot left like this was attended)
         **dict.fromkeys(("finished", "arrived", "seen", "in progress", "sent in", "visited"), "attended"),
-        "cancelled by patient": "cancelled_by_patient",
         "patient cancelled": "cancelled_by_patient",
         "cancelled by unit": "cancelled_by_practice",
-        "cancelled by practice": "cancelled_by_practice",
     },
 }  # anything else (such as 'Walked Out', which is neither attended nor missed) is mapped in --mapping's values
+# Words appointment statuses are written in, none of them a name. A value of the status column made of these
+# words alone ('Walked Out', 'Cancelled', 'Rescheduled') is a status, not a name or an identifier in the wrong
+# column, so a message quotes it (STATUS_SHAPED) and the user can map it; any other value is not shown.
+STATUS_WORDS = (
+    "appointment", "appt", "arrived", "attend", "attendance", "attended", "booked", "brought", "by", "called",
+    "cancel", "canceled", "cancellation", "cancelled", "clinic", "clinician", "did", "dna", "failed", "finished",
+    "gp", "in", "late", "left", "missed", "no", "not", "out", "patient", "practice", "progress", "rebooked",
+    "reschedule", "rescheduled", "seen", "sent", "show", "slot", "the", "to", "unit", "visit", "visited", "wait",
+    "waiting", "walked", "was", "wnb",
+)  # fmt: skip
 DATE_HINT = "write dates as yyyy-mm-dd or dd/mm/yyyy"
 CHOICE_HINTS = {
     "status": "if it is the export's word for one of these, say which in a mapping file (--mapping): "
     "appointments: {values: {status: {'Walked Out': attended}}}",
     "code_system": "another spelling of one of these can be mapped (--mapping): "
-    "events: {values: {code_system: {'SNOMED-CT': snomed}}}; codes of other schemes (ICD-10) are not read",
+    "events: {values: {code_system: {'SNOMED Clinical Terms': snomed}}}; codes of other schemes (ICD-10) are not "
+    "read",
 }
 MAPPING_EXAMPLE = "'casefind rules DIR' writes an example, mapping.example.yaml"  # also in rules/ of a checkout
 HEADER_SYNONYMS = {  # headers practice systems export (matched like any header, by _key) -> casefind column
@@ -121,11 +129,23 @@ class Extract:
 class TableMapping:
     file: str | None = None
     columns: dict[str, str] = field(default_factory=dict)  # source header -> casefind column
-    values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {export's value, lower: choice}
+    values: dict[str, dict[str, str]] = field(default_factory=dict)  # column -> {choice_key(export's value): choice}
 
     def aliases(self, column: str) -> dict[str, str]:
-        """The export's spellings of ``column``'s choices: casefind's common ones, then this mapping's."""
-        return {**VALUE_ALIASES.get(column, {}), **self.values.get(column, {})}
+        """The export's spellings of ``column``'s choices (as ``choice_key`` writes them): casefind's common ones,
+        then this mapping's."""
+        return {**{choice_key(k): v for k, v in VALUE_ALIASES.get(column, {}).items()}, **self.values.get(column, {})}
+
+
+def choice_key(text: str) -> str:
+    """A value of a column with a fixed set of values as it is matched: lower case, each run of spaces, tabs,
+    hyphens and underscores one underscore ('Did Not Attend', 'did-not-attend' and did_not_attend are one).
+    ``_choice_key_sql`` is the same in SQL."""
+    return re.sub(r"[ \t_-]+", "_", text.lower()).strip("_")
+
+
+def _choice_key_sql(expr: str) -> str:
+    return rf"trim(regexp_replace(lower({expr}), '[ \t_-]+', '_', 'g'), '_')"
 
 
 def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
@@ -165,11 +185,32 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
                         f"did you mean '{close[0]}'?" if close else "run `casefind schema` for the column names",
                     )
                 )
+        problems += _mapped_twice(f"{path}, {table_name}.columns", columns)
         values = _value_mapping(path, TABLES[table_name], spec.get("values") or {}, problems)
         result[table_name] = TableMapping(spec.get("file"), columns, values)
     if problems:
         raise ExtractError(problems)
     return result
+
+
+def _mapped_twice(where: str, columns: dict[str, str]) -> list[Problem]:
+    """A problem for each column that several headers are mapped to: only one of them would be read, and
+    which one would depend on their order in the file."""
+    sources: dict[str, list[str]] = {}
+    for source, target in columns.items():
+        sources.setdefault(target, []).append(source)
+    problems = []
+    for target, found in sources.items():
+        if len(found) > 1:
+            headers = f"{', '.join(repr(h) for h in found[:-1])} and {found[-1]!r}"
+            problems.append(
+                Problem(
+                    where,
+                    f"{headers} are {'both' if len(found) == 2 else 'all'} mapped to {target}",
+                    f"map one header to {target}: keep the line of the header that holds it",
+                )
+            )
+    return problems
 
 
 def _value_mapping(path: Path, table: Table, spec, problems: list[Problem]) -> dict[str, dict[str, str]]:
@@ -190,14 +231,14 @@ def _value_mapping(path: Path, table: Table, spec, problems: list[Problem]) -> d
             problems.append(Problem(f"{where}.{column}", "expected the export's values, each with casefind's"))
             continue
         for value, target in pairs.items():
-            if str(target).strip().lower() not in choices[column]:
+            if choice_key(str(target)) not in choices[column]:
                 problems.append(
                     Problem(
                         f"{where}.{column}['{value}']",
                         f"'{target}' is not one of {', '.join(choices[column])}",
                     )
                 )
-        result[column] = {str(v).strip().lower(): str(t).strip().lower() for v, t in pairs.items()}
+        result[column] = {choice_key(str(v)): choice_key(str(t)) for v, t in pairs.items()}
     return result
 
 
@@ -213,14 +254,28 @@ def _sha256(path: Path) -> str:
 
 
 def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Path | None:
+    """The file of ``table``: the one the mapping names, else ``<table>.csv`` or ``<table>.parquet``; either
+    in any case, as a Windows folder would match it (Patients.CSV is patients.csv)."""
     if mapping and mapping.file:
         path = data_dir / mapping.file
-        if not path.exists():
+        folder = path.parent
+        names = sorted(p.name for p in folder.iterdir() if p.is_file()) if folder.is_dir() else []
+        found = _same_name(path.name, names)
+        if not found:
             raise ExtractError(
                 Problem(str(path), f"the mapping file names this file for '{table.name}' but it does not exist")
             )
-        return path
-    found = [  # any case, as a Windows folder would match it: Patients.CSV is patients.csv
+        if len(found) > 1:
+            raise ExtractError(
+                Problem(
+                    str(folder),
+                    f"both {found[0]} and {found[1]} could be the file the mapping file names for '{table.name}' "
+                    f"({path.name})",
+                    "name the file exactly, or keep one of them",
+                )
+            )
+        return folder / found[0]
+    found = [
         path
         for path in sorted(data_dir.iterdir())
         if path.name.lower() in (f"{table.name}.csv", f"{table.name}.parquet") and path.is_file()
@@ -230,6 +285,13 @@ def _find_file(data_dir: Path, table: Table, mapping: TableMapping | None) -> Pa
             Problem(str(data_dir), f"both {found[0].name} and {found[1].name} exist", "keep one file per table")
         )
     return found[0] if found else None
+
+
+def _same_name(name: str, names: Iterable[str]) -> list[str]:
+    """The names of ``names`` that ``name`` stands for: itself, when it is there; else those that differ from
+    it only in case (several: ``name`` is ambiguous)."""
+    names = list(names)
+    return [name] if name in names else [n for n in names if n.casefold() == name.casefold()]
 
 
 # ------------------------------------------------------------------------------------------ reading
@@ -249,16 +311,17 @@ def _match_headers(
 ) -> tuple[dict[str, str], dict[str, list[str]]]:
     """(casefind column -> source header, casefind column -> the several headers that could each be it).
 
-    An explicit mapping first, then names that differ only in case, spacing or punctuation (``DateOfDeath``,
-    ``Date of death``) and the common export headers in HEADER_SYNONYMS. Two such headers for one column
-    (``Date`` and ``Effective Date``, ``DOB`` and ``Date of Birth``) are not chosen between: picking the
-    wrong one would change the list without a word.
+    An explicit mapping first (its header as the file spells it, or else in another case), then names that
+    differ only in case, spacing or punctuation (``DateOfDeath``, ``Date of death``) and the common export
+    headers in HEADER_SYNONYMS. Two such headers for one column (``Date`` and ``Effective Date``, ``DOB`` and
+    ``Date of Birth``) are not chosen between: picking the wrong one would change the list without a word.
     """
     chosen: dict[str, str] = {}
     by_strip = {h.strip(): h for h in headers}
     for source, target in (mapping.columns if mapping else {}).items():
-        if source.strip() in by_strip:
-            chosen[target] = by_strip[source.strip()]
+        found = _same_name(source.strip(), by_strip)  # in any case, as the automatic matching reads it
+        if len(found) == 1:
+            chosen[target] = by_strip[found[0]]
     by_key = {_key(c): c for c in table.column_names}
     candidates: dict[str, list[str]] = {}
     for header in headers:
@@ -288,16 +351,16 @@ def _rename(
         )
     problems = []
     unused = [h for h in headers if h not in chosen.values()]  # a header already read is not the one
-    stripped = {h.strip() for h in headers}
+    stripped = [h.strip() for h in headers]  # never two that differ only in case: DuckDB reads those as one
     for source, target in (mapping.columns if mapping else {}).items():
-        if source.strip() not in stripped:
-            close = difflib.get_close_matches(source.strip(), unused, n=1, cutoff=0.6)
+        if not _same_name(source.strip(), stripped):
             problems.append(
                 Problem(
                     where,
-                    f"the mapping file maps '{source}' to {target}, but there is no column '{source}' "
-                    f"(found: {', '.join(headers)})",
-                    f"did you mean '{close[0]}'?" if close else "copy the header from the file's first row",
+                    f"the mapping file maps '{source}' to {target}, but the file has no column '{source}'",
+                    f"did you mean '{close}'?"
+                    if (close := _nearest(source.strip(), unused))
+                    else "copy the header from the file's first row",
                 )
             )
     for name, found in ambiguous.items():
@@ -318,6 +381,13 @@ def _rename(
     if problems:
         raise ExtractError(problems)
     return chosen
+
+
+def _nearest(name: str, headers: list[str]) -> str | None:
+    """The header of ``headers`` nearest to ``name`` whatever the case, when one is near enough to be a typo."""
+    by_folded = {h.strip().casefold(): h for h in headers}
+    close = difflib.get_close_matches(name.casefold(), list(by_folded), n=1, cutoff=0.6)
+    return by_folded[close[0]] if close else None
 
 
 def _has_required(headers: list[str], table: Table, mapping: TableMapping | None) -> bool:
@@ -346,21 +416,9 @@ def _register_raw(
         described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
         types = {name: typ for name, typ, *_ in described if name != "file_row_number"}
         names = _rename(list(types), table, mapping, path)
-        for col in table.columns:
-            header = names.get(col.name)
-            if (
-                header
-                and col.type in ("code", "string", "nhs_number")
-                and types[header] in ("FLOAT", "DOUBLE")
-                or (header and types[header].startswith("DECIMAL") and col.type == "code")
-            ):
-                raise ExtractError(
-                    Problem(
-                        f"{path}, column '{header}'",
-                        f"stored as {types[header]}; long codes and identifiers do not survive floating point",
-                        "re-export this column as text (string)",
-                    )
-                )
+        inexact = [p for col in table.columns if (p := _inexact_number(col, names.get(col.name), types, path))]
+        if inexact:
+            raise ExtractError(inexact)
         row_expr = "file_row_number + 1"
         layout = None
     else:
@@ -388,10 +446,67 @@ def _register_raw(
         elif types[header] == "VARCHAR":
             selects.append(f"{_quote(header)} AS {col.name}")
         else:
-            selects.append(f"CAST({_quote(header)} AS VARCHAR) AS {col.name}")
+            selects.append(f"{_parquet_text(_quote(header), types[header])} AS {col.name}")
     con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
     con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned_columns(table)} FROM src_{table.name}")
     return raw, layout, _column_warnings(list(types), names, table, source)
+
+
+def _inexact_number(col: Column, header: str | None, types: dict[str, str], where: str) -> Problem | None:
+    """Why a Parquet column cannot be ``col``, or None. A code or an identifier (``Column.exact``) stored as
+    floating point, or as a decimal with places, has been changed; as an integer or a DECIMAL(p,0) it is
+    exact, and read as its digits. Other columns take any type (a weight or a gestation as DOUBLE)."""
+    typ = types.get(header, "VARCHAR")
+    scale = re.fullmatch(r"DECIMAL\([0-9]+,([0-9]+)\)", typ)
+    if not col.exact or not (typ in ("FLOAT", "DOUBLE") or (scale and int(scale.group(1)))):
+        return None
+    if scale:
+        places = int(scale.group(1))
+        problem = (
+            f"stored as {typ}, a number with {places} decimal place{'s' if places > 1 else ''}: a code or an "
+            f"identifier has none, and would read with '.{'0' * places}' after it"
+        )
+    else:
+        problem = f"stored as {typ}; long codes and identifiers do not survive floating point"
+    return Problem(f"{where}, column '{header}'", problem, "re-export this column as text (string)")
+
+
+def _parquet_text(expr: str, typ: str) -> str:
+    """SQL for a Parquet column of type ``typ`` as text. A whole number stored as floating point reads as it
+    is written in a CSV file ('13', not the cast's '13.0': a gestation in weeks is shown as written)."""
+    text = f"CAST({expr} AS VARCHAR)"
+    return f"regexp_replace({text}, '[.]0$', '')" if typ in ("FLOAT", "DOUBLE") else text
+
+
+@contextmanager
+def _reading(con, source: SourceFile):
+    """DuckDB's error from reading a Parquet file that is not one (truncated, damaged, or another kind of file
+    named .parquet) as an ExtractError naming the file, whether it comes when the file is first opened or in a
+    later scan of its rows. It is that only when the file itself cannot be read through: any other error (and
+    running out of memory) is raised as it is."""
+    try:
+        yield
+    except (duckdb.OutOfMemoryException, duckdb.InterruptException):
+        raise
+    except duckdb.Error:
+        if source.format != "parquet" or _parquet_readable(con, source.path):
+            raise
+        raise ExtractError(
+            Problem(
+                str(source.path),
+                "not a readable Parquet file (truncated, or not Parquet at all)",
+                f"export it again, or save the table as CSV ({source.table}.csv)",
+            )
+        ) from None
+
+
+def _parquet_readable(con, path: Path) -> bool:
+    """Whether every value of every column of the Parquet file can be read (only asked after an error)."""
+    try:
+        con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM read_parquet({_sql_str(str(path))})").fetchall()
+    except duckdb.Error:
+        return False
+    return True
 
 
 def _column_warnings(headers: list[str], names: dict[str, str], table: Table, source: SourceFile) -> list[Problem]:
@@ -517,20 +632,32 @@ _MONTH_NAME = "(?i:jan|feb|mar|apr|may|jun|jul|aug|sep|oct|nov|dec)[a-z]{0,6}"  
 DATE_SHAPED = (
     f"([0-9]{{1,4}}[-/. ][0-9]{{1,2}}([-/. ][0-9]{{1,4}})?|[0-9]{{1,2}}[- ]{_MONTH_NAME}[- ][0-9]{{1,4}}){_TIME}"
 )
-CODE_NOT_IN = ('"', ",", " ", "'", "\t", "\u00a0")  # characters no code holds (the last: a non-breaking space)
-CODE_SHAPED = "[0-9.]*[0-9][0-9.]*[ ,\"'\t\u00a0]+[0-9.]*"  # digits split by one of them: '3421 91'
+# Characters that show as nothing, pasted in with a code or left around it by a tool: zero-width space,
+# non-joiner and joiner, word joiner, and a byte-order mark inside a file. DuckDB's trim leaves them.
+INVISIBLE = ("\u200b", "\u200c", "\u200d", "\u2060", "\ufeff")
+CODE_NOT_IN = ('"', ",", " ", "'", "\t", "\u00a0", *INVISIBLE)  # characters no code holds (\u00a0: no-break space)
+CODE_SHAPED = (  # digits split by one of them ('3421 91'), or with invisible characters around them
+    f"[0-9.]*[0-9][0-9.]*[ ,\"'\t\u00a0{''.join(INVISIBLE)}]+[0-9.]*"
+    f"|[{''.join(INVISIBLE)}]+[0-9.]*[0-9][0-9.]*[{''.join(INVISIBLE)}]*"
+)
 CHOICE_SHAPED = (
     "[A-Za-z_ ]{0,2}|[A-Za-z]{3}[A-Za-z_ -]*[0-9]{1,2}"  # one or two letters, or a word and a number: 'icd10'
 )
+_STATUS_WORD = "(?i:" + "|".join(STATUS_WORDS) + ")"
+STATUS_SHAPED = f"{_STATUS_WORD}([ _/-]+{_STATUS_WORD})*"  # 'Walked Out', 'Cancelled', 'did-not-attend'
 TWO_DIGIT_YEAR = f"[0-9]{{1,2}}([-/.][0-9]{{1,2}}[-/.]|[- ]{_MONTH_NAME}[- ])[0-9]{{2}}([ T].*)?"
 NHS_NUMBER_RUN = "(^|[^0-9])[0-9]{10}([^0-9]|$)"
 NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
 
 
-def _echo(expr: str, shape: str) -> str:
+def _echo(expr: str, shape: str, visible: bool = False) -> str:
     """SQL text: ``expr`` in quotes if it matches the regular expression ``shape`` and holds no run of exactly
-    ten digits (an NHS number's length), else NOT_SHOWN."""
-    quoted = f"'''' || {expr} || ''''"
+    ten digits (an NHS number's length), else NOT_SHOWN. ``visible``: INVISIBLE characters are written
+    ``<U+200B>``, so that the user sees what to remove."""
+    text = expr
+    for ch in INVISIBLE if visible else ():
+        text = f"replace({text}, {_sql_str(ch)}, '<U+{ord(ch):04X}>')"
+    quoted = f"'''' || {text} || ''''"
     shown = f"regexp_full_match({expr}, {_sql_str(shape)}) AND NOT regexp_matches({expr}, {_sql_str(NHS_NUMBER_RUN)})"
     return f"CASE WHEN {shown} THEN {quoted} ELSE {_sql_str(NOT_SHOWN)} END"
 
@@ -544,12 +671,24 @@ def _shown_date(expr: str, col: Column) -> str:
     return f"CASE WHEN regexp_full_match({expr}, {_sql_str(DATE_SHAPED)}) THEN {layout} ELSE {_sql_str(NOT_SHOWN)} END"
 
 
+def _choice_shape(col: Column) -> str:
+    """The shape (see ``_echo``) of a value of ``col``, a column with a fixed set of values, that a message may
+    quote: one or two letters, or a word and a number ('icd10'); for the appointment status also any value made
+    only of STATUS_WORDS, with spaces, hyphens, underscores or slashes between them ('Walked Out', 'Cancelled',
+    'did-not-attend'). Those words are no one's name, and the user needs to see the export's word to map it;
+    anything else (a name in the wrong column) is not shown."""
+    return f"{CHOICE_SHAPED}|{STATUS_SHAPED}" if col.name == "status" else CHOICE_SHAPED
+
+
 def _choice_sql(expr: str, col: Column, mapping: TableMapping) -> str:
+    """SQL for a value of ``col`` as the schema spells its choices: ``choice_key``, then the export's spellings
+    (``TableMapping.aliases``)."""
+    key = _choice_key_sql(expr)
     aliases = mapping.aliases(col.name)
     if not aliases:
-        return f"lower({expr})"
+        return key
     cases = " ".join(f"WHEN {_sql_str(k)} THEN {_sql_str(v)}" for k, v in aliases.items())
-    return f"(CASE lower({expr}) {cases} ELSE lower({expr}) END)"
+    return f"(CASE {key} {cases} ELSE {key} END)"
 
 
 @dataclass(frozen=True)
@@ -587,6 +726,22 @@ class Check:
 
 
 REF_ROW = "<row>"  # stands for the row number a message names, until it is as a spreadsheet shows it
+_SWAPPED = "swapped, or a year mistyped?"
+DATES_IN_ORDER = {  # table -> (the later date, the earlier one, the problem when it is before, its hint)
+    "patients": (
+        ("date_of_death", "date_of_birth", "date of death is before date of birth",
+         "check both dates in the practice system: one of them is mistyped"),
+        ("registered_to", "registered_from", "registration ends before it starts",
+         f"check registered_from and registered_to ({_SWAPPED})"),
+    ),
+    "relationships": (
+        ("end_date", "start_date", "relationship ends before it starts", f"check start_date and end_date ({_SWAPPED})"),
+    ),
+    "concerns": (
+        ("resolved_on", "raised_on", "concern resolved before it was raised",
+         f"check raised_on and resolved_on ({_SWAPPED})"),
+    ),
+}  # fmt: skip
 
 
 def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | None = None) -> list[Check]:
@@ -599,13 +754,22 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
     for col in table.columns:
         c = col.name
         if col.required:  # blank once trimmed: empty, or starting with a space (or a control character)
-            checks.append(Check(c, f"{c} IS NULL", "'missing required value'", screen=f"{c} IS NULL OR {c} < '!'"))
+            checks.append(
+                Check(
+                    c,
+                    f"{c} IS NULL",
+                    "'missing required value'",
+                    f"every row needs a value in {c}: fill it in, or leave the row out of the export",
+                    screen=f"{c} IS NULL OR {c} < '!'",
+                )
+            )
         if col.type == "code":
             checks.append(
-                Check(  # a tab, a non-breaking space or Excel's ' text prefix would stop the code ever matching
+                Check(  # a tab, a zero-width space or Excel's ' text prefix would stop the code ever matching
                     c,
                     " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in CODE_NOT_IN),
-                    f"'code ' || {_echo(c, CODE_SHAPED)} || ' contains a quote, comma, apostrophe, tab or space'",
+                    f"'code ' || {_echo(c, CODE_SHAPED, visible=True)} || ' contains a quote, comma, apostrophe, "
+                    "tab, space or invisible character'",
                     "a code is one word, such as 342191000000101 or 13Iv.; check the quoting, and remove "
                     "anything typed or exported around it",
                 )
@@ -616,7 +780,8 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                     f"regexp_full_match({c}, {_sql_str(SPREADSHEET_NUMBER)})",
                     f"'code ''' || {c} || ''' is a number as a spreadsheet writes it: the code''s digits are lost'",
                     "export again without opening the file in a spreadsheet, or format the code column as text",
-                    screen=f"contains({c}, '+') OR suffix({c}, '.0')",
+                    # each such number holds a digit, a point and a digit, or a digit, an E and a sign
+                    screen=f"regexp_matches({c}, '[0-9][.][0-9]|[0-9][eE][+-]')",
                 )
             )
             if cut_codes:
@@ -649,25 +814,23 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                 Check(
                     c,  # values already spelt as the schema spells them pass the cheap test first
                     f"{c} IS NOT NULL AND {c} NOT IN ({allowed}) AND {_choice_sql(c, col, mapping)} NOT IN ({allowed})",
-                    f"'unknown value ' || {_echo(c, CHOICE_SHAPED)} || ' (expected one of: {', '.join(col.choices)})'",
+                    f"'unknown value ' || {_echo(c, _choice_shape(col))} || "
+                    f"' (expected one of: {', '.join(col.choices)})'",
                     CHOICE_HINTS.get(c),
                 )
             )
-    if table.name == "patients":
-        for later, earlier, problem in (
-            ("date_of_death", "date_of_birth", "date of death is before date of birth"),
-            ("registered_to", "registered_from", "registration ends before it starts"),
-        ):  # the IS NOT NULL tests first spare the date parsing on the many rows without a death or an end date
-            condition = f"{later} IS NOT NULL AND {earlier} IS NOT NULL AND {_date_sql(later)} < {_date_sql(earlier)}"
-            checks.append(Check(later, condition, _sql_str(problem), whole_row=True))
-    elif "patient_id" in table.column_names:  # rejected_patients: see _read_tables
+    for later, earlier, problem, hint in DATES_IN_ORDER.get(table.name, ()):
+        # the IS NOT NULL tests first spare the date parsing on the many rows without an end date
+        condition = f"{later} IS NOT NULL AND {earlier} IS NOT NULL AND {_date_sql(later)} < {_date_sql(earlier)}"
+        checks.append(Check(later, condition, _sql_str(problem), hint, whole_row=True))
+    if table.name != "patients" and "patient_id" in table.column_names:  # rejected_patients: see _read_tables
         unknown = "patient_id IS NOT NULL AND patient_id NOT IN (SELECT patient_id FROM patients)"
         checks += [
             Check(
                 "patient_id",
                 f"{unknown} AND patient_row IS NULL",
                 "'unknown patient_id (not in the patients file)'",
-                "export events for the same patients as the patients file",
+                f"export {table.name} for the same patients as the patients file",
                 screen=unknown,
             ),
             Check(
@@ -884,9 +1047,13 @@ def _read(
     con, data_dir: Path, table_maps: dict, skip_bad_rows: bool, event_codes: Iterable[str] | None, workdir: Path
 ) -> Extract:
     files: dict[str, SourceFile] = {}
-    missing, absent = [], []  # required files not found (an error), optional ones (a warning)
+    missing, absent = [], []  # required files not found, or not found alone (an error); optional ones (a warning)
     for table in TABLES.values():
-        path = _find_file(data_dir, table, table_maps.get(table.name))
+        try:
+            path = _find_file(data_dir, table, table_maps.get(table.name))
+        except ExtractError as exc:  # listed with the other files' problems
+            missing += exc.problems
+            continue
         if path is None:
             if table.required:
                 present = ", ".join(sorted(p.name for p in data_dir.iterdir())) or "nothing"
@@ -950,34 +1117,30 @@ def _read_tables(
         )
         # read on the file's values too: a code with spaces around it is kept anyway, by the code check's screen
         keep = "code IN (SELECT code FROM event_codes)"
-    rows_read, header_warnings = {}, []
-    for table in TABLES.values():  # patients first: the others are checked against it
+    rows_read, header_warnings, problems, total = {}, [], [], 0
+    for table in TABLES.values():  # every file's header before any row, so that all their problems are listed
         if table.name not in files:
             _empty_table(con, table)
             continue
-        raw, layout, column_warnings = _register_raw(con, files[table.name], table, table_maps.get(table.name), workdir)
+        source = files[table.name]
+        try:
+            with _reading(con, source):
+                raw, layout, column_warnings = _register_raw(con, source, table, table_maps.get(table.name), workdir)
+                rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
+                if not rows_read[table.name]:
+                    column_warnings.append(_no_rows(source, table))
+        except ExtractError as exc:
+            problems, total = problems + exc.problems, total + exc.total
+            continue
         header_warnings += column_warnings
         if layout and layout.preamble:
-            header_warnings.append(_preamble_warning(files[table.name], layout))
-        files[table.name] = replace(files[table.name], csv=layout)
-        rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
-        if not rows_read[table.name]:
-            header_warnings.append(_no_rows(files[table.name], table))
-        mapping = table_maps.get(table.name) or TableMapping()
-        if table.name == "events" and keep:
-            checked = _collect_problems(con, table, mapping, raw, files[table.name], keep, cut_codes)
-            con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, mapping, checked, keep)}")
-        elif table.name == "events" and files[table.name].format == "parquet":
-            # without event_codes, events stays a view over the file: one pass per query at ICB scale
-            _collect_problems(con, table, mapping, raw, files[table.name])
-            con.execute(f"CREATE TEMP VIEW events AS {_typed_select(table, mapping, raw)}")
-        else:  # typed in one read of the file; the duplicate check reads the typed table, then bad rows go
-            con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, mapping, raw, every_row=True)}")
-            _collect_problems(con, table, mapping, table.name, files[table.name])
-            con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
-        _refuse_month_first(con, table, files[table.name])
-        if table.name == "patients":
-            _rejected_patients(con)
+            header_warnings.append(_preamble_warning(source, layout))
+        files[table.name] = replace(source, csv=layout)
+    if problems:
+        raise ExtractError(problems, total=total)
+    for table in (t for t in TABLES.values() if t.name in files):  # patients first: the others are checked against it
+        with _reading(con, files[table.name]):
+            _read_rows(con, table, files[table.name], table_maps.get(table.name) or TableMapping(), keep, cut_codes)
 
     if keep and rows_read.get("events") and not con.execute("SELECT count(*) FROM events").fetchone()[0]:
         header_warnings.append(
@@ -1003,6 +1166,28 @@ def _read_tables(
         rejects[["file", "row", "column", "problem", "record"]],
         header_warnings + _warnings(con, files),
     )
+
+
+def _read_rows(
+    con, table: Table, source: SourceFile, mapping: TableMapping, keep: str | None, cut_codes: dict[str, str] | None
+) -> None:
+    """Check every row of ``raw_<table>`` and create the typed table ``<table>`` without the bad ones (see
+    ``_read_tables``)."""
+    raw = f"raw_{table.name}"
+    if table.name == "events" and keep:
+        checked = _collect_problems(con, table, mapping, raw, source, keep, cut_codes)
+        con.execute(f"CREATE TEMP TABLE events AS {_typed_select(table, mapping, checked, keep)}")
+    elif table.name == "events" and source.format == "parquet":
+        # without event_codes, events stays a view over the file: one pass per query at ICB scale
+        _collect_problems(con, table, mapping, raw, source)
+        con.execute(f"CREATE TEMP VIEW events AS {_typed_select(table, mapping, raw)}")
+    else:  # typed in one read of the file; the duplicate check reads the typed table, then bad rows go
+        con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, mapping, raw, every_row=True)}")
+        _collect_problems(con, table, mapping, table.name, source)
+        con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
+    _refuse_month_first(con, table, source)
+    if table.name == "patients":
+        _rejected_patients(con)
 
 
 def _no_rows(source: SourceFile, table: Table) -> Problem:
@@ -1150,22 +1335,61 @@ def _warnings(con, files: dict[str, SourceFile]) -> list[Problem]:
             )
         )
     if "patients" in files:
-        bad = [
-            row
-            for (row,) in con.execute(
-                "SELECT _row FROM (SELECT _row, nhs_number, TRY_CAST(nhs_number AS UBIGINT) AS number FROM patients "
-                f"WHERE nhs_number IS NOT NULL) WHERE {nhs_number_invalid_sql('nhs_number', 'number')} ORDER BY _row"
-            ).fetchall()
-        ]
-        if bad:
-            bad = _spreadsheet_rows(files["patients"], bad)
-            rows = ", ".join(map(str, bad[:20])) + (f" and {len(bad) - 20} more" if len(bad) > 20 else "")
-            many = len(bad) != 1
-            warnings.append(
-                Problem(
-                    f"{files['patients'].path.name}, row{'s' if many else ''} {rows}, column 'nhs_number'",
-                    f"{len(bad)} NHS number{'s fail' if many else ' fails'} the modulus 11 check "
-                    "(the patients are still considered; check the numbers before sharing the list)",
-                )
-            )
+        warnings += _nhs_number_warnings(con, files["patients"])
     return warnings
+
+
+NHS_NUMBER_WARNINGS = {  # what is wrong with an NHS number -> the warning's words for one number and for several
+    "check": ("NHS number fails the modulus 11 check", "NHS numbers fail the modulus 11 check"),
+    "length": ("NHS number is not 10 digits", "NHS numbers are not 10 digits"),
+    "spreadsheet": (
+        "NHS number is a number as a spreadsheet writes it (its last digits are lost)",
+        "NHS numbers are numbers as a spreadsheet writes them (their last digits are lost)",
+    ),
+}
+
+
+def _nhs_number_warnings(con, source: SourceFile) -> list[Problem]:
+    """A warning for each kind of bad NHS number (NHS_NUMBER_WARNINGS), and one for valid numbers given to more
+    than one patient (merged records, or a number typed into the wrong record). Counts and rows only: an NHS
+    number identifies a patient, so none is shown."""
+    invalid = nhs_number_invalid_sql("nhs_number", "number")
+    kind = (
+        f"CASE WHEN NOT {invalid} THEN 'valid' "
+        f"WHEN regexp_full_match(nhs_number, {_sql_str(SPREADSHEET_NUMBER)}) THEN 'spreadsheet' "
+        "WHEN NOT regexp_full_match(nhs_number, '[0-9]{10}') THEN 'length' ELSE 'check' END"
+    )
+    found = con.execute(
+        f"""
+        SELECT kind, list(_row ORDER BY _row), count(DISTINCT nhs_number) FROM (
+            SELECT _row, nhs_number, CASE WHEN kind = 'valid' AND count(*) OVER (PARTITION BY nhs_number) > 1
+                                          THEN 'shared' ELSE kind END AS kind
+            FROM (SELECT _row, nhs_number, {kind} AS kind FROM (
+                SELECT _row, nhs_number, TRY_CAST(nhs_number AS UBIGINT) AS number FROM patients
+                WHERE nhs_number IS NOT NULL))
+        ) WHERE kind <> 'valid' GROUP BY kind
+        """
+    ).fetchall()
+    rows_of = {kind: (rows, numbers) for kind, rows, numbers in found}
+    warnings = []
+    for kind in [*NHS_NUMBER_WARNINGS, "shared"]:
+        if kind not in rows_of:
+            continue
+        rows, numbers = rows_of[kind]
+        if kind == "shared":
+            problem = f"{len(rows)} patients share {'one NHS number' if numbers == 1 else f'{numbers} NHS numbers'}"
+        else:
+            problem = f"{len(rows)} {NHS_NUMBER_WARNINGS[kind][len(rows) != 1]}"
+        warnings.append(
+            Problem(
+                f"{source.path.name}, {_rows_text(_spreadsheet_rows(source, rows))}, column 'nhs_number'",
+                f"{problem} (the patients are still considered; check the numbers before sharing the list)",
+            )
+        )
+    return warnings
+
+
+def _rows_text(rows: list[int]) -> str:
+    """'row 5', or 'rows 5, 9, ...' with the first 20 and a count of the rest."""
+    listed = ", ".join(map(str, rows[:20])) + (f" and {len(rows) - 20} more" if len(rows) > 20 else "")
+    return f"row{'s' if len(rows) != 1 else ''} {listed}"

@@ -31,6 +31,16 @@ class Column:
     open_end: bool = False  # an end date: one after 2200 (9999-12-31, "no end" in some systems) reads as empty
     if_absent: str | None = None  # what a file without this optional column means for the list (a warning)
 
+    @property
+    def exact(self) -> bool:
+        """A code or an identifier (a ``*_id`` column, or one that identifies a patient): text that means what
+        it says digit for digit. A Parquet file that stores one as a floating-point number, or as a decimal with
+        places, has changed it ('3.42191E+14', '1234.00'), so ``casefind.extract`` refuses that column; other
+        text columns (``value``: a weight, a gestation) may hold numbers."""
+        return self.type in ("code", "nhs_number") or (
+            self.type == "string" and (self.identifies_patient or self.name.endswith("_id"))
+        )
+
 
 @dataclass(frozen=True)
 class Table:

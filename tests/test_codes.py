@@ -185,9 +185,26 @@ _POOLS = {  # values as real exports hold them, before trimming; None is an empt
         "31/12/9999",
         "2999-01-01",
     ],
-    "code": ["123", "13Iv.", "1 2", "1,2", 'a"b', "1188261000000100", ""],
+    "code": [
+        "123",
+        "13Iv.",
+        "1 2",
+        "1,2",
+        'a"b',
+        "1188261000000100",
+        "",
+        "3.42191E14",
+        "3.42191e+14",
+        "1E+14",
+        "342191000000101.0",
+        "7E123",
+        "E2...",
+        "12\u200b3",
+        "\ufeff123",
+        "123\u2060",
+    ],
     "string": ["P1", "P2", "x", ""],
-    "choice": ["snomed", "SCT", "Read", "weird", "did_not_attend", "DNA", ""],
+    "choice": ["snomed", "SCT", "Read", "weird", "did_not_attend", "DNA", "", "did-not-attend", "Walked Out"],
 }
 
 
@@ -241,3 +258,23 @@ def test_the_screens_on_file_values_catch_every_row_that_breaks_a_rule_once_clea
     result = con.execute(f"SELECT s.hit, b.hit FROM ({screened}) s JOIN ({broken}) b USING (i) ORDER BY i").fetchall()
     for row, (screen, needed) in zip(rows, result, strict=True):
         assert screen or not needed, row
+
+
+@pytest.mark.parametrize(
+    ("text", "spreadsheet"),
+    [
+        ("3.42191E+14", True), ("3.42191e14", True), ("3.42191E14", True), ("3E+14", True), ("9.99336E+09", True),
+        ("342191000000101.0", True), ("342191000000101", False), ("7E123", False), ("1E1..", False),
+        ("E2...", False), ("13Iv.", False), ("12.0", False),
+    ],
+)  # fmt: skip
+def test_a_spreadsheet_number_has_a_point_or_an_exponent_sign_so_read_codes_with_e_are_not_one(text, spreadsheet):
+    import re
+
+    from casefind.codes import SPREADSHEET_NUMBER
+
+    assert bool(re.fullmatch(SPREADSHEET_NUMBER, text)) is spreadsheet
+    assert (
+        _casefind_duckdb().execute("SELECT regexp_full_match(?, ?)", [text, SPREADSHEET_NUMBER]).fetchone()[0]
+        is spreadsheet
+    )

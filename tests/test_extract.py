@@ -19,6 +19,7 @@ PATIENTS = "patient_id,family_name,date_of_birth\nP1,Smith,2015-02-01\nP2,Jones,
 AS_OF = date(2026, 11, 24)
 
 HIDDEN = " (digits hidden: it identifies a patient)"  # how a date of birth is shown in a message
+NOT_A_CODE = "contains a quote, comma, apostrophe, tab, space or invisible character"
 
 
 def test_bad_rows_are_all_listed_with_file_row_and_column(tmp_path):
@@ -34,14 +35,16 @@ def test_bad_rows_are_all_listed_with_file_row_and_column(tmp_path):
         "  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
         "patients.csv, row 4, column 'patient_id': duplicate patient_id (first seen on row 2)\n"
         "  HINT: each patient_id must appear once",
-        "patients.csv, row 5, column 'date_of_birth': missing required value",
-        "patients.csv, row 6, column 'date_of_death': date of death is before date of birth",
+        "patients.csv, row 5, column 'date_of_birth': missing required value\n"
+        "  HINT: every row needs a value in date_of_birth: fill it in, or leave the row out of the export",
+        "patients.csv, row 6, column 'date_of_death': date of death is before date of birth\n"
+        "  HINT: check both dates in the practice system: one of them is mistyped",
         "events.csv, row 3, column 'date': invalid date '01/13/2026'\n  HINT: write dates as yyyy-mm-dd or dd/mm/yyyy",
         "events.csv, row 4, column 'patient_id': unknown patient_id (not in the patients file)\n"
         "  HINT: export events for the same patients as the patients file",
         "events.csv, row 5, column 'code_system': unknown value 'icd10' (expected one of: snomed, read2, ctv3, emis)\n"
         "  HINT: another spelling of one of these can be mapped (--mapping): events: {values: {code_system: "
-        "{'SNOMED-CT': snomed}}}; codes of other schemes (ICD-10) are not read",
+        "{'SNOMED Clinical Terms': snomed}}}; codes of other schemes (ICD-10) are not read",
     ]
 
 
@@ -259,9 +262,8 @@ def test_practice_system_appointment_statuses_are_read_and_others_can_be_mapped(
     events = "patient_id,code,date\nP1,342191000000101,2026-01-01\n"
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events, appointments_csv=APPOINTMENTS)
     assert _problems(folder) == [
-        "appointments.csv, row 4, column 'status': unknown value (not shown: it may be a name or an identifier in "
-        "the wrong column) (expected one of: attended, did_not_attend, was_not_brought, cancelled_by_patient, "
-        "cancelled_by_practice, booked)\n"
+        "appointments.csv, row 4, column 'status': unknown value 'Walked Out' (expected one of: attended, "
+        "did_not_attend, was_not_brought, cancelled_by_patient, cancelled_by_practice, booked)\n"
         "  HINT: if it is the export's word for one of these, say which in a mapping file (--mapping): "
         "appointments: {values: {status: {'Walked Out': attended}}}"
     ]
@@ -292,23 +294,26 @@ def test_a_value_mapping_names_a_column_with_fixed_values_and_one_of_them(tmp_pa
 
 def test_two_headers_that_could_each_be_a_column_are_not_guessed_between(tmp_path):
     """An entry date and an effective date, or a DOB beside a Date of Birth: whichever casefind picked, the list
-    could be wrong without a word. It stops, and a mapping that names one settles it."""
+    could be wrong without a word. It stops, naming every file's (one run, not one per file), and a mapping
+    that names one settles it."""
     folder = _write(
         tmp_path / "x",
         patients_csv="patient_id,DOB,Date of Birth\nP1,2015-02-01,2015-02-01\n",
         events_csv="patient_id,code,Date,Effective Date\nP1,342191000000101,2026-11-20,2026-01-01\n",
     )
+    events_date = (
+        f"{folder / 'events.csv'}: columns 'Date' and 'Effective Date' could each be 'date'; casefind does not "
+        "guess\n  HINT: say which in a mapping file (--mapping): events: {columns: {'Effective Date': date}}"
+    )
     assert _problems(folder) == [
         f"{folder / 'patients.csv'}: columns 'DOB' and 'Date of Birth' could each be 'date_of_birth'; casefind "
         "does not guess\n  HINT: say which in a mapping file (--mapping): patients: {columns: {'Date of Birth': "
         "date_of_birth}}",
+        events_date,
     ]
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("patients:\n  columns:\n    DOB: date_of_birth\n")
-    assert _problems(folder, mapping=mapping) == [
-        f"{folder / 'events.csv'}: columns 'Date' and 'Effective Date' could each be 'date'; casefind does not "
-        "guess\n  HINT: say which in a mapping file (--mapping): events: {columns: {'Effective Date': date}}",
-    ]
+    assert _problems(folder, mapping=mapping) == [events_date]
     mapping.write_text("patients:\n  columns:\n    DOB: date_of_birth\nevents:\n  columns:\n    Effective Date: date\n")
     extract = read_extract(folder, mapping=mapping)
     assert extract.con.execute("SELECT date FROM events").fetchall() == [(date(2026, 1, 1),)]
@@ -324,8 +329,8 @@ def test_a_mapped_header_the_file_lacks_is_reported(tmp_path):
     mapping = tmp_path / "mapping.yaml"
     mapping.write_text("patients:\n  columns:\n    Adress ID: household_id\n")
     assert _problems(folder, mapping=mapping) == [
-        f"{folder / 'patients.csv'}: the mapping file maps 'Adress ID' to household_id, but there is no column "
-        "'Adress ID' (found: patient_id, date_of_birth, Address ID)\n  HINT: did you mean 'Address ID'?"
+        f"{folder / 'patients.csv'}: the mapping file maps 'Adress ID' to household_id, but the file has no column "
+        "'Adress ID'\n  HINT: did you mean 'Address ID'?"
     ]
 
 
@@ -412,10 +417,13 @@ def test_invalid_nhs_numbers_are_warned_not_dropped(tmp_path):
 
 
 def test_nhs_numbers_written_with_spaces_or_dashes_are_the_digits(tmp_path):
-    patients = "patient_id,nhs_number,date_of_birth\nP1,943 476 5919,2015-01-01\nP2,943-476-5919,2015-01-01\n"
+    patients = "patient_id,nhs_number,date_of_birth\nP1,943 476 5919,2015-01-01\nP2,999-000-0050,2015-01-01\n"
     folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
     extract = read_extract(folder)
-    assert extract.con.execute("SELECT nhs_number FROM patients ORDER BY _row").fetchall() == [("9434765919",)] * 2
+    assert extract.con.execute("SELECT nhs_number FROM patients ORDER BY _row").fetchall() == [
+        ("9434765919",),
+        ("9990000050",),
+    ]
     assert not [w for w in extract.warnings if "nhs_number" in w.location]
 
 
@@ -446,14 +454,16 @@ def test_empty_file_and_repeated_header(tmp_path):
     ]
     (folder / "events.csv").write_text("patient_id,code,code,date\n")
     assert _problems(folder) == [
-        f"{folder / 'events.csv'}: the header repeats column(s) code\n  HINT: give every column its own name"
+        f"{folder / 'events.csv'}: the header repeats column(s) code\n"
+        "  HINT: give every column its own name (names that differ only in case are one name)"
     ]
 
 
 def test_code_with_a_space_or_quote_is_a_bad_row(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv='patient_id,code,date\nP1,"3421 91",2026-01-01\n')
     assert _problems(folder) == [
-        "events.csv, row 2, column 'code': code '3421 91' contains a quote, comma, apostrophe, tab or space\n"
+        "events.csv, row 2, column 'code': code '3421 91' contains a quote, comma, apostrophe, tab, space or "
+        "invisible character\n"
         "  HINT: a code is one word, such as 342191000000101 or 13Iv.; check the quoting, and remove anything "
         "typed or exported around it"
     ]
@@ -466,9 +476,9 @@ def test_a_code_with_a_tab_or_an_apostrophe_is_a_bad_row_and_a_non_breaking_spac
     events += "P1,'342191000000101,2026-01-01\nP1,342191000000101 ,2026-01-01\n"
     folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
     assert [p.split("\n")[0] for p in _problems(folder)] == [
-        "events.csv, row 2, column 'code': code '342191000000101\t' contains a quote, comma, apostrophe, tab or space",
-        "events.csv, row 4, column 'code': code (not shown: it may be a name or an identifier in the wrong column) "
-        "contains a quote, comma, apostrophe, tab or space",
+        f"events.csv, row 2, column 'code': code '342191000000101\t' {NOT_A_CODE}",
+        f"events.csv, row 4, column 'code': code (not shown: it may be a name or an identifier in the wrong column) "
+        f"{NOT_A_CODE}",
     ]
     _write(
         tmp_path / "y", patients_csv=PATIENTS, events_csv="patient_id,code,date\nP1,342191000000101\u00a0,2026-02-01\n"
@@ -799,12 +809,12 @@ def test_a_value_in_the_wrong_column_is_not_echoed(tmp_path):
         f"patients.csv, row 3, column 'date_of_birth': invalid date {hidden}",
         "patients.csv, row 4, column 'date_of_birth': invalid date nnnn-nn-nn (digits hidden: it identifies a patient)",
         f"patients.csv, row 6, column 'date_of_birth': invalid date {hidden}",
-        f"events.csv, row 2, column 'code': code {hidden} contains a quote, comma, apostrophe, tab or space",
+        f"events.csv, row 2, column 'code': code {hidden} {NOT_A_CODE}",
         f"events.csv, row 3, column 'code_system': unknown value {hidden} {systems}",
         f"events.csv, row 4, column 'code_system': unknown value 'icd10' {systems}",
         f"events.csv, row 5, column 'code_system': unknown value {hidden} {systems}",
         f"events.csv, row 6, column 'code_system': unknown value {hidden} {systems}",
-        f"events.csv, row 7, column 'code': code {hidden} contains a quote, comma, apostrophe, tab or space",
+        f"events.csv, row 7, column 'code': code {hidden} {NOT_A_CODE}",
         f"appointments.csv, row 2, column 'status': unknown value {hidden} (expected one of: attended, "
         "did_not_attend, was_not_brought, cancelled_by_patient, cancelled_by_practice, booked)",
     ]

@@ -1,0 +1,406 @@
+"""Bad input an exploratory tester found: each gives one clear message (exit 2), never an internal error, and
+input that is only unusual is read."""
+
+from __future__ import annotations
+
+from datetime import date
+from pathlib import Path
+
+import duckdb
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from casefind.errors import ExitCode
+from casefind.extract import read_extract
+from tests.conftest import extract_problems as _problems
+from tests.conftest import write_files as _write
+
+PATIENTS = "patient_id,family_name,date_of_birth\nP1,Smith,2015-02-01\nP2,Jones,2016-03-04\n"
+EVENTS = "patient_id,code,date\nP1,342191000000101,2026-01-01\n"
+CP_PLAN = "342191000000101"
+SWAPPED = "swapped, or a year mistyped?"
+
+
+def _lines(problems: list[str]) -> list[str]:
+    return [p.split("\n")[0] for p in problems]
+
+
+# ------------------------------------------------------------------------------------------ 1. Parquet files
+
+
+def _events_parquet(path: Path, rows: int = 200) -> None:
+    """Events with a text column of its own (term), uncompressed, so that its bytes can be damaged alone."""
+    frame = pd.DataFrame(
+        {"patient_id": ["P1"] * rows, "code": [CP_PLAN] * rows, "date": ["2026-01-01"] * rows,
+         "term": [f"term {i}" for i in range(rows)]}
+    )  # fmt: skip
+    frame.to_parquet(path, index=False, compression=None)
+
+
+def _unreadable(path: Path) -> str:
+    return (
+        f"{path}: not a readable Parquet file (truncated, or not Parquet at all)\n"
+        f"  HINT: export it again, or save the table as CSV ({path.stem}.csv)"
+    )
+
+
+def test_a_file_named_parquet_that_is_not_one_is_named(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=EVENTS)
+    (folder / "concerns.parquet").write_text("not parquet\n")
+    assert _problems(folder) == [_unreadable(folder / "concerns.parquet")]
+
+
+def test_a_truncated_parquet_file_is_named(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    _events_parquet(folder / "events.parquet", rows=2000)
+    data = (folder / "events.parquet").read_bytes()
+    (folder / "events.parquet").write_bytes(data[: len(data) // 2])
+    assert _problems(folder, event_codes={CP_PLAN}) == [_unreadable(folder / "events.parquet")]
+
+
+def test_a_parquet_file_damaged_inside_is_named_when_its_rows_are_read(tmp_path):
+    """The footer is whole, so the file opens and its columns are listed; one column's pages are not."""
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    path = folder / "events.parquet"
+    _events_parquet(path)
+    term = pq.ParquetFile(path).metadata.row_group(0).column(3)
+    start = term.dictionary_page_offset or term.data_page_offset
+    data = bytearray(path.read_bytes())
+    data[start : start + term.total_compressed_size] = b"\xff" * term.total_compressed_size
+    path.write_bytes(bytes(data))
+    assert _problems(folder, event_codes={CP_PLAN}) == [_unreadable(path)]
+
+
+def test_an_unreadable_parquet_file_exits_2_not_as_an_internal_error(tmp_path):
+    from typer.testing import CliRunner
+
+    from casefind.cli import app
+
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=EVENTS)
+    (folder / "concerns.parquet").write_text("not parquet\n")
+    result = CliRunner().invoke(app, ["build-list", str(folder), "--as-of", "2026-11-24", "--quiet"])
+    assert result.exit_code == ExitCode.BAD_INPUT
+    assert "not a readable Parquet file" in result.output
+
+
+def test_a_duckdb_error_that_is_not_the_files_is_not_blamed_on_it(tmp_path):
+    """Only an error from reading the file is the user's: casefind's own stays an internal error."""
+    from casefind.extract import SourceFile, _reading, connect
+
+    path = tmp_path / "events.parquet"
+    _events_parquet(path)
+    con = connect()
+    with pytest.raises(duckdb.BinderException), _reading(con, SourceFile("events", path, "parquet")):
+        con.execute("SELECT no_such_column FROM read_parquet(?)", [str(path)])
+
+
+# ------------------------------------------------------------------------------------------ 8. Parquet types
+
+
+def _parquet(path: Path, **columns: pa.Array) -> None:
+    pq.write_table(pa.table(columns), path)
+
+
+def test_a_measurement_stored_as_a_number_is_read_as_text_without_a_trailing_point_zero(tmp_path):
+    """A weight or a gestation in weeks (13.0 is shown as '13 weeks', as a CSV file writes it)."""
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    _parquet(
+        folder / "events.parquet",
+        patient_id=pa.array(["P1", "P1", "P2"]),
+        code=pa.array([CP_PLAN] * 3),
+        date=pa.array([date(2026, 1, 1)] * 3),
+        value=pa.array([13.0, 13.5, None], pa.float64()),
+    )
+    events = read_extract(folder).con.execute("SELECT value FROM events ORDER BY _row").fetchall()
+    assert events == [("13",), ("13.5",), (None,)]
+
+
+def test_a_whole_decimal_code_is_exact_and_one_with_places_is_refused(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    codes = pa.array([342191000000101, 999002381000000108], pa.decimal128(18, 0))
+    _parquet(folder / "events.parquet", patient_id=pa.array(["P1", "P2"]), code=codes,
+             date=pa.array([date(2026, 1, 1)] * 2))  # fmt: skip
+    events = read_extract(folder).con.execute("SELECT code FROM events ORDER BY _row").fetchall()
+    assert events == [(CP_PLAN,), ("999002381000000108",)]
+
+    _parquet(folder / "events.parquet", patient_id=pa.array(["P1"]), code=pa.array([1], pa.decimal128(18, 2)),
+             date=pa.array([date(2026, 1, 1)]))  # fmt: skip
+    assert _problems(folder) == [
+        f"{folder / 'events.parquet'}, column 'code': stored as DECIMAL(18,2), a number with 2 decimal places: a "
+        "code or an identifier has none, and would read with '.00' after it\n"
+        "  HINT: re-export this column as text (string)"
+    ]
+
+
+def test_an_identifier_stored_as_floating_point_is_refused_with_each_such_column(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    _parquet(folder / "events.parquet", patient_id=pa.array([1.0]), code=pa.array([342191000000101.0]),
+             date=pa.array([date(2026, 1, 1)]), clinician_id=pa.array([7.0], pa.float32()))  # fmt: skip
+    where = folder / "events.parquet"
+    hint = "\n  HINT: re-export this column as text (string)"
+    assert _problems(folder) == [
+        f"{where}, column 'patient_id': stored as DOUBLE; long codes and identifiers do not survive floating point"
+        + hint,
+        f"{where}, column 'code': stored as DOUBLE; long codes and identifiers do not survive floating point" + hint,
+        f"{where}, column 'clinician_id': stored as FLOAT; long codes and identifiers do not survive floating point"
+        + hint,
+    ]
+
+
+# ------------------------------------------------------------------------------------------ 2, 9. the mapping
+
+
+def test_two_headers_mapped_to_one_column_are_named(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=EVENTS)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("patients:\n  columns: {Surname: date_of_birth, DOB: date_of_birth, Born: date_of_birth}\n")
+    assert _problems(folder, mapping=mapping) == [
+        f"{mapping}, patients.columns: 'Surname', 'DOB' and 'Born' are all mapped to date_of_birth\n"
+        "  HINT: map one header to date_of_birth: keep the line of the header that holds it"
+    ]
+    mapping.write_text("patients:\n  columns: {Surname: date_of_birth, DOB: date_of_birth}\n")
+    assert _lines(_problems(folder, mapping=mapping)) == [
+        f"{mapping}, patients.columns: 'Surname' and 'DOB' are both mapped to date_of_birth"
+    ]
+
+
+def test_mapped_headers_and_files_are_found_in_any_case(tmp_path):
+    """As the automatic matching reads them, and as the README says table files are found."""
+    folder = _write(tmp_path / "x", **{"Patient Details.csv": "Patient ID,Born\nP1,2015-02-01\n", "events_csv": EVENTS})
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text(
+        "patients:\n  file: patient details.csv\n  columns: {patient id: patient_id, BORN: date_of_birth}\n"
+    )
+    extract = read_extract(folder, mapping=mapping)
+    assert extract.files["patients"].path.name == "Patient Details.csv"
+    assert extract.con.execute("SELECT patient_id, date_of_birth FROM patients").fetchall() == [
+        ("P1", date(2015, 2, 1))
+    ]
+
+
+def test_a_mapped_name_that_differs_only_in_case_from_two_is_ambiguous(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        **{"Patient Details.csv": PATIENTS, "PATIENT DETAILS.csv": PATIENTS, "events_csv": EVENTS},
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("patients:\n  file: patient details.csv\n")
+    assert _problems(folder, mapping=mapping) == [
+        f"{folder}: both PATIENT DETAILS.csv and Patient Details.csv could be the file the mapping file names for "
+        "'patients' (patient details.csv)\n  HINT: name the file exactly, or keep one of them"
+    ]
+    mapping.write_text("patients:\n  file: Patient Details.csv\n")  # the exact name first
+    assert read_extract(folder, mapping=mapping).files["patients"].path.name == "Patient Details.csv"
+
+    _write(folder, patients_csv="patient_id,ID,id,date_of_birth\nP1,1,2,2015-02-01\n")  # no header can be ambiguous
+    assert _problems(folder) == [
+        f"{folder / 'patients.csv'}: the header repeats column(s) ID, id\n"
+        "  HINT: give every column its own name (names that differ only in case are one name)"
+    ]
+
+
+def test_a_mapped_header_the_file_lacks_names_the_nearest_in_any_case_not_every_header(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,date_of_birth,ADDRESS ID,Practice\nP1,2015-02-01,H1,Z1\n",
+        events_csv=EVENTS,
+    )
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("patients:\n  columns: {adress id: household_id, Surgery code: practice_id}\n")
+    assert _problems(folder, mapping=mapping) == [
+        f"{folder / 'patients.csv'}: the mapping file maps 'adress id' to household_id, but the file has no column "
+        "'adress id'\n  HINT: did you mean 'ADDRESS ID'?",
+        f"{folder / 'patients.csv'}: the mapping file maps 'Surgery code' to practice_id, but the file has no column "
+        "'Surgery code'\n  HINT: copy the header from the file's first row",
+    ]
+
+
+# ------------------------------------------------------------------------------------------ 12. every file's headers
+
+
+def test_the_header_problems_of_every_file_are_listed_in_one_run(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,DOB,Date of Birth\nP1,2015-02-01,2015-02-01\n",
+        events_csv="patient_id,code,dte\nP1,1,2026-01-01\n",
+        concerns_csv="patient_id,raised_on\nP1,2026-01-01,x\n",
+    )
+    assert _lines(_problems(folder)) == [
+        f"{folder / 'patients.csv'}: columns 'DOB' and 'Date of Birth' could each be 'date_of_birth'; casefind does "
+        "not guess",
+        f"{folder / 'events.csv'}: missing required column 'date' (found: patient_id, code, dte)",
+        f"{folder / 'concerns.csv'}, row 2: malformed row: Expected Number of Columns: 2 Found: 3",
+    ]
+
+
+# ------------------------------------------------------------------------------------------ 3. appointment statuses
+
+
+def test_a_status_made_of_status_words_is_shown_and_anything_else_is_not(tmp_path):
+    """'Walked Out' must be shown for the user to map it; a name in the column must not be."""
+    statuses = ["Walked Out", "Cancelled", "Rescheduled", "Late - seen", "Smith", "Mary Cancelled", "Out 1234567"]
+    appointments = "patient_id,date,status\n" + "".join(f"P1,2026-01-05,{s}\n" for s in statuses)
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=EVENTS, appointments_csv=appointments)
+    hidden = "(not shown: it may be a name or an identifier in the wrong column)"
+    expected = (
+        "(expected one of: attended, did_not_attend, was_not_brought, cancelled_by_patient, cancelled_by_practice, "
+        "booked)"
+    )
+    assert _lines(_problems(folder)) == [
+        f"appointments.csv, row {row}, column 'status': unknown value {shown} {expected}"
+        for row, shown in enumerate(
+            ["'Walked Out'", "'Cancelled'", "'Rescheduled'", "'Late - seen'", hidden, hidden, hidden], start=2
+        )
+    ]
+
+
+def test_statuses_with_hyphens_spaces_or_underscores_are_the_schemas_words(tmp_path):
+    statuses = ["did-not-attend", "Did Not Attend", "was-not-brought", "WAS_NOT BROUGHT", "Cancelled-By-Patient", "DNA"]
+    appointments = "patient_id,date,status\n" + "".join(f"P1,2026-01-{i + 1:02d},{s}\n" for i, s in enumerate(statuses))
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=EVENTS, appointments_csv=appointments)
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text("appointments:\n  values:\n    status: {walked-out: Did Not Attend}\n")
+    read = read_extract(folder, mapping=mapping).con.execute("SELECT status FROM appointments ORDER BY date")
+    assert [s for (s,) in read.fetchall()] == [
+        "did_not_attend", "did_not_attend", "was_not_brought", "was_not_brought", "cancelled_by_patient",
+        "did_not_attend",
+    ]  # fmt: skip
+    (folder / "appointments.csv").write_text("patient_id,date,status\nP1,2026-01-01,Walked_Out\n")
+    assert read_extract(folder, mapping=mapping).con.execute("SELECT status FROM appointments").fetchall() == [
+        ("did_not_attend",)
+    ]
+
+
+# ------------------------------------------------------------------------------------------ 4, 10. row checks
+
+
+def test_an_end_before_a_start_is_a_bad_row_in_concerns_and_relationships(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENTS,
+        events_csv=EVENTS,
+        relationships_csv="patient_id,related_patient_id,relationship,start_date,end_date\n"
+        "P1,P2,mother,2020-01-01,2019-12-31\nP1,P2,mother,2020-01-01,2020-01-01\nP1,P2,mother,,2019-01-01\n",
+        concerns_csv="patient_id,raised_on,resolved_on\nP1,2026-03-01,2026-02-28\nP1,2026-03-01,9999-12-31\n",
+    )
+    assert _problems(folder) == [
+        "relationships.csv, row 2, column 'end_date': relationship ends before it starts\n"
+        f"  HINT: check start_date and end_date ({SWAPPED})",
+        "concerns.csv, row 2, column 'resolved_on': concern resolved before it was raised\n"
+        f"  HINT: check raised_on and resolved_on ({SWAPPED})",
+    ]
+
+
+def test_every_row_problem_has_a_hint_and_unknown_patients_name_their_table(tmp_path):
+    folder = _write(
+        tmp_path / "x",
+        patients_csv="patient_id,date_of_birth,registered_from,registered_to\nP1,2015-02-01,2020-01-01,2019-01-01\n"
+        "P2,2016-03-04,,\n",
+        events_csv="patient_id,code,date\nP2,,2026-01-01\n",
+        relationships_csv="patient_id,related_patient_id,relationship\nP9,P2,mother\n",
+        appointments_csv="patient_id,date,status\nP9,2026-01-01,attended\n",
+        concerns_csv="patient_id,raised_on\nP9,2026-01-01\n",
+    )
+    assert _problems(folder) == [
+        "patients.csv, row 2, column 'registered_to': registration ends before it starts\n"
+        f"  HINT: check registered_from and registered_to ({SWAPPED})",
+        "events.csv, row 2, column 'code': missing required value\n"
+        "  HINT: every row needs a value in code: fill it in, or leave the row out of the export",
+        *(
+            f"{table}.csv, row 2, column 'patient_id': unknown patient_id (not in the patients file)\n"
+            f"  HINT: export {table} for the same patients as the patients file"
+            for table in ("relationships", "appointments", "concerns")
+        ),
+    ]
+
+
+# ------------------------------------------------------------------------------------------ 5. codes
+
+
+def test_codes_a_spreadsheet_wrote_in_any_exponent_form_are_bad_rows_but_read_codes_with_e_are_not(tmp_path):
+    codes = ["3.42191E14", "3.42191e14", "3.42191e+14", "1E+14", "E2...", "7E123", "1E1..", "XE0Uc"]
+    events = "patient_id,code,date\n" + "".join(f"P1,{c},2026-01-01\n" for c in codes)
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    lost = "is a number as a spreadsheet writes it: the code's digits are lost"
+    assert _lines(_problems(folder)) == [
+        f"events.csv, row {row}, column 'code': code '{code}' {lost}" for row, code in enumerate(codes[:4], start=2)
+    ]
+
+
+@pytest.mark.parametrize(
+    ("char", "name"),
+    [("\u200b", "200B"), ("\u200c", "200C"), ("\u200d", "200D"), ("\u2060", "2060"), ("\ufeff", "FEFF")],
+)
+def test_an_invisible_character_in_or_around_a_code_is_a_bad_row_and_shown(tmp_path, char, name):
+    """Left in, it would stop the code matching the protocol's: the child would drop off the list."""
+    codes = [f"{CP_PLAN}{char}", f"{char}{CP_PLAN}", f"3421{char}91"]
+    events = "patient_id,code,date\n" + "".join(f"P1,{code},2026-01-01\n" for code in codes)
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    problem = "contains a quote, comma, apostrophe, tab, space or invisible character"
+    assert _lines(_problems(folder, event_codes={CP_PLAN})) == [
+        f"events.csv, row 2, column 'code': code '{CP_PLAN}<U+{name}>' {problem}",
+        f"events.csv, row 3, column 'code': code '<U+{name}>{CP_PLAN}' {problem}",
+        f"events.csv, row 4, column 'code': code '3421<U+{name}>91' {problem}",
+    ]
+
+
+# ------------------------------------------------------------------------------------------ 6, 7. CSV lines
+
+
+@pytest.mark.parametrize("ending", ["\n", "\r\n"])
+def test_a_line_of_only_spaces_is_a_blank_line_and_row_numbers_count_it(tmp_path, ending):
+    events = f"patient_id,code,date\nP1,1,2026-01-01\n   {ending}\t\nP1,2,2026-13-01\n  \t{ending}"
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    assert _lines(_problems(folder)) == ["events.csv, row 5, column 'date': invalid date '2026-13-01'"]
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.rows_read["events"] == 2
+    assert extract.rejects["row"].tolist() == [5]
+    assert not [w for w in extract.warnings if "blank" in w.message]
+
+
+def test_a_row_longer_than_casefind_reads_is_named_with_its_size(tmp_path):
+    note = "N" * 2_100_000
+    events = f'patient_id,code,date,term\nP1,1,2026-01-01,x\nP1,2,2026-01-01,"{note}"\nP1,3,2026-01-01,x\n'
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    assert _problems(folder) == [
+        f"{folder / 'events.csv'}, row 3: the row is 2.1 MB, longer than casefind reads (2 MB): most likely a quote "
+        "left open, which runs the lines after it into one field\n"
+        "  HINT: fix the quoting of this row; a note this long cannot be read, so shorten it or export the table "
+        "without its free text"
+    ]
+
+
+# ------------------------------------------------------------------------------------------ 11. NHS numbers
+
+
+def test_nhs_number_warnings_say_what_is_wrong_and_never_show_a_number(tmp_path):
+    patients = "patient_id,nhs_number,date_of_birth\n" + "".join(
+        f"P{i},{n},2015-01-01\n"
+        for i, n in enumerate(
+            ["9434765919", "12345", "Patricia", "9.99336E+09", "9434765918", "943 476 5919", "9990000050", "4000000020",
+             "4000000020", "4000000020"]
+        )
+    )  # fmt: skip
+    folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
+    warnings = [str(w) for w in read_extract(folder).warnings if "nhs_number" in w.location]
+    after = "(the patients are still considered; check the numbers before sharing the list)"
+    assert warnings == [
+        f"patients.csv, row 6, column 'nhs_number': 1 NHS number fails the modulus 11 check {after}",
+        f"patients.csv, rows 3, 4, column 'nhs_number': 2 NHS numbers are not 10 digits {after}",
+        "patients.csv, row 5, column 'nhs_number': 1 NHS number is a number as a spreadsheet writes it (its last "
+        f"digits are lost) {after}",
+        f"patients.csv, rows 2, 7, 9, 10, 11, column 'nhs_number': 5 patients share 2 NHS numbers {after}",
+    ]
+    assert not any(n in w for w in warnings for n in ("12345", "Patricia", "9.99336", "9434765918", "4000000020"))
+
+
+def test_two_patients_with_one_nhs_number_are_one_warning(tmp_path):
+    patients = "patient_id,nhs_number,date_of_birth\nP1,9434765919,2015-01-01\nP2,943-476-5919,2016-01-01\n"
+    folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
+    with_number = [str(w) for w in read_extract(folder).warnings if "nhs_number" in w.location]
+    assert with_number == [
+        "patients.csv, rows 2, 3, column 'nhs_number': 2 patients share one NHS number (the patients are still "
+        "considered; check the numbers before sharing the list)"
+    ]
