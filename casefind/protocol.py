@@ -487,14 +487,23 @@ class _Locator:
         return f"{head} (id '{cid}'){text[len(head) :]}"
 
 
-# Every field a protocol file may use, for "did you mean" on an unknown one.
+# Where each part's fields are written, and every field a protocol file may use (for "did you mean").
 _KIND_MODELS = typing.get_args(typing.get_args(AnyCriterion)[0])  # the members of the criterion union
-_FIELD_NAMES = sorted(
-    {n for model in (Protocol, Codelist, Code, Population, Concern, Ranking, *_KIND_MODELS) for n in model.model_fields}
-)
-
 _PLACES = {Protocol: "the top level", Codelist: "a codelist", Code: "a codelist's codes", Population: "population",
            Concern: "concern", Ranking: "ranking"}  # fmt: skip
+_FIELD_NAMES = sorted({n for model in (*_PLACES, *_KIND_MODELS) for n in model.model_fields})
+
+
+def _misplaced(name: str, loc: tuple) -> str:
+    """The message for a field of another part or criterion kind than where it is written (``loc``)."""
+    kinds = [m.model_fields["kind"].annotation.__args__[0] for m in _KIND_MODELS if name in m.model_fields]
+    of_kind = next((k for k in loc if k in CRITERION_KINDS), None)
+    if of_kind and kinds:
+        return f"'{name}' is not a field of kind '{of_kind}' (only of: {', '.join(kinds)})"
+    places = [place for model, place in _PLACES.items() if name in model.model_fields]
+    if kinds:
+        places.append("a criterion" if len(kinds) == len(CRITERION_KINDS) else f"a {' or '.join(kinds)} criterion")
+    return f"'{name}' is not a field here (it belongs in {' or '.join(places)})"
 
 
 def _message(error: dict) -> str:
@@ -504,16 +513,7 @@ def _message(error: dict) -> str:
     if kind == "extra_forbidden":
         name = str(error["loc"][-1])
         if name in _FIELD_NAMES:  # a field, but of another part or kind: "did you mean" would name it back
-            of_kind = next((k for k in error["loc"] if k in CRITERION_KINDS), None)
-            kinds = [m.model_fields["kind"].annotation.__args__[0] for m in _KIND_MODELS if name in m.model_fields]
-            if of_kind and kinds:
-                return f"'{name}' is not a field of kind '{of_kind}' (only of: {', '.join(kinds)})"
-            places = [place for model, place in _PLACES.items() if name in model.model_fields]
-            if kinds:
-                places.append(
-                    "a criterion" if len(kinds) == len(CRITERION_KINDS) else f"a {' or '.join(kinds)} criterion"
-                )
-            return f"'{name}' is not a field here (it belongs in {' or '.join(places)})"
+            return _misplaced(name, error["loc"])
         close = difflib.get_close_matches(name, _FIELD_NAMES, n=1)
         if close:
             return f"unknown field '{name}' (did you mean '{close[0]}'?)"
