@@ -289,7 +289,9 @@ class Concern(Frozen):
 
 
 class Ranking(Frozen):
-    """Who qualifies: one significant criterion, or at least ``minor_criteria_needed`` minor ones."""
+    """Who qualifies: one significant criterion, or at least ``minor_criteria_needed`` minor ones (4 when a
+    protocol has no ``ranking``: "one significant or four or more minor", as seen in practice; the default
+    protocol sets 2)."""
 
     minor_criteria_needed: Annotated[int, Field(ge=1)] = 4
 
