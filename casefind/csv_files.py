@@ -364,8 +364,12 @@ def _records_after_blank_lines_of(path: Path, delimiter: str, mtime_ns: int, siz
     return tuple(after)
 
 
+_BLANK_LINE = re.compile(rb"\n[ \t]*\r?\n")  # an empty line, or one of spaces and tabs
+
+
 def _has_blank_line(handle: io.BufferedReader) -> bool:
     """Whether the file may have a blank line (or one of spaces and tabs): a quick search, for the rare file
-    that has none of these line starts."""
+    that has none. Lines that only start with a space (an export padding its fields) do not count, so such a
+    file is not read a second time."""
     with mmap.mmap(handle.fileno(), 0, access=mmap.ACCESS_READ) as data:
-        return any(data.find(start) >= 0 for start in (b"\n\n", b"\n\r\n", b"\n ", b"\n\t"))
+        return _BLANK_LINE.search(data) is not None

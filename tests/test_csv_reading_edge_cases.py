@@ -88,3 +88,23 @@ def test_an_empty_optional_file_says_it_can_be_deleted(tmp_path):
     assert len(problems) == 1
     assert problems[0].startswith(f"{folder / 'relationships.csv'}: the file is empty: expected a header row with ")
     assert problems[0].endswith("\n  HINT: delete it (the table is optional) or export it again with its header row")
+
+
+@pytest.mark.parametrize(
+    ("text", "blank"),
+    [
+        (b"a,b\n1,2\n", False),
+        (b"a,b\n 1, 2\n\t3,4\n", False),  # fields padded with spaces: no blank line, no second read of the file
+        (b"a,b\n1,2\n\n3,4\n", True),
+        (b"a,b\r\n1,2\r\n\r\n", True),
+        (b"a,b\n1,2\n  \t\n", True),
+        (b"a,b\r\n1,2\r\n \r\n", True),
+    ],
+)
+def test_a_blank_line_or_one_of_spaces_is_found_and_a_padded_line_is_not(tmp_path, text, blank):
+    from casefind.csv_files import _has_blank_line
+
+    path = tmp_path / "t.csv"
+    path.write_bytes(text)
+    with path.open("rb") as handle:
+        assert _has_blank_line(handle) is blank
