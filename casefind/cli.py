@@ -28,7 +28,9 @@ app = typer.Typer(
 # not be read as a style (or crash the table). Styles are given as Text spans instead (see _text).
 out = Console(markup=False)
 err = Console(stderr=True, markup=False)
-_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+# control characters, and the invisible marks that reorder text (a right-to-left override can make a line read
+# differently from what it holds)
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
 
 
 def _text(value, style: str = "") -> Text:

@@ -129,13 +129,14 @@ def score_text(score: float) -> str:
 
 
 def _component_text(best: pd.DataFrame) -> pd.Series:
-    """'cp_plan 10' or, with recency, 'parental_domestic_abuse 6x0.50=3.00'."""
+    """'cp_plan 10' or, with recency, 'parental_domestic_abuse 6x0.748=4.49': the factor to three decimals, so
+    that an auditor multiplying what is shown gets the product shown (to two, 6x0.75=4.49 did not add up)."""
     plain = best["criterion_id"] + " " + best["weight"].map("{:g}".format)
     decays = best["recency"] != 1.0  # only these are formatted further: most criteria have no half-life
     if not decays.any():  # needed: .map over no rows gives floats, and floats + "=" raises
         return plain
     decayed = best[decays]
-    factor = decayed["recency"].map("{:.2f}".format) + "=" + decayed["component"].map("{:.2f}".format)
+    factor = decayed["recency"].map("{:.3f}".format) + "=" + decayed["component"].map("{:.2f}".format)
     return plain.where(~decays, plain[decays] + "x" + factor)
 
 

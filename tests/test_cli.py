@@ -181,7 +181,7 @@ def test_extract_text_prints_as_typed_never_as_terminal_markup(make_extract, mon
     monkeypatch.setattr(cli.out, "width", 300)  # no wrapping inside cells
     folder = make_extract(
         patients="patient_id | family_name | given_name | date_of_birth\n"
-        "P1 | O[b]Brien | [/]Amy | 2015-01-01\nP2 | | | 2016-01-01",
+        "P1 | O[b]Brien | [/]Amy\u202enomis | 2015-01-01\nP2 | | | 2016-01-01",
         events="patient_id | code | date | term\n"
         "P1 | 342191000000101 | 2026-01-01 | [red]Child protection plan[/red]\n"
         "P2 | 342191000000101 | 2026-02-01 | \x1b[2JCP plan",
@@ -191,6 +191,7 @@ def test_extract_text_prints_as_typed_never_as_terminal_markup(make_extract, mon
     assert "O[b]Brien, [/]Amy" in result.output
     assert "[red]Child protection plan[/red]" in result.output
     assert "\x1b" not in result.output and "\ufffd[2JCP plan" in result.output  # the escape character is shown as �
+    assert "\u202e" not in result.output and "Amy\ufffdnomis" in result.output  # a right-to-left override too
     assert "(no name; patient_id P2)" in result.output  # staff can still find the child
 
     error = runner.invoke(app, ["build-list", str(folder), "--rules", "[/]rules.yaml"], terminal_width=300)
