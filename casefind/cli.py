@@ -227,12 +227,13 @@ def build_list(
         full=full,
     )
     if len(case_list.rejects):
-        export.write_rejects(case_list.rejects, rejects_file, overwrite=overwrite)
         case_list = api.with_rejects_file(case_list, str(rejects_file))
-    elif out_file is not None and overwrite:
-        rejects_file.unlink(missing_ok=True)  # an earlier run's, beside a list that now has none
-    if out_file is not None:
-        export.write_list(case_list, out_file, overwrite=overwrite)
+    if out_file is not None:  # the list, its provenance and its rejects together (all or none)
+        export.write_list(case_list, out_file, overwrite=overwrite, rejects=rejects_file)
+        if overwrite and not len(case_list.rejects):
+            rejects_file.unlink(missing_ok=True)  # an earlier run's, beside a list that now has none
+    elif len(case_list.rejects):
+        export.write_rejects(case_list.rejects, rejects_file, overwrite=overwrite)
     if not quiet:
         _print_list(case_list)
     for warning in case_list.info.warnings:

@@ -24,7 +24,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casefind.errors import OutputError, Problem
-from casefind.files import FORMULA_STARTS, atomic_write, neutralise_formula, refuse_existing
+from casefind.files import FORMULA_STARTS, atomic_write, atomic_write_all, neutralise_formula, refuse_existing
 from casefind.results import CaseList
 
 FORMATS = (".csv", ".parquet", ".json", ".xlsx")
@@ -218,7 +218,7 @@ def provenance_path(path: Path) -> Path:
 def rejects_path(out: Path | None, as_of) -> Path:
     """Where rejected rows go: beside the output, or ``casefind-rejects-<as-of>.csv`` in the current folder."""
     if out is not None:
-        return out.with_name(out.stem + ".rejects.csv")
+        return out.with_name(out.name + ".rejects.csv")  # list.csv and list.xlsx each have their own
     return Path(f"casefind-rejects-{as_of:%Y-%m-%d}.csv")
 
 
@@ -241,8 +241,9 @@ def write_rejects(rejects: pd.DataFrame, path: Path, *, overwrite: bool = False)
     atomic_write(path, lambda f: f.write(_csv_bytes(rejects)), overwrite=overwrite)
 
 
-def write_list(case_list: CaseList, path: str | Path, *, overwrite: bool = False) -> Path:
-    """Write the list to ``path`` in the format its extension names, plus the provenance sidecar.
+def write_list(case_list: CaseList, path: str | Path, *, overwrite: bool = False, rejects: Path | None = None) -> Path:
+    """Write the list to ``path`` in the format its extension names, plus the provenance sidecar, and the
+    rejected rows to ``rejects`` when there are any: all of them or none (``files.atomic_write_all``).
 
     An existing file is replaced only with ``overwrite`` (see :func:`check_outputs`).
     """
@@ -258,8 +259,9 @@ def write_list(case_list: CaseList, path: str | Path, *, overwrite: bool = False
         raise OutputError(
             Problem(str(path), f"unknown output format '{suffix or '(none)'}'", f"use one of: {', '.join(FORMATS)}")
         )
-    data = writers[suffix]()
-    atomic_write(path, lambda f: f.write(data), overwrite=overwrite)
     sidecar = json.dumps(case_list.info.as_dict(), indent=2, sort_keys=True) + "\n"
-    atomic_write(provenance_path(path), lambda f: f.write(sidecar.encode()), overwrite=overwrite)
+    contents = {path: writers[suffix](), provenance_path(path): sidecar.encode()}
+    if rejects is not None and len(case_list.rejects):
+        contents[rejects] = _csv_bytes(case_list.rejects)
+    atomic_write_all(contents, overwrite=overwrite)
     return path

@@ -23,9 +23,54 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, over
 
     With ``overwrite=False`` an existing file is never replaced (archives).
     """
-    path = Path(path)
-    if not overwrite and path.exists():
-        raise OutputError(Problem(str(path), "already exists and is never overwritten"))
+    buffer = io.BytesIO()
+    write(buffer)
+    atomic_write_all({Path(path): buffer.getvalue()}, overwrite=overwrite)
+    return Path(path)
+
+
+def atomic_write_all(contents: dict[Path, bytes], *, overwrite: bool = True) -> None:
+    """Write several files as one (a list, its provenance and its rejects): every file is first written to a
+    0600 temporary file beside it, and none is left replaced unless all are. A file that cannot be replaced
+    (read-only, in use) puts back the ones an earlier run left, so a list never stands beside another run's
+    provenance.
+    """
+    staged: dict[Path, str] = {}
+    aside: dict[Path, str] = {}  # the earlier run's file, moved out of the way until every file is in place
+    placed: list[Path] = []
+    try:
+        for path, data in contents.items():
+            path = Path(path)
+            if path.is_dir():
+                raise OutputError(Problem(str(path), "is a folder", "choose another --out"))
+            if not overwrite and path.exists():
+                raise OutputError(Problem(str(path), "already exists and is never overwritten"))
+            staged[path] = _staged(path, data)
+        for path, tmp in staged.items():
+            try:
+                if overwrite and path.exists():
+                    aside[path] = tmp + ".old"
+                    os.replace(path, aside[path])
+                if overwrite:
+                    os.replace(tmp, path)
+                else:
+                    os.link(tmp, path)  # fails if another writer created it meanwhile
+                placed.append(path)
+            except OSError as exc:
+                for done in placed:
+                    done.unlink(missing_ok=True)
+                for earlier, moved in aside.items():
+                    os.replace(moved, earlier)
+                aside.clear()
+                raise OutputError(Problem(str(path), f"cannot write: {exc.strerror}")) from None
+    finally:
+        for leftover in [*staged.values(), *aside.values()]:
+            if os.path.exists(leftover):
+                os.unlink(leftover)
+
+
+def _staged(path: Path, data: bytes) -> str:
+    """``data`` in a 0600 temporary file beside ``path``, flushed to disk; its name."""
     if not path.parent.is_dir():
         raise OutputError(Problem(str(path.parent), "folder does not exist", "create it first or choose another --out"))
     try:
@@ -35,20 +80,13 @@ def atomic_write(path: Path, write: Callable[[io.BufferedWriter], None], *, over
     try:
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as handle:
-            write(handle)
+            handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
-        if overwrite:
-            os.replace(tmp, path)
-        else:
-            os.link(tmp, path)  # fails if another writer created it meanwhile
-            os.unlink(tmp)
     except OSError as exc:
+        os.unlink(tmp)
         raise OutputError(Problem(str(path), f"cannot write: {exc.strerror}")) from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
-    return path
+    return tmp
 
 
 def refuse_existing(paths: Iterable[Path], problem: str, footer: str) -> None:

@@ -133,7 +133,7 @@ def test_skip_bad_rows_writes_private_rejects_beside_the_output(make_extract, tm
         terminal_width=300,
     )
     assert result.exit_code == 0, result.output
-    rejects = tmp_path / "list.rejects.csv"
+    rejects = tmp_path / "list.csv.rejects.csv"
     assert rejects.stat().st_mode & 0o777 == 0o600
     assert "invalid date '31/02/2024'" in rejects.read_text()
     assert "1 bad row was left out" in result.output
@@ -148,7 +148,7 @@ def test_an_earlier_list_is_not_replaced_without_overwrite(make_extract, tmp_pat
     first = runner.invoke(app, [*args, str(make_extract(patients=patients, events=bad))], terminal_width=300)
     assert first.exit_code == 0, first.output
     written = {path.name: path.read_bytes() for path in tmp_path.glob("list.*")}
-    assert set(written) == {"list.csv", "list.csv.provenance.json", "list.rejects.csv"}
+    assert set(written) == {"list.csv", "list.csv.provenance.json", "list.csv.rejects.csv"}
 
     clean = make_extract(patients=patients, events=good)
     again = runner.invoke(app, [*args, str(clean)], terminal_width=300)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import dataclasses
 import json
+import os
 import stat
 from datetime import date, datetime
 
@@ -229,3 +230,35 @@ def test_every_writer_names_a_missing_folder_with_a_hint(tmp_path):
     with pytest.raises(OutputError, match="folder does not exist") as caught:
         export.write_rejects(pd.DataFrame({"file": ["events.csv"], "row": [2]}), tmp_path / "nope" / "x.rejects.csv")
     assert "create it first" in caught.value.render()
+
+
+def test_a_list_its_provenance_and_rejects_are_written_all_or_none(tmp_path, monkeypatch):
+    """If one of the files cannot be replaced, the earlier run's files are left as they were: a list never
+    stands beside another run's provenance."""
+    from casefind import files
+
+    old = {tmp_path / "list.csv": b"old list", tmp_path / "list.csv.provenance.json": b"old provenance"}
+    for path, data in old.items():
+        path.write_bytes(data)
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(dst).endswith(".provenance.json") and str(src).endswith(".tmp"):  # the new provenance only
+            raise PermissionError(1, "Operation not permitted")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    new = {tmp_path / "list.csv": b"new list", tmp_path / "list.csv.provenance.json": b"new provenance",
+           tmp_path / "list.csv.rejects.csv": b"rejects"}  # fmt: skip
+    with pytest.raises(OutputError, match="list.csv.provenance.json: cannot write: Operation not permitted"):
+        files.atomic_write_all(new, overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {p.name: d for p, d in old.items()}
+
+
+def test_a_folder_where_a_file_would_go_stops_before_anything_is_written(tmp_path):
+    from casefind import files
+
+    (tmp_path / "list.csv.provenance.json").mkdir()
+    with pytest.raises(OutputError, match="is a folder"):
+        files.atomic_write_all({tmp_path / "list.csv": b"x", tmp_path / "list.csv.provenance.json": b"y"})
+    assert [p.name for p in tmp_path.iterdir()] == ["list.csv.provenance.json"]
