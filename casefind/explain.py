@@ -247,13 +247,27 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
         reasons.append(f"no {' or '.join(r.replace('_', ' ') for r in relative_roles)} linked on the as-of date")
     if isinstance(c, MissedAppointments):
         window_start = c.window.before(as_of)
-        appts = w.detail["appointments"]
-        missed = appts[appts["status"].isin(c.statuses) & (pd.to_datetime(appts["date"]) >= pd.Timestamp(window_start))]
         reasons.append(
-            f"{len(missed)} missed appointment(s) since {window_start:%Y-%m-%d}; {c.min_count} needed "
-            f"(1 if {', '.join(c.single_if) or 'never'})"
+            f"{len(_missed_days(c, pid, window_start, w.detail))} day(s) with a missed appointment or a not-brought "
+            f"code since {window_start:%Y-%m-%d}; {c.min_count} needed (1 if {', '.join(c.single_if) or 'never'})"
         )
     return CriterionExplanation(c.id, c.label, "not met", tuple(reasons))
+
+
+def _missed_days(c: MissedAppointments, patient_id: str, window_start, detail: dict) -> set:
+    """The days the criterion counts, as the engine counts them: distinct days in the window with a missed
+    appointment (a status of ``c.statuses``) or one of its codes (``latest``'s dates of the criterion)."""
+    appts = detail["appointments"]
+    missed = appts[appts["status"].isin(c.statuses) & (pd.to_datetime(appts["date"]) >= pd.Timestamp(window_start))]
+    days = set(pd.to_datetime(missed["date"]).dt.date)
+    latest = detail["latest"]
+    own = (latest["patient_id"] == patient_id) & (latest["criterion_id"] == c.id)
+    coded = latest[own & (latest["role"] == "start")]
+    for dates in coded["dates"]:
+        days |= {
+            day for day in (pd.Timestamp(d).date() for d in (dates if dates is not None else [])) if day >= window_start
+        }
+    return days
 
 
 def _family(w: _Words) -> tuple[str, ...]:

@@ -166,3 +166,32 @@ def test_the_rank_is_the_one_build_list_shows(make_extract):
     assert list(api.build_list(folder, rules=rules, as_of=AS_OF).entries["rank"]) == [1]
     result = api.explain(folder, "cp", rules=rules, as_of=AS_OF)
     assert result.summary[1] == "Listed: rank 1 (family 1), tier significant."
+
+
+def test_missed_appointments_are_counted_as_the_criterion_counts_them(make_extract):
+    """Distinct days, with a not-brought code counting as a missed appointment: two records on one day are one."""
+    rules = parse_protocol("""
+name: wnb
+version: "1"
+codelists:
+  wnb: {codes: [{code: "901441000000108", term: "Child not brought to appointment"}]}
+criteria:
+  - {id: wnb, label: Not brought, kind: missed_appointments, window: 12 months, min_count: 3, codes: wnb,
+     weight: 3, tier: minor}
+""")
+    folder = make_extract(
+        patients="patient_id | date_of_birth\nkid | 2018-01-01",
+        appointments="""
+        patient_id | date       | status
+        kid        | 2026-10-01 | was_not_brought
+        kid        | 2026-10-01 | did_not_attend
+        kid        | 2025-11-23 | was_not_brought
+        """,
+        events="patient_id | code | date\nkid | 901441000000108 | 2026-10-02\nkid | 901441000000108 | 2025-01-01",
+    )
+    result = api.explain(folder, "kid", rules=rules, as_of=AS_OF)
+    [wnb] = [c for c in result.criteria if c.criterion_id == "wnb"]
+    assert wnb.status == "not met"
+    assert wnb.reasons[-1] == (
+        "2 day(s) with a missed appointment or a not-brought code since 2025-11-24; 3 needed (1 if never)"
+    )

@@ -538,8 +538,8 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
     ids = [patient_id, *links["relative_id"].unique()]
     latest = con.execute(
         "SELECT patient_id, criterion_id, role, ev.date AS date, ev.code AS code, ev.term AS term, ev.value AS value, "
-        f"{gestation_weeks_sql('ev.value')} AS weeks, {gestation_shown_sql('ev.value')} AS gestation "
-        "FROM latest WHERE list_contains(?, patient_id)",
+        f"{gestation_weeks_sql('ev.value')} AS weeks, {gestation_shown_sql('ev.value')} AS gestation, "
+        "dates FROM latest WHERE list_contains(?, patient_id)",
         [ids],
     ).df()
     relatives = con.execute(
