@@ -121,10 +121,18 @@ def _json_bytes(case_list: CaseList) -> bytes:
     return (json.dumps(doc, indent=2, sort_keys=True, ensure_ascii=False) + "\n").encode("utf-8")
 
 
+# The Parquet types of the list's columns that are not text (the others are large_string), given, not
+# inferred: a month with nobody listed, or a column with no value (no concern), would be typed null, and would
+# not combine with the other months' lists.
+_PARQUET_TYPES = {"family_rank": pa.int64(), "rank": pa.int64(), "age": pa.int64(), "score": pa.float64(),
+                  "date_of_birth": pa.date32(), "latest_evidence": pa.date32()}  # fmt: skip
+
+
 def _parquet_bytes(case_list: CaseList) -> bytes:
     frame = case_list.entries.copy()
     frame["latest_evidence"] = pd.to_datetime(frame["latest_evidence"]).dt.date
-    table = pa.Table.from_pandas(frame, preserve_index=False)
+    schema = pa.schema([(c, _PARQUET_TYPES.get(c, pa.large_string())) for c in frame.columns])
+    table = pa.Table.from_pandas(frame, schema=schema, preserve_index=False)
     meta = {b"casefind.provenance": json.dumps(case_list.info.as_dict(), sort_keys=True).encode()}
     table = table.replace_schema_metadata({**meta})
     sink = io.BytesIO()

@@ -262,3 +262,14 @@ def test_a_folder_where_a_file_would_go_stops_before_anything_is_written(tmp_pat
     with pytest.raises(OutputError, match="is a folder"):
         files.atomic_write_all({tmp_path / "list.csv": b"x", tmp_path / "list.csv.provenance.json": b"y"})
     assert [p.name for p in tmp_path.iterdir()] == ["list.csv.provenance.json"]
+
+
+def test_an_empty_list_in_parquet_has_the_types_of_a_full_one(case_list, tmp_path):
+    """A month with nobody listed still writes typed columns, so that the months' lists combine."""
+    full = pq.read_schema(export.write_list(case_list, tmp_path / "full.parquet"))
+    empty_list = dataclasses.replace(case_list, entries=case_list.entries.iloc[0:0])
+    empty = pq.read_schema(export.write_list(empty_list, tmp_path / "empty.parquet"))
+    assert len(empty_list.entries.columns) == len(empty.names) and len(empty.names) > 10
+    assert empty == full.remove_metadata().with_metadata(empty.metadata)
+    assert full.field("concern").type == "large_string", "a column without a value is typed too"
+    assert "null" not in {str(f.type) for f in full}
