@@ -192,8 +192,20 @@ class _XlsxCells:
         elif kind == "date":
             sheet.write_datetime(row, col, pd.Timestamp(value).to_pydatetime(), self.date)
         else:
-            text = _as_text(value)
+            text = _cut_for_excel(_as_text(value))
             sheet.write_string(row, col, text, self.quoted if text.startswith(FORMULA_STARTS) else None)
+
+
+EXCEL_CELL_CHARS = 32_767  # the most an Excel cell holds; xlsxwriter cuts a longer string without a word
+CUT_NOTE = " ... [cut: an Excel cell holds 32,767 characters; the CSV or JSON list has all of it]"
+
+
+def _cut_for_excel(text: str) -> str:
+    """``text``, or as much of it as a cell holds with a note saying it was cut, so that no evidence is lost
+    without a word (a term of 33,000 characters would otherwise take the other criteria's evidence with it)."""
+    if len(text) <= EXCEL_CELL_CHARS:
+        return text
+    return text[: EXCEL_CELL_CHARS - len(CUT_NOTE)] + CUT_NOTE
 
 
 def _write_sheet(workbook, name: str, frame: pd.DataFrame, cells: _XlsxCells) -> None:

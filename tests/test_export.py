@@ -273,3 +273,16 @@ def test_an_empty_list_in_parquet_has_the_types_of_a_full_one(case_list, tmp_pat
     assert empty == full.remove_metadata().with_metadata(empty.metadata)
     assert full.field("concern").type == "large_string", "a column without a value is typed too"
     assert "null" not in {str(f.type) for f in full}
+
+
+def test_a_cell_longer_than_excel_holds_is_cut_with_a_note_saying_so(case_list, tmp_path):
+    openpyxl = pytest.importorskip("openpyxl")
+    long = case_list.entries.copy()
+    long.loc[long.index[0], "evidence"] = "E" * 40_000 + "THE END"
+    book = openpyxl.load_workbook(export.write_list(dataclasses.replace(case_list, entries=long), tmp_path / "l.xlsx"))
+    cell = _xlsx_columns(book["List"])["evidence"][0].value
+    assert len(cell) == 32_767
+    assert cell.startswith("E" * 30_000) and cell.endswith(
+        "[cut: an Excel cell holds 32,767 characters; the CSV or JSON list has all of it]"
+    )
+    assert _xlsx_columns(book["List"])["evidence"][1].value == case_list.entries["evidence"].iloc[1]
