@@ -189,6 +189,11 @@ def _summary(w: _Words) -> list[str]:
             f"Not listed: outside the population's age range ({protocol.population.min_age}-"
             f"{protocol.population.max_age}); only pregnancy criteria can list them."
         )
+    elif held := [c.id for c in protocol.criteria if c.requires_concern and c.id in set(w.mine["criterion_id"])]:
+        summary.append(
+            f"Not listed: {', '.join(held)} met but held back, with no professional-concern flag on the child or "
+            f"family ({threshold})."
+        )
     else:
         summary.append(f"Not listed: {threshold}.")
     if len(entry):

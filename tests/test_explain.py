@@ -68,7 +68,10 @@ def test_each_criterion_says_why(extract):
     assert by_id["da"].status == "held back: needs a professional-concern flag on the child or family"
     assert by_id["da"].reasons == ("mother (patient mum): Victim of domestic abuse (879911000000102) on 2026-04-01",)
     assert by_id["nb"].reasons == ("own record: born 2019-05-01; the 8 weeks window starts 2026-09-29",)
-    assert "Not listed: needs one significant criterion or 2 minor ones that count." in result.summary
+    assert (
+        "Not listed: da met but held back, with no professional-concern flag on the child or family (needs one "
+        "significant criterion or 2 minor ones that count)."
+    ) in result.summary
     assert result.family == ("mother: patient mum",)
 
 
