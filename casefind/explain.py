@@ -246,8 +246,13 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
         relative_roles = [r for r in c.record if r != "own"]
     relatives = links[links["role"].isin(relative_roles)].drop_duplicates("relative_id")
     for link in relatives.itertuples():
+        who = f"{link.relation} (patient {link.relative_id})"
+        if link.role == "sibling" and (why := _sibling_not_read(w, link.relative_id)):
+            reasons.append(f"{who}: not read, since a sibling's record counts only while the sibling could be "
+                           f"listed ({why})")  # fmt: skip
+            continue
         rows = latest[(latest["patient_id"] == link.relative_id) & (latest["criterion_id"] == c.id)]
-        reasons.append(_describe_record(c, f"{link.relation} (patient {link.relative_id})", rows, as_of, None))
+        reasons.append(_describe_record(c, who, rows, as_of, None))
     if relative_roles and relatives.empty:
         reasons.append(f"no {' or '.join(r.replace('_', ' ') for r in relative_roles)} linked on the as-of date")
     if isinstance(c, MissedAppointments):
@@ -257,6 +262,22 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
             f"code since {window_start:%Y-%m-%d}; {c.min_count} needed (1 if {', '.join(c.single_if) or 'never'})"
         )
     return CriterionExplanation(c.id, c.label, "not met", tuple(reasons))
+
+
+def _sibling_not_read(w: _Words, sibling: str) -> str | None:
+    """Why the engine does not read ``sibling``'s record (``duckdb_engine._route``: only while the sibling is in
+    the population), or None when it does."""
+    known = w.detail["relatives"]
+    row = known[known["patient_id"] == sibling]
+    if row.empty:
+        return "no record in the patients file"
+    exclusion, age = row.iloc[0]["exclusion"], row.iloc[0]["age"]
+    if isinstance(exclusion, str):
+        return exclusion
+    population = w.protocol.population
+    if not population.min_age <= age <= population.max_age:
+        return f"age {age}, outside {population.min_age}-{population.max_age}"
+    return None
 
 
 def _missed_days(c: MissedAppointments, patient_id: str, window_start, detail: dict) -> set:

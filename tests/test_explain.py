@@ -198,3 +198,32 @@ criteria:
     assert wnb.reasons[-1] == (
         "2 day(s) with a missed appointment or a not-brought code since 2025-11-24; 3 needed (1 if never)"
     )
+
+
+def test_a_sibling_whose_record_is_not_read_is_said_to_be_not_read(make_extract):
+    """A sibling's record counts only while the sibling could be listed: explain says so rather than showing
+    the sibling's code as if it should count."""
+    rules = parse_protocol("""
+name: sib
+version: "1"
+codelists:
+  cp_start: {codes: [{code: "342191000000101", term: "Subject to child protection plan"}]}
+criteria:
+  - {id: sib_cp, label: Sibling on a CP plan, kind: coded_active, start: cp_start, record: [sibling],
+     weight: 3, tier: minor}
+""")
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | household_id | registered_to
+        kid        | 2018-01-01    | H1            |
+        left       | 2016-01-01    | H1            | 2026-01-01
+        """,
+        relationships="patient_id | related_patient_id | relationship\nkid | left | brother",
+        events="patient_id | code | date\nleft | 342191000000101 | 2025-06-01",
+    )
+    [sib] = [c for c in api.explain(folder, "kid", rules=rules, as_of=AS_OF).criteria if c.criterion_id == "sib_cp"]
+    assert sib.status == "not met"
+    assert sib.reasons == (
+        "sibling (patient left): not read, since a sibling's record counts only while the sibling could be listed "
+        "(not registered on the as-of date)",
+    )
