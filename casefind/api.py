@@ -134,26 +134,31 @@ def coding_report(
     compare: tuple[tuple[date, date], tuple[date, date]] | None = None,
     breakdowns: tuple[str, ...] = ("category", "practice", "clinician", "age_band", "sex"),
     suppress: bool = True,
-    pseudonymise_clinicians: bool = False,
+    pseudonymise_clinicians: bool = True,
     progress=None,
-    today: date | None = None,
+    as_of: date | None = None,
 ) -> tuple:
     """Coding rates of the protocol's report categories; writes CSVs and report.html into ``out_dir``.
 
-    The report ends by the extract's latest event date on or before ``today`` (default: the day it is run),
-    the day the extract was taken; ``report.notices`` say when ``date_to`` or a compared range was cut short
-    there, and how many events are dated after ``today`` (not used to find the end). ``out_dir`` must not
-    hold an earlier report. Every option is checked before the extract is read, which can take minutes.
+    The report ends by the extract's latest event date on or before ``as_of`` (default: today), the day the
+    extract was taken; ``report.notices`` say when ``date_to`` or a compared range was cut short there, and
+    how many events are dated after ``as_of`` (not used to find the end). ``as_of`` is recorded in the
+    provenance: the same extract and options, ``as_of`` included, give byte-identical files. ``out_dir``
+    must not hold an earlier report. Every option is checked before the extract is read, which can take
+    minutes.
 
     With ``skip_bad_rows``, the bad rows left out are listed in ``out_dir/rejects.csv`` (0600) by file, row,
-    column and problem, without their values: the folder is for auditors, and the values hold names and NHS
-    numbers (build-list's rejects file has them). ``report.rows_rejected`` counts those rows and report.html
-    says they were left out. Returns the ``casefind.reports.CodingReport`` and the files written.
+    column and problem; a value is quoted only when it has its column's shape (as build-list's messages do)
+    and never from a column that identifies a patient. The provenance records ``skip_bad_rows`` and the
+    ``mapping`` file by name and SHA-256. ``report.rows_rejected`` counts the rows left out and report.html
+    says they were. Returns the ``casefind.reports.CodingReport`` and the files written.
     """
     from casefind import reports  # scipy is slow to import; build-list does not need it
     from casefind.export import write_rejects
 
     reports.check_out_dir(out_dir)  # before the extract is read, not after minutes of work
+    as_of = as_of or date.today()
+    reports.check_year("--as-of", as_of)
     reports.check_options(date_from, date_to, by, breakdowns, compare)
     protocol = resolve_protocol(rules)
     categories = protocol.report_categories()
@@ -162,6 +167,10 @@ def coding_report(
             Problem("", "no codelist has a report_category", "add 'report_category: NAME' to the codelists to count")
         )
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
+    mapping_file = None
+    if mapping is not None:  # read by now, so it exists
+        mapping = Path(mapping)
+        mapping_file = {"file": mapping.name, "sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
     report = reports.build_coding_report(
         extract.con,
         categories,
@@ -175,7 +184,7 @@ def coding_report(
         suppress=suppress,
         pseudonymise_clinicians=pseudonymise_clinicians,
         progress=progress,
-        extract_end=reports.find_extract_end(extract.con, today or date.today()),
+        extract_end=reports.find_extract_end(extract.con, as_of),
     )
     report = dataclasses.replace(report, rows_rejected=extract.rejected_rows)
     provenance = {
@@ -184,7 +193,8 @@ def coding_report(
         "input_files": extract.input_files(),
         "rows_read": dict(sorted(extract.rows_read.items())),
         "rows_rejected": extract.rejected_rows,
-        "options": report.options.as_dict(),
+        "options": {**report.options.as_dict(), "skip_bad_rows": skip_bad_rows},
+        "mapping": mapping_file,  # as build-list records it: file name and SHA-256, or None
         "casefind_version": __version__,
     }
     written = reports.write_report(report, out_dir, provenance)

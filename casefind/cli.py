@@ -281,12 +281,23 @@ def coding_report(
     no_suppress: bool = _flag(
         "--no-suppress", "Show small numbers (for use inside the practice only; recorded in the output)."
     ),
-    pseudonymise_clinicians: bool = _flag(
-        "--pseudonymise-clinicians", "Replace clinician ids with codes such as C3FA9B2, the same in every report."
+    pseudonymise_clinicians: bool = typer.Option(
+        True,
+        "--pseudonymise-clinicians/--no-pseudonymise-clinicians",
+        help="Replace clinician ids with codes such as C3FA9B2, the same in every report (the default); "
+        "--no-pseudonymise-clinicians shows the ids (recorded in the output).",
     ),
     mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
     skip_bad_rows: bool = _flag(
-        "--skip-bad-rows", "Leave bad rows out instead of stopping; they are listed in OUT/rejects.csv (no values)."
+        "--skip-bad-rows",
+        "Leave bad rows out instead of stopping; they are listed in OUT/rejects.csv (no patient identifiers).",
+    ),
+    as_of: str = typer.Option(
+        None,
+        "--as-of",
+        metavar="YYYY-MM-DD",
+        help="The run's date (default: today): events after it do not move the extract's end. Recorded in the "
+        "output; the same extract and options, --as-of included, give identical files.",
     ),
 ) -> None:
     """Coding-rate report for auditors: children coded per 1000 child-years, SPC chart, funnel plot."""
@@ -295,6 +306,7 @@ def coding_report(
     from casefind.reports import REJECTS_FILE
 
     start, end = _parse_date(date_from, "--from"), _parse_date(date_to, "--to")
+    run_date = _parse_as_of(as_of)
     ranges = None
     if compare is not None:
         ranges = (_parse_range(compare[0], "--compare"), _parse_range(compare[1], "--compare"))
@@ -316,6 +328,7 @@ def coding_report(
             suppress=not no_suppress,
             pseudonymise_clinicians=pseudonymise_clinicians,
             progress=lambda step: bar.update(task, description=step),
+            as_of=run_date,
         )
     for notice in report.notices:
         err.print(_styled("warning:", "yellow", notice), highlight=False, soft_wrap=True)

@@ -235,16 +235,17 @@ def test_suppressed_counts_are_hidden_or_multiples_of_five(default_report):
     assert "" in counts  # 1-7 children coded in a quarter is common here
 
 
-def test_pseudonymised_clinicians_do_not_appear(extract, default_report, tmp_path):
-    plain = "".join((default_report / n).read_text(encoding="utf-8") for n in OUTPUTS)
-    assert all(c in plain for c in CLINICIANS)  # shown by default
-    out = report(extract, tmp_path / "pseudo", "--pseudonymise-clinicians", "--no-suppress")
-    text = "".join((out / n).read_text(encoding="utf-8") for n in OUTPUTS)
+def test_clinicians_are_pseudonymised_unless_asked_not_to(extract, default_report, tmp_path):
+    text = "".join((default_report / n).read_text(encoding="utf-8") for n in OUTPUTS)
     for clinician in CLINICIANS:
         assert clinician not in text
-    groups = {r["group"] for r in read_csv(out / "rates.csv") if r["breakdown"] == "clinician"}
+    groups = {r["group"] for r in read_csv(default_report / "rates.csv") if r["breakdown"] == "clinician"}
     assert groups == {"CBEB184", "C3822FD"}  # sha256("casefind" NUL id) starts beb184be... and 3822fddc...
-    assert '"pseudonymise_clinicians": true' in text or "pseudonymise_clinicians" in text
+    assert "&quot;pseudonymise_clinicians&quot;: true" in text
+    out = report(extract, tmp_path / "shown", "--no-pseudonymise-clinicians")
+    shown = "".join((out / n).read_text(encoding="utf-8") for n in OUTPUTS)
+    assert all(c in shown for c in CLINICIANS)
+    assert "&quot;pseudonymise_clinicians&quot;: false" in shown
 
 
 def test_no_patient_identifiers_in_any_output(extract, default_report, open_report):
@@ -293,6 +294,26 @@ def test_no_patient_identifiers_in_any_output(extract, default_report, open_repo
             ["--from", "2024-01-01", "--to", "2025-08-31", "--compare", BEFORE, "2025-10-01..2025-12-31"],
             f"--compare: the range 2025-10-01..2025-12-31 starts after the extract's latest event date ({EXTRACT_END})",
         ),
+        (["--from", "2024-01-01", "--to", "9999-12-31"], "--to: 9999-12-31 is not between 1850 and 2200"),
+        (["--from", "1700-01-01", "--to", "2025-08-31"], "--from: 1700-01-01 is not between 1850 and 2200"),
+        (
+            ["--from", "2024-01-01", "--to", "2025-08-31", "--compare", "0224-01-01..2024-12-31", AFTER],
+            "--compare: 0224-01-01 is not between 1850 and 2200",
+        ),
+        (["--from", "2024-01-01", "--to", "2025-08-31", "--as-of", "0225-09-30"], "--as-of: 0225-09-30 is not"),
+        (
+            ["--from", "2023-01-01", "--to", "2025-08-31", "--compare", "2023-01-01..2024-06-30", AFTER],
+            "--compare: the ranges 2023-01-01..2024-06-30 and 2024-05-02..2025-08-31 overlap\n"
+            "  HINT: give the BEFORE range first, ending before the AFTER range starts",
+        ),
+        (
+            ["--from", "2023-01-01", "--to", "2025-08-31", "--compare", "2023-01-01..2025-08-31", AFTER],
+            "--compare: the ranges 2023-01-01..2025-08-31 and 2024-05-02..2025-08-31 overlap",
+        ),
+        (
+            ["--from", "2023-01-01", "--to", "2025-08-31", "--compare", AFTER, BEFORE],
+            f"--compare: the ranges {AFTER} and {BEFORE} are in the wrong order",
+        ),
     ],
     ids=[
         "bad-from",
@@ -304,6 +325,13 @@ def test_no_patient_identifiers_in_any_output(extract, default_report, open_repo
         "by-week",
         "from-after-extract",
         "compare-after-extract",
+        "to-year-9999",
+        "from-year-1700",
+        "compare-year-0224",
+        "as-of-year-0225",
+        "compare-overlap",
+        "compare-nested",
+        "compare-reversed",
     ],  # fmt: skip
 )
 def test_bad_options_exit_2_with_one_clear_line(extract, tmp_path, options, message):
@@ -401,3 +429,103 @@ def test_readme_example_runs(monkeypatch, tmp_path):
     out = Path(args[args.index("--out") + 1]) if "--out" in args else Path("coding-report")
     written = sorted(p.name for p in out.iterdir())
     assert {"rates.csv", "spc.csv", "funnel.csv", "report.html"} <= set(written)
+
+
+# --- privacy of group labels, the as-of date, provenance, the --out folder -------------------------------
+
+
+def test_no_identifier_in_a_mis_mapped_column_becomes_a_group_label(extract, tmp_path):
+    """A header mapped to the wrong column puts surnames or NHS numbers where sex, practice and clinician
+    should be. With disclosure control and pseudonymisation both off (the most that is ever shown), none of
+    them is printed: they are counted as one group, and stderr counts the rows without showing a value."""
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    patients = read_csv(extract / "patients.csv")
+    for i, row in enumerate(patients[:40]):
+        if i < 20:
+            row["sex"] = row["family_name"]  # surname in the sex column
+        elif i < 30:
+            row["sex"] = row["nhs_number"]
+        else:
+            row["practice_id"] = patients[100 + i]["patient_id"]  # another child's id as the practice
+    for i, row in enumerate(patients[40:50]):
+        row["sex"] = [" female", "MALE", "Indeterminate", "u", "Unknown"][i % 5]  # spellings, one label each
+    write_csv(folder / "patients.csv", patients, list(patients[0]))
+    events = read_csv(extract / "events.csv")
+    for i, row in enumerate(events[:12]):
+        row["clinician_id"] = [patients[300]["nhs_number"], patients[301]["given_name"], "999 000 0026"][i % 3]
+    write_csv(folder / "events.csv", events, list(events[0]))
+    out = tmp_path / "o"
+    result = run(folder, "--from", "2023-01-01", "--to", "2025-08-31", "--by", "quarter", "--out", out,
+                 "--no-suppress", "--no-pseudonymise-clinicians")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    identifiers = {p[c] for p in patients for c in ("patient_id", "nhs_number", "family_name", "given_name")}
+    identifiers.add("999 000 0026")
+    for name in [n for n in OUTPUTS if n != "compare.csv"]:
+        text = (out / name).read_text(encoding="utf-8")
+        leaked = {i for i in identifiers if i in text}
+        assert not leaked, f"{name} contains {len(leaked)} patient identifier(s)"
+    rows = read_csv(out / "rates.csv")
+    groups = {b: {r["group"] for r in rows if r["breakdown"] == b} for b in ("sex", "practice", "clinician")}
+    assert groups["sex"] == {"F", "M", "I", "U", "other or not recorded"}
+    assert groups["practice"] == {"PRACT-A", "PRACT-B", "other or not recorded"}
+    assert groups["clinician"] == {*CLINICIANS, "other or not recorded"}
+    warnings = result.stderr
+    assert "30 patients have a sex other than F, M, I or U" in warnings
+    assert "10 patients have a practice_id that does not look like a practice code" in warnings
+    assert "12 coded events have a clinician_id that does not look like a clinician code" in warnings
+
+
+def test_the_as_of_date_is_used_for_the_extracts_end_and_recorded(extract, tmp_path):
+    """On 2025-09-15 the blood pressure reading of 2025-09-30 lies in the future: the extract ends with the
+    latest code, 2025-08-03, whichever day the report is run, and the run can be repeated exactly."""
+    args = [extract, "--from", "2025-01-01", "--to", "2025-08-31", "--as-of", "2025-09-15"]
+    first, second = run(*args, "--out", tmp_path / "a"), run(*args, "--out", tmp_path / "b")
+    assert second.exit_code == 0, second.output
+    assert first.exit_code == 0, first.output
+    assert "1 event is dated 2025-09-30, after the as-of date (2025-09-15)" in first.stderr
+    assert "Coding-rate report 2025-01-01..2025-08-03 by month" in first.stdout
+    html_text = html.unescape((tmp_path / "a" / "report.html").read_text(encoding="utf-8"))
+    options = json.loads(re.search(r"<dt>options</dt><dd>(.*?)</dd>", html_text).group(1))
+    assert (options["as_of"], options["extract_end"], options["events_after_as_of"]) == ("2025-09-15", "2025-08-03", 1)
+    for name in ("rates.csv", "spc.csv", "funnel.csv", "report.html"):
+        assert (tmp_path / "a" / name).read_bytes() == (tmp_path / "b" / name).read_bytes(), name
+
+
+def test_provenance_records_the_mapping_file_and_skip_bad_rows(extract, default_report, tmp_path):
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    (folder / "patients.csv").write_text(
+        (extract / "patients.csv").read_text(encoding="utf-8").replace("date_of_birth", "Born On", 1), encoding="utf-8"
+    )
+    (folder / "events.csv").write_bytes((extract / "events.csv").read_bytes())
+    mapping = tmp_path / "headers.yaml"
+    mapping.write_bytes(b"patients:\n  columns:\n    Born On: date_of_birth\n")
+    out = tmp_path / "o"
+    result = run(folder, "--from", "2024-01-01", "--to", "2024-12-31", "--out", out, "--mapping", mapping,
+                 "--skip-bad-rows")  # fmt: skip
+    assert result.exit_code == 0, result.output
+
+    def provenance(folder: Path, key: str):
+        text = (folder / "report.html").read_text(encoding="utf-8")
+        return json.loads(html.unescape(re.search(rf"<dt>{key}</dt><dd>(.*?)</dd>", text).group(1)))
+
+    assert provenance(out, "mapping") == {
+        "file": "headers.yaml",
+        "sha256": hashlib.sha256(mapping.read_bytes()).hexdigest(),
+    }
+    assert provenance(out, "options")["skip_bad_rows"] is True
+    assert provenance(default_report, "mapping") is None
+    assert provenance(default_report, "options")["skip_bad_rows"] is False
+
+
+def test_an_out_folder_that_cannot_be_created_stops_before_the_extract_is_read(tmp_path):
+    (tmp_path / "a-file").write_text("not a folder")
+    missing = tmp_path / "no-such-extract"  # reading it would fail with another message
+    result = run(missing, "--from", "2024-01-01", "--to", "2024-12-31", "--out", tmp_path / "a-file" / "report")
+    assert result.exit_code == 4, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: {tmp_path / 'a-file' / 'report'}: cannot create the report there: {tmp_path / 'a-file'} is a file, "
+        "not a folder",
+        "  HINT: choose another --out",
+    ]

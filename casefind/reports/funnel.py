@@ -63,6 +63,9 @@ class Funnel:
     overdispersed: bool
     adjustment: str  # "none (exact Poisson)", "additive random effects (DerSimonian-Laird)" or "multiplicative"
     method: str = "additive"
+    # the range the pooled rate may lie in when some counts are suppressed (set by the report; NaN: not known)
+    pooled_rate_low: float = math.nan
+    pooled_rate_high: float = math.nan
 
     def limits_at(self, child_years: float) -> dict[str, float]:
         """The four limits (per 1000 child-years) for a unit with ``child_years`` of exposure."""

@@ -3,8 +3,8 @@
 Definitions (all dates inclusive):
 
 * A child is **eligible** on day ``d`` for an age range ``low..high`` when
-  ``dob + low years <= d <= dob + (high + 1) years - 1 day`` (a 29 February birthday falls on 28 February,
-  DuckDB's calendar arithmetic), ``registered_from <= d`` (null = registered since birth),
+  ``dob + low years <= d <= dob + (high + 1) years - 1 day`` (a 29 February birthday falls on 1 March in other
+  years, as build-list's age rule), ``registered_from <= d`` (null = registered since birth),
   ``d <= registered_to`` (null = still registered) and ``d <= date_of_death`` (the day of death counts).
 * **Numerator**: eligible children with at least one code of the category dated in the period (codes dated
   when the child was not eligible are ignored, so the numerator is always part of the denominator);
@@ -19,12 +19,17 @@ Definitions (all dates inclusive):
   clinician's *home practice*: the practice whose children received most of the clinician's codes in the
   report window (ties go to the first practice id in sorted order).
 * Events are scanned once: one hash join of ``events`` to a (code_system, code) -> categories table.
+* **Group labels** are published only when they cannot be a patient's identifier (see
+  :func:`sex_label_sql` and :func:`publishable_code`); every other value, and an empty one, is counted in
+  the group ``OTHER`` ("other or not recorded") without being shown, and :meth:`CodingMeasures.label_notices`
+  says how many rows went there.
 """
 
 from __future__ import annotations
 
 import hashlib
 import math
+import re
 from collections import Counter
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -37,10 +42,20 @@ from casefind.errors import OptionError
 from casefind.extract import typed_date_sql
 from casefind.reports import stats
 from casefind.reports.periods import AgeBand, Period, check_age_bands, default_age_bands
+from casefind.schema import TABLES
 
 ANY_CATEGORY = "any safeguarding code"
 BREAKDOWNS = ("overall", "practice", "clinician", "age_band", "sex")
-UNKNOWN = "unknown"
+OTHER = "other or not recorded"  # the group of every label that is not published, and of empty ones
+# Sex as recorded (case and spaces ignored) -> the one spelling published; anything else is OTHER.
+SEX_LABELS = {
+    "f": "F", "female": "F", "m": "M", "male": "M",
+    "i": "I", "indeterminate": "I", "u": "U", "unknown": "U", "not known": "U",
+}  # fmt: skip
+_CODE_SHAPE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,39}")
+_TEN_DIGITS = re.compile(r"\d{10}")  # an NHS number, with or without its separators
+_DATE_SHAPE = re.compile(r"\d{1,4}[-/.]\d{1,2}[-/.]\d{1,4}")
+_POSTCODE_SHAPE = re.compile(r"[A-Za-z]{1,2}\d[A-Za-z\d]?\d[A-Za-z]{2}")
 PSEUDONYM_DIGITS = 6  # hex digits of a clinician's pseudonym, unless two ids share them
 
 RATE_COLUMNS = [
@@ -86,6 +101,8 @@ _T_CODES = "_casefind_report_codes"
 _T_MATCHED = "_casefind_report_matched"
 _T_PERIODS = "_casefind_report_periods"
 _T_BANDS = "_casefind_report_bands"
+_T_PRACTICES = "_casefind_report_practice_labels"
+_T_CLINICIANS = "_casefind_report_clinician_labels"
 _FAR_PAST = "DATE '0001-01-01'"
 _FAR_FUTURE = "DATE '9999-12-31'"
 
@@ -103,17 +120,37 @@ def normalise_breakdowns(breakdowns: Iterable[str]) -> tuple[str, ...]:
     return tuple(b for b in BREAKDOWNS if b in chosen)
 
 
+def sex_label_sql(column: str) -> str:
+    """SQL for the published sex group: F, M, I or U for a value in ``SEX_LABELS`` (case and surrounding
+    spaces ignored), otherwise ``OTHER``. A surname or an NHS number in a mis-mapped sex column is never shown."""
+    cases = " ".join(f"WHEN '{raw}' THEN '{label}'" for raw, label in SEX_LABELS.items())
+    return f"coalesce(CASE lower(trim({column})) {cases} END, '{OTHER}')"
+
+
+def publishable_code(value: str | None) -> bool:
+    """Whether a practice or clinician id has the shape of such a code and may be printed as a group label.
+
+    Rule: 1 to 40 letters, digits, '.', '_' or '-', starting with a letter or digit (so no spaces: no
+    "Jane Smith"); not 10 digits once separators are removed (an NHS number); not a date (12/03/2015) or
+    a postcode (SW1A1AA). A value that is also a patient's identifier in the extract is refused separately
+    (see ``CodingMeasures``), since its shape cannot tell.
+    """
+    if value is None or not _CODE_SHAPE.fullmatch(value):
+        return False
+    digits = re.sub(r"[._-]", "", value)
+    return not (_TEN_DIGITS.fullmatch(digits) or _DATE_SHAPE.fullmatch(value) or _POSTCODE_SHAPE.fullmatch(value))
+
+
 def pseudonym_map(ids: Iterable[str], salt: str = "casefind") -> dict[str, str]:
     """Pseudonyms that depend only on the id and the salt: "C" + the first 6 hex digits of
     sha256(salt + NUL + id), in capitals (so the codes are in no order the ids were).
 
     A clinician keeps their code in every report, whoever else is in it. Only when two ids present share
-    those digits do both codes grow, a digit at a time, until they differ. 'unknown' (no clinician
-    recorded) keeps its name.
+    those digits do both codes grow, a digit at a time, until they differ. ``OTHER`` keeps its name.
     """
-    digests = {i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest().upper() for i in set(ids) if i != UNKNOWN}
+    digests = {i: hashlib.sha256(f"{salt}\0{i}".encode()).hexdigest().upper() for i in set(ids) if i != OTHER}
     shared = Counter(d[:PSEUDONYM_DIGITS] for d in digests.values())
-    mapping = {UNKNOWN: UNKNOWN}
+    mapping = {OTHER: OTHER}
     for ident, digest in digests.items():
         length = PSEUDONYM_DIGITS
         rivals = [d for d in digests.values() if d != digest] if shared[digest[:length]] > 1 else []
@@ -125,22 +162,23 @@ def pseudonym_map(ids: Iterable[str], salt: str = "casefind") -> dict[str, str]:
 
 @dataclass(frozen=True)
 class ExtractEnd:
-    """The extract's last day as found on ``today``, the day the report is run.
+    """The extract's last day as found on ``as_of``, the report's as-of date (``--as-of``, default the day it
+    is run), so that the same extract and options, as-of date included, always give the same report.
 
-    ``day`` is the latest event date on or before ``today``, None when there is none. An event dated after
-    ``today`` is a typing error (2099 for 2009) or a planned item, not a sign the extract was taken later: such
+    ``day`` is the latest event date on or before ``as_of``, None when there is none. An event dated after
+    ``as_of`` is a typing error (2099 for 2009) or a planned item, not a sign the extract was taken later: such
     events are only counted (``later_events``, the latest of them ``latest_later``), so that one of them
     cannot make the months after the extract read as months without codes.
     """
 
     day: date | None
-    today: date
+    as_of: date
     later_events: int = 0
     latest_later: date | None = None
 
 
-def find_extract_end(con, today: date) -> ExtractEnd:
-    """The extract's latest event date on or before ``today``, and the events dated after it, in one scan.
+def find_extract_end(con, as_of: date) -> ExtractEnd:
+    """The extract's latest event date on or before ``as_of``, and the events dated after it, in one scan.
 
     Read from ``raw_events`` (every row of the events file, dates as text) when the connection has it, so
     events outside the protocol's codelists and rows rejected for other reasons count too; dates are read
@@ -160,22 +198,28 @@ def find_extract_end(con, today: date) -> ExtractEnd:
     else:
         dated = "SELECT date AS day, count(*) AS n, date IS NOT NULL AS ok FROM events GROUP BY date"
     [(day, later, latest_later)] = con.execute(
-        f"""SELECT max(day) FILTER (WHERE ok AND day <= $today), coalesce(sum(n) FILTER (WHERE ok AND day > $today), 0),
-                   max(day) FILTER (WHERE ok AND day > $today)
+        f"""SELECT max(day) FILTER (WHERE ok AND day <= $as_of), coalesce(sum(n) FILTER (WHERE ok AND day > $as_of), 0),
+                   max(day) FILTER (WHERE ok AND day > $as_of)
             FROM ({dated})""",
-        {"today": today},
+        {"as_of": as_of},
     ).fetchall()
-    return ExtractEnd(day, today, int(later), latest_later)
+    return ExtractEnd(day, as_of, int(later), latest_later)
+
+
+def _birthday_sql(p: str, years: str) -> str:
+    """The day a child turns ``years``, by build-list's age rule (``engine.duckdb_families.age_sql``): a
+    29 February birthday falls on 1 March in other years (DuckDB's date arithmetic gives 28 February)."""
+    day = f"CAST({p}.date_of_birth + to_years({years}) AS DATE)"
+    return f"({day} + CAST(day({day}) <> day({p}.date_of_birth) AS INTEGER))"
 
 
 def _start_sql(p: str, low: str) -> str:
-    birthday = f"CAST({p}.date_of_birth + to_years({low}) AS DATE)"
-    return f"greatest({birthday}, coalesce({p}.registered_from, {_FAR_PAST}))"
+    return f"greatest({_birthday_sql(p, low)}, coalesce({p}.registered_from, {_FAR_PAST}))"
 
 
 def _end_sql(p: str, high: str) -> str:
     return (
-        f"least(CAST({p}.date_of_birth + to_years({high} + 1) AS DATE) - 1, "
+        f"least({_birthday_sql(p, f'{high} + 1')} - 1, "
         f"coalesce({p}.registered_to, {_FAR_FUTURE}), coalesce({p}.date_of_death, {_FAR_FUTURE}))"
     )
 
@@ -199,11 +243,12 @@ class CodingMeasures:
         self._check_inputs()
         self._say("matching safeguarding codes in the events table")
         self._create_codes_table()
+        self._create_patient_labels()
         self._create_matched_table()
         return self
 
     def __exit__(self, *exc) -> None:
-        for table in (_T_CODES, _T_MATCHED, _T_PERIODS, _T_BANDS):
+        for table in (_T_CODES, _T_MATCHED, _T_PERIODS, _T_BANDS, _T_PRACTICES, _T_CLINICIANS):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
 
     @property
@@ -331,16 +376,18 @@ class CodingMeasures:
 
     def _create_matched_table(self) -> None:
         """The single scan of ``events``: coded events of eligible children within the report span. A row
-        repeated in the export (same child, code, day and clinician) is one coded event."""
+        repeated in the export (same child, code, day and clinician) is one coded event. Practice, clinician
+        and sex are the published labels (see :meth:`_create_label_tables`)."""
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {_T_MATCHED} AS
-            SELECT DISTINCT e.patient_id, e.date AS event_date, coalesce(e.clinician_id, '{UNKNOWN}') AS clinician,
+            SELECT DISTINCT e.patient_id, e.date AS event_date, e.clinician_id AS clinician_raw,
                    lower(e.code_system) AS code_system, e.code,
                    c.categories, p.date_of_birth, p.registered_from, p.registered_to, p.date_of_death,
-                   coalesce(p.practice_id, '{UNKNOWN}') AS practice, coalesce(p.sex, '{UNKNOWN}') AS sex
+                   coalesce(pl.label, '{OTHER}') AS practice, {sex_label_sql("p.sex")} AS sex
             FROM events e
             JOIN {_T_CODES} c ON lower(e.code_system) = c.code_system AND e.code = c.code
             JOIN patients p ON p.patient_id = e.patient_id
+            LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id
             WHERE e.date BETWEEN $span_start AND $span_end
               AND e.date BETWEEN {_start_sql("p", "$age_min")} AND {_end_sql("p", "$age_max")}""",
             {
@@ -350,6 +397,77 @@ class CodingMeasures:
                 "age_max": self.age_max,
             },
         )
+        self._create_label_table(_T_CLINICIANS, f"SELECT DISTINCT clinician_raw FROM {_T_MATCHED}")
+        [(self._hidden_clinician_codes,)] = self.con.execute(
+            f"""SELECT count(*) FROM {_T_MATCHED} m JOIN {_T_CLINICIANS} cl ON cl.raw = m.clinician_raw
+            WHERE cl.label = '{OTHER}'"""
+        ).fetchall()
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_T_MATCHED} AS
+            SELECT DISTINCT m.* EXCLUDE (clinician_raw), coalesce(cl.label, '{OTHER}') AS clinician
+            FROM {_T_MATCHED} m LEFT JOIN {_T_CLINICIANS} cl ON cl.raw = m.clinician_raw"""
+        )
+
+    def _create_patient_labels(self) -> None:
+        """The practices' published labels, and how many patients have a practice or sex not published."""
+        self._create_label_table(_T_PRACTICES, "SELECT DISTINCT practice_id FROM patients")
+        [(self._hidden_practices, self._hidden_sexes)] = self.con.execute(
+            f"""SELECT count(*) FILTER (WHERE pl.label = '{OTHER}'),
+                       count(*) FILTER (WHERE trim(p.sex) <> '' AND {sex_label_sql("p.sex")} = '{OTHER}')
+            FROM patients p LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id"""
+        ).fetchall()
+
+    def _create_label_table(self, name: str, distinct_sql: str) -> None:
+        """``name`` (raw, label): each distinct non-empty value of ``distinct_sql`` with its published label,
+        the value itself when :func:`publishable_code` allows it and it is no patient's identifier in the
+        ``patients`` table (compared without case), else ``OTHER``."""
+        values = [v for (v,) in self.con.execute(distinct_sql).fetchall() if v is not None and str(v).strip()]
+        shaped = pd.DataFrame({"raw": [str(v) for v in values if publishable_code(str(v))]}, dtype="string")
+        self.con.register("_casefind_report_labels_df", shaped)
+        try:
+            identifiers = " UNION ".join(
+                f"SELECT lower(CAST({c} AS VARCHAR)) AS v FROM patients" for c in self._identifier_columns()
+            )
+            published = self.con.execute(
+                f"""SELECT raw FROM _casefind_report_labels_df
+                WHERE lower(raw) NOT IN (SELECT v FROM ({identifiers}) WHERE v IS NOT NULL)"""
+            ).fetchall()
+        finally:
+            self.con.unregister("_casefind_report_labels_df")
+        allowed = {raw for (raw,) in published}
+        frame = pd.DataFrame(
+            {"raw": [str(v) for v in values], "label": [str(v) if str(v) in allowed else OTHER for v in values]},
+            dtype="string",
+        )
+        self._replace_table(name, frame, "raw::VARCHAR AS raw, label::VARCHAR AS label")
+
+    def _identifier_columns(self) -> list[str]:
+        """The ``patients`` columns the schema marks as identifying a patient, that this extract has."""
+        present = {c for (c,) in self.con.execute("SELECT column_name FROM (DESCRIBE patients)").fetchall()}
+        return [c.name for c in TABLES["patients"].columns if c.identifies_patient and c.name in present]
+
+    def label_notices(self, breakdowns: Iterable[str]) -> list[str]:
+        """One sentence per breakdown among ``breakdowns`` (practice, clinician, sex) whose recorded values
+        were not all published: how many rows went to ``OTHER``, never the values."""
+        chosen, notices = set(breakdowns), []
+        if "practice" in chosen and self._hidden_practices:
+            notices.append(
+                f"{_rows(self._hidden_practices, 'patient')} a practice_id that does not look like a practice "
+                f"code (letters and digits, no spaces, no patient's identifier): counted in the group '{OTHER}', "
+                "the value not shown."
+            )
+        if "clinician" in chosen and self._hidden_clinician_codes:
+            notices.append(
+                f"{_rows(self._hidden_clinician_codes, 'coded event')} a clinician_id that does not look like a "
+                f"clinician code (letters and digits, no spaces, no patient's identifier): counted in the group "
+                f"'{OTHER}', the value not shown."
+            )
+        if "sex" in chosen and self._hidden_sexes:
+            notices.append(
+                f"{_rows(self._hidden_sexes, 'patient')} a sex other than F, M, I or U (or Female, Male, "
+                f"Indeterminate, Unknown): counted in the group '{OTHER}', the value not shown."
+            )
+        return notices
 
     def _create_periods_table(self, periods: Sequence[Period]) -> None:
         frame = pd.DataFrame(
@@ -391,9 +509,9 @@ class CodingMeasures:
         self._create_bands_table(bands)
         return self.con.execute(
             f"""WITH spells AS (
-                SELECT coalesce(p.practice_id, '{UNKNOWN}') AS practice, coalesce(p.sex, '{UNKNOWN}') AS sex,
+                SELECT coalesce(pl.label, '{OTHER}') AS practice, {sex_label_sql("p.sex")} AS sex,
                        b.label AS band, {_start_sql("p", "b.low")} AS s, {_end_sql("p", "b.high")} AS e
-                FROM patients p CROSS JOIN {_T_BANDS} b)
+                FROM patients p LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id CROSS JOIN {_T_BANDS} b)
             SELECT per.label AS period, practice, sex, band,
                    sum(date_diff('day', greatest(s, per.ps), least(e, per.pe)) + 1)::BIGINT AS child_days,
                    count(*) FILTER (WHERE per.mid BETWEEN s AND e)::BIGINT AS registered_midpoint
@@ -494,6 +612,10 @@ class CodingMeasures:
     def _say(self, message: str) -> None:
         if self.progress is not None:
             self.progress(message)
+
+
+def _rows(count: int, noun: str) -> str:
+    return f"1 {noun} has" if count == 1 else f"{count:,} {noun}s have"
 
 
 def _num(value):

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import OptionError, OutputError, Problem
 from casefind.files import write_text
 from casefind.reports import html as h
@@ -35,16 +36,11 @@ RATES_CSV_COLUMNS = [
 ]  # fmt: skip
 REPORT_FILES = ("rates.csv", "compare.csv", "spc.csv", "funnel.csv", "report.html")
 REJECTS_FILE = "rejects.csv"  # written beside the report by the caller that read the extract (--skip-bad-rows)
-SPC_CSV_COLUMNS = ["category", *SPC_COLUMNS, "suppressed"]
+SPC_CSV_COLUMNS = ["category", *SPC_COLUMNS, "suppressed", "disclosure_control"]
 FUNNEL_CSV_COLUMNS = [
-    "unit",
-    *FUNNEL_COLUMNS,
-    "suppressed",
-    "pooled_rate",
-    "phi",
-    "overdispersed",
-    "adjustment",
-]
+    "unit", *FUNNEL_COLUMNS, "suppressed", "pooled_rate", "pooled_rate_low", "pooled_rate_high",
+    "phi", "overdispersed", "adjustment", "disclosure_control",
+]  # fmt: skip
 
 
 @dataclass(frozen=True)
@@ -66,12 +62,13 @@ class ReportOptions:
     date_to_requested: date | None = None
     compare_requested: tuple[tuple[date, date], tuple[date, date]] | None = None
     extract_end: date | None = None
-    # events dated after the day the report was run, not used to find extract_end (None: not looked for)
-    events_after_today: int | None = None
+    # events dated after the as-of date, not used to find extract_end (None: not looked for)
+    events_after_as_of: int | None = None
+    as_of: date | None = None  # --as-of: the day the extract's end was judged on (None: no end looked for)
 
     def as_dict(self) -> dict:
         values = asdict(self)
-        for key in ("date_from", "date_to", "date_to_requested", "extract_end"):
+        for key in ("date_from", "date_to", "date_to_requested", "extract_end", "as_of"):
             values[key] = None if values[key] is None else values[key].isoformat()
         for key in ("compare", "compare_requested"):
             if values[key]:
@@ -105,9 +102,22 @@ def check_options(
     ``--compare``); returns the breakdowns as :func:`build_coding_report` uses them, which starts with this
     check. Call it before reading an extract, which can take minutes."""
     chosen = normalise_breakdowns(breakdowns)
+    check_year("--from", date_from)
+    check_year("--to", date_to)
+    for day in [d for pair in compare or () for d in pair]:
+        check_year("--compare", day)
     make_periods(date_from, date_to, by)  # the dates as asked for must make sense before they are cut
     _compare_periods(compare)
     return chosen
+
+
+def check_year(option: str, day: date) -> None:
+    """Stop on a date whose year casefind never reads in an extract (as build-list's ``--as-of``): a slip such
+    as 0224 for 2024 or 9999-12-31 for 'no end', which would make thousands of periods or none."""
+    if isinstance(day, date) and not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise OptionError(
+            Problem(option, f"{day.isoformat()} is not between {FIRST_YEAR} and {LAST_YEAR}", "check the year")
+        )
 
 
 def build_coding_report(
@@ -121,7 +131,7 @@ def build_coding_report(
     breakdowns: Iterable[str] = ("category", "practice", "clinician", "age_band", "sex"),
     compare: tuple[tuple[date, date], tuple[date, date]] | None = None,
     suppress: bool = True,
-    pseudonymise_clinicians: bool = False,
+    pseudonymise_clinicians: bool = True,
     funnel_unit: str | None = None,
     age_bands: Sequence[AgeBand] | None = None,
     clinician_salt: str = "casefind",
@@ -133,17 +143,19 @@ def build_coding_report(
     ``compare`` is ``((before_from, before_to), (after_from, after_to))``; the rate ratio is after/before.
     ``funnel_unit`` is "practice" or "clinician"; by default practices when the extract has more than one,
     otherwise clinicians. The SPC chart is always of monthly rates, whatever ``by`` is. ``extract_end`` is
-    the day the extract was taken, or the :class:`~casefind.reports.measures.ExtractEnd` found on the day the
-    report is run (see :func:`~casefind.reports.measures.find_extract_end`): the report and the compared
+    the day the extract was taken, or the :class:`~casefind.reports.measures.ExtractEnd` found on the
+    report's as-of date (see :func:`~casefind.reports.measures.find_extract_end`): the report and the compared
     ranges end by it, and the report's ``notices`` say where they were cut short and how many events were
-    dated after the day the report was run. When every event is dated after that day there is no end to
-    cut at: the dates are not cut, and the notice says so.
+    dated after the as-of date. When every event is dated after that day there is no end to cut at: the
+    dates are not cut, and the notice says so. Practice, clinician and sex labels that could identify a
+    patient are not published (see :mod:`~casefind.reports.measures`); the notices count the rows grouped
+    without them. Clinicians are pseudonymised unless ``pseudonymise_clinicians`` is False.
     """
     chosen = check_options(date_from, date_to, by, breakdowns, compare)
-    notices, events_after_today = [], None
+    notices, events_after_as_of, as_of = [], None, None
     if isinstance(extract_end, ExtractEnd):
-        notices, events_after_today = _later_events_notices(extract_end), extract_end.later_events
-        extract_end = extract_end.day
+        notices, events_after_as_of = _later_events_notices(extract_end), extract_end.later_events
+        as_of, extract_end = extract_end.as_of, extract_end.day
     requested_to, requested_compare = date_to, _compare_periods(compare)
     date_to, compare_periods, cut_notices = _clip_to_extract(date_from, date_to, requested_compare, extract_end)
     periods = make_periods(date_from, date_to, by)
@@ -159,11 +171,12 @@ def build_coding_report(
         whole = Period(f"{date_from.isoformat()}..{date_to.isoformat()}", date_from, date_to)
         raw = measures.funnel_input(whole, unit, pseudonymise_clinicians, clinician_salt)
         compared = measures.compare(*compare_periods, suppress=suppress) if compare_periods else None
+        label_notices = measures.label_notices({*chosen, unit})
     result = _published_funnel(raw, suppress)
     options = ReportOptions(
         age_min, age_max, date_from, date_to, by, chosen, _ranges(compare_periods),
         suppress, pseudonymise_clinicians, unit, tuple(categories),
-        requested_to, _ranges(requested_compare), extract_end, events_after_today,
+        requested_to, _ranges(requested_compare), extract_end, events_after_as_of, as_of,
     )  # fmt: skip
     return CodingReport(
         options=options,
@@ -175,29 +188,31 @@ def build_coding_report(
             "unit": unit,
             "category": ANY_CATEGORY,
             "pooled_rate": result.pooled_rate,
+            "pooled_rate_low": result.pooled_rate_low,
+            "pooled_rate_high": result.pooled_rate_high,
             "phi": result.phi,
             "tau2": result.tau2,
             "overdispersed": result.overdispersed,
             "adjustment": result.adjustment,
         },
         compare=compared,
-        notices=(*notices, *cut_notices),
+        notices=(*notices, *cut_notices, *label_notices),
     )
 
 
 def _later_events_notices(found: ExtractEnd) -> list[str]:
-    """What a reader must know of the events dated after the day the report was run: how many, the latest."""
+    """What a reader must know of the events dated after the as-of date: how many, the latest."""
     if not found.later_events:
         return []
-    count, today, latest = found.later_events, found.today.isoformat(), found.latest_later.isoformat()
+    count, as_of, latest = found.later_events, found.as_of.isoformat(), found.latest_later.isoformat()
     text = (
-        f"1 event is dated {latest}, after the day the report was run ({today}); it was"
+        f"1 event is dated {latest}, after the as-of date ({as_of}); it was"
         if count == 1
-        else f"{count} events are dated after the day the report was run ({today}), the latest {latest}; they were"
+        else f"{count} events are dated after the as-of date ({as_of}), the latest {latest}; they were"
     )
     text += " not used to find the extract's latest event date: such dates are typing errors or planned items."
     if found.day is None:
-        text += f" No event is dated on or before {today}, so the report's dates are not cut to the extract's end."
+        text += f" No event is dated on or before {as_of}, so the report's dates are not cut to the extract's end."
     return [text]
 
 
@@ -255,6 +270,16 @@ def _compare_periods(compare) -> list[Period]:
     before, after = range_period(b0, b1), range_period(a0, a1)
     if before.label == after.label:
         raise OptionError("--compare: the two date ranges are the same")
+    if before.end >= after.start:
+        # A shared day counts its children in both ranges, so the ratio compares a period with part of itself
+        raise OptionError(
+            Problem(
+                "--compare",
+                f"the ranges {before.label} and {after.label} "
+                + ("overlap" if before.start <= after.end else "are in the wrong order"),
+                "give the BEFORE range first, ending before the AFTER range starts",
+            )
+        )
     return [before, after]
 
 
@@ -279,33 +304,70 @@ def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataF
         chart.insert(0, "category", category)
         chart["suppressed"] = hidden
         frames.append(chart)
-    return pd.concat(frames, ignore_index=True)[SPC_CSV_COLUMNS]
+    return pd.concat(frames, ignore_index=True)[[*SPC_CSV_COLUMNS[:-1]]]
 
 
 def _published_funnel(raw: pd.DataFrame, suppress: bool) -> Funnel:
     """The funnel as published, from the units' true counts and child-years (``raw``).
 
     With disclosure control every figure in it is worked out from the published ones alone: each unit's
-    count suppressed or rounded and its child-years rounded; the target is the sum of the published counts,
-    each suppressed one counted as 4 (the middle of 1-7), over the sum of the rounded child-years. So no
-    z-score, limit, pooled rate or phi depends on a count that suppression hid, and anyone can check them
-    from ``funnel.csv``. (With the true total beside the other units' published counts, a suppressed count
-    could be worked out exactly.) Suppressed units have no rate and take no part in the overdispersion
-    test; a unit whose child-years round to 0 is not plotted.
+    count suppressed or rounded and its child-years rounded. The true pooled rate cannot be used: beside
+    the other units' published counts (a 0 is published exactly) it would give a suppressed count back.
+    Nor can one stand-in for a suppressed count (4, the middle of 1-7): with several units suppressed the
+    pooled rate can be far off (true counts 7, 7, 7 and 19 give a pooled rate 20% low) and a unit inside
+    the true limits is flagged as an outlier. So the pooled rate is known only to lie between
+    ``pooled_rate_low`` (every suppressed count 1) and ``pooled_rate_high`` (every one 7); the funnel is
+    worked out at both ends and at the stand-in (published as ``pooled_rate``, the blue line, and used for
+    the z-scores), and the published limits are the widest of the three: the lower limit the lowest, the
+    upper the highest. A unit is flagged outside only when it lies outside these limits, that is outside
+    the funnel whatever the suppressed counts are (the limits rise with the pooled rate). The
+    overdispersion test reads the units shown, at the stand-in; the widest limits also cover the
+    decisions at both ends. Suppressed units have no rate, so no z-score or flag; a unit whose child-years
+    round to 0 is not plotted. Without suppressed units the three coincide and this is the plain funnel.
     """
     groups = [str(g) for g in raw["group"]]
     observed = [int(o) for o in raw["numerator"]]
     years = [float(n) for n in raw["child_years"]]
     if not suppress:
         result = funnel(groups, observed, years)
+        result = replace(result, pooled_rate_low=result.pooled_rate, pooled_rate_high=result.pooled_rate)
     else:
         counts = [stats.suppress_count(o) for o in observed]
         published_years = [stats.round_exposure(n) for n in years]
-        assumed = sum(stats.SUPPRESSED_STAND_IN if c is None else c for c in counts)
+        shown, hidden = sum(c for c in counts if c is not None), sum(c is None for c in counts)
         exposure = sum(published_years)
-        result = funnel(groups, counts, published_years, target=assumed / exposure if exposure > 0 else math.nan)
+        targets = [
+            (shown + hidden * k) / exposure if exposure > 0 else math.nan
+            for k in (1, stats.SUPPRESSED_STAND_IN, stats.SMALL_COUNT_MAX)
+        ]
+        result = _widest(*(funnel(groups, counts, published_years, target=t) for t in targets))
     points = result.points.assign(suppressed=result.points["observed"].isna())
     return replace(result, points=points[[*FUNNEL_COLUMNS, "suppressed"]])
+
+
+def _widest(low: Funnel, middle: Funnel, high: Funnel) -> Funnel:
+    """``middle`` with the widest limits of the three and the flags they give (see :func:`_published_funnel`)."""
+    points, curve = middle.points.copy(), middle.curve.copy()
+    for frame, name in ((points, "points"), (curve, "curve")):
+        ends = [getattr(f, name) for f in (low, middle, high)]
+        for column in ("lower_95", "lower_998"):
+            frame[column] = pd.concat([e[column] for e in ends], axis=1).min(axis=1, skipna=False)
+        for column in ("upper_95", "upper_998"):
+            frame[column] = pd.concat([e[column] for e in ends], axis=1).max(axis=1, skipna=False)
+    for level in ("95", "998"):
+        outside = (points["rate"] < points[f"lower_{level}"]) | (points["rate"] > points[f"upper_{level}"])
+        points[f"outside_{level}"] = outside.fillna(False).astype(bool)
+    adjustment = middle.adjustment
+    if len({low.adjustment, middle.adjustment, high.adjustment}) > 1:
+        adjustment += " at the stand-in pooled rate; the limits also cover the other decision"
+    return replace(
+        middle,
+        points=points,
+        curve=curve,
+        adjustment=adjustment,
+        pooled_rate_low=low.pooled_rate,
+        pooled_rate_high=high.pooled_rate,
+    )
 
 
 # --- rendering ------------------------------------------------------------------------------------------
@@ -324,14 +386,17 @@ def compare_csv(report: CodingReport) -> str | None:
 
 
 def spc_csv(report: CodingReport) -> str:
-    return to_csv_text(report.spc, SPC_CSV_COLUMNS, ["category", "period"])
+    frame = report.spc.assign(disclosure_control=_disclosure(report))
+    return to_csv_text(frame, SPC_CSV_COLUMNS, ["category", "period"])
 
 
 def funnel_csv(report: CodingReport) -> str:
     summary = report.funnel_summary
     frame = report.funnel.assign(
-        unit=summary["unit"], pooled_rate=summary["pooled_rate"], phi=summary["phi"],
+        unit=summary["unit"], pooled_rate=summary["pooled_rate"], pooled_rate_low=summary["pooled_rate_low"],
+        pooled_rate_high=summary["pooled_rate_high"], phi=summary["phi"],
         overdispersed=summary["overdispersed"], adjustment=summary["adjustment"],
+        disclosure_control=_disclosure(report),
     )  # fmt: skip
     return to_csv_text(frame, FUNNEL_CSV_COLUMNS, ["group"])
 
@@ -378,7 +443,13 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
     sections.append(
         (
             "Provenance",
-            h.provenance_html({**provenance, "options": o.as_dict(), "disclosure_control": _disclosure(report)}),
+            h.provenance_html(
+                {
+                    **provenance,
+                    "options": {**o.as_dict(), **provenance.get("options", {})},
+                    "disclosure_control": _disclosure(report),
+                }
+            ),
         )
     )
     title = f"Safeguarding coding rates, {o.date_from.isoformat()} to {o.date_to.isoformat()}"
@@ -425,11 +496,20 @@ def _funnel_caption(report: CodingReport) -> str:
     if math.isnan(s["pooled_rate"]):
         rounded = " (after rounding to the nearest 5)" if report.options.suppress else ""
         return f"No pooled rate and no limits: no {s['unit']} has child-years in the report's dates{rounded}."
-    return (
+    text = (
         f"Blue line: pooled rate {s['pooled_rate']:.2f} per 1000 child-years. Dashed: 95% "
         f"limits; solid: 99.8% "
         f"limits. Overdispersion phi = {phi}; limits: {s['adjustment']}."
     )
+    hidden = int(report.funnel["suppressed"].sum())
+    if hidden:
+        text += (
+            f" {hidden} {s['unit']}{'' if hidden == 1 else 's'} coded 1 to 7 children (suppressed), so the pooled "
+            f"rate is known only to lie between {s['pooled_rate_low']:.2f} and {s['pooled_rate_high']:.2f}; the "
+            "blue line counts each suppressed count as 4, and the limits are widened to hold at both ends, so a "
+            "unit is marked outside only if it is outside whatever the suppressed counts are."
+        )
+    return text
 
 
 INFINITE_RATIO = (
@@ -513,8 +593,11 @@ def _method_html(report: CodingReport) -> str:
             " Clinician ids are replaced by codes made from a hash of the id (such as C3FA9B2): the same "
             "clinician has the same code in every report."
             if o.pseudonymise_clinicians
-            else ""
+            else " Clinician ids are shown as recorded (--no-pseudonymise-clinicians)."
         ),
+        "Practice and clinician ids are shown only when they look like a code (letters, digits, '.', '_' or '-', "
+        "no spaces, not 10 digits, not a date or postcode, not a patient's identifier in the extract), and sex "
+        "only as F, M, I or U; anything else is counted in the group 'other or not recorded' without its value.",
         "The SPC chart shows the monthly rate with its mean and process limits (mean plus or "
         "minus 2.66 times the "
         "average month-to-month change). A point outside the limits, 7 points in a row on one "
@@ -542,7 +625,8 @@ def _method_html(report: CodingReport) -> str:
 
 
 def check_out_dir(out_dir: str | os.PathLike) -> None:
-    """Stop (exit code 4) if ``out_dir`` is a file, or already holds any file a report writes (rejects.csv too).
+    """Stop (exit code 4) if ``out_dir`` is a file, cannot be created, or already holds any file a report
+    writes (rejects.csv too). Nothing is created: a run stopped by a bad option leaves no empty folder.
 
     An earlier report is never overwritten, and none of its files (a compare.csv, say) is left beside a new
     report that did not write it, where it would pass for part of it.
@@ -552,6 +636,15 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
         raise OutputError(
             Problem(str(directory), "is a file, not a folder", "choose a new --out folder for the report")
         )
+    absolute = directory.absolute()
+    existing = next(d for d in (absolute, *absolute.parents) if d.exists())  # "/" always exists
+    why = None
+    if not existing.is_dir():
+        why = f"{existing} is a file, not a folder"
+    elif not os.access(existing, os.W_OK | os.X_OK):
+        why = f"no permission to write in {existing}"
+    if why:
+        raise OutputError(Problem(str(directory), f"cannot create the report there: {why}", "choose another --out"))
     present = [name for name in (*REPORT_FILES, REJECTS_FILE) if (directory / name).exists()]
     if present:
         raise OutputError(

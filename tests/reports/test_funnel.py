@@ -138,3 +138,34 @@ def test_without_suppression_the_published_funnel_is_the_true_one():
     assert published.pooled_rate == pytest.approx(10.0)
     assert published.points["observed"].tolist() == [10, 20, 31, 39]
     assert not published.points["suppressed"].any()
+
+
+def test_suppressed_counts_do_not_make_a_false_outlier():
+    """Three practices coding 7 children each in 100 child-years (all suppressed) and one coding 19 in 200:
+    the true pooled rate is 40 / 500 = 80 per 1000, and D (95 per 1000) is well inside its limits. Counting
+    each hidden count as 4 made the pooled rate 32 / 500 = 64 and flagged D. Published, the pooled rate is
+    only known to lie between 23 / 500 = 46 and 41 / 500 = 82, and D is flagged only if outside at both."""
+    groups, years = list("ABCD"), [100.0, 100.0, 100.0, 200.0]
+    assert not funnel(groups, [7, 7, 7, 19], years).points["outside_95"].any()  # the truth
+    published = _published(groups, [7, 7, 7, 19], years)
+    assert (published.pooled_rate_low, published.pooled_rate, published.pooled_rate_high) == pytest.approx(
+        (46.0, 64.0, 82.0)
+    )
+    d = published.points.set_index("group").loc["D"]
+    assert (d["observed"], d["rate"]) == (20, pytest.approx(100.0))
+    assert not d["outside_95"] and not d["outside_998"]
+
+
+@pytest.mark.parametrize("hidden", range(1, 8))
+def test_the_published_limits_hold_whatever_the_suppressed_counts_are(hidden):
+    """For every value the hidden counts could take, the exact Poisson limits around the pooled rate it gives
+    (Spiegelhalter's, worked out here from the definition) lie inside the published limits, so a unit flagged
+    in the published funnel is outside whatever the hidden counts are."""
+    groups, years = list("ABCDE"), [100.0, 100.0, 150.0, 200.0, 400.0]
+    published = _published(groups, [3, 5, 7, 19, 0], years).points.set_index("group")
+    theta = (3 * hidden + 20 + 0) / sum(years)  # published counts: 19 -> 20, 0 stays 0
+    for group, n in (("D", 200.0), ("E", 400.0)):
+        for level, (p_low, p_high) in (("95", (0.025, 0.975)), ("998", (0.001, 0.999))):
+            low, high = poisson_limit(theta * n, p_low) / n * 1000, poisson_limit(theta * n, p_high) / n * 1000
+            assert published.loc[group, f"lower_{level}"] <= low + 1e-9
+            assert published.loc[group, f"upper_{level}"] >= high - 1e-9

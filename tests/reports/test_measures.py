@@ -8,10 +8,12 @@ import pytest
 from casefind.errors import OptionError
 from casefind.reports.measures import (
     ANY_CATEGORY,
+    OTHER,
     CodingMeasures,
     ExtractEnd,
     find_extract_end,
     pseudonym_map,
+    publishable_code,
 )
 from casefind.reports.periods import AgeBand, make_periods, range_period
 
@@ -171,7 +173,7 @@ def test_clinician_rows_use_their_home_practice_denominator():
     frame = rates(_practice_extract(), make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",))
     zed = row(frame, "2024-02", breakdown="clinician", group="zed")
     amy = row(frame, "2024-02", breakdown="clinician", group="amy")
-    unknown = row(frame, "2024-02", breakdown="clinician", group="unknown")
+    unknown = row(frame, "2024-02", breakdown="clinician", group="other or not recorded")
     assert (zed.numerator, zed.codes, zed.child_years) == (2, 2, pytest.approx(2 * 29 / 365.25))  # practice A
     assert (amy.numerator, amy.child_years) == (1, pytest.approx(29 / 365.25))  # practice B
     assert unknown.codes == 1
@@ -179,12 +181,12 @@ def test_clinician_rows_use_their_home_practice_denominator():
 
 def test_pseudonyms_come_from_the_id_alone():
     # "C" + the first 6 hex digits of sha256("casefind" NUL id): zed ed0eee6b..., amy 71620d0f...
-    assert pseudonym_map(["zed", "amy", "unknown"]) == {"zed": "CED0EEE", "amy": "C71620D", "unknown": "unknown"}
+    assert pseudonym_map(["zed", "amy", OTHER]) == {"zed": "CED0EEE", "amy": "C71620D", OTHER: OTHER}
     # GP03 keeps its code whoever else is in the report (ranked among those present, it was C03, then C04)
     first = pseudonym_map(["GP01", "GP02", "GP03"])
     second = pseudonym_map(["GP03", "GP07", "GP11", "GP12", "GP13"])
     assert first["GP03"] == second["GP03"] == "CD94673"
-    assert first == {"GP01": "C9E53BB", "GP02": "C2C25E7", "GP03": "CD94673", "unknown": "unknown"}
+    assert first == {"GP01": "C9E53BB", "GP02": "C2C25E7", "GP03": "CD94673", OTHER: OTHER}
     assert pseudonym_map(["GP03"], salt="another salt")["GP03"] != "CD94673"
     frame = rates(
         _practice_extract(),
@@ -193,13 +195,13 @@ def test_pseudonyms_come_from_the_id_alone():
         pseudonymise_clinicians=True,
     )
     groups = set(frame[frame.breakdown == "clinician"].group)
-    assert groups == {"CED0EEE", "C71620D", "unknown"}
+    assert groups == {"CED0EEE", "C71620D", OTHER}
 
 
 def test_pseudonyms_sharing_six_digits_grow_until_they_differ():
     # sha256 of GP00234 starts 336d4e3d..., of GP01824 336d4eb2...: both lengthen to 7 digits, only together
     assert pseudonym_map(["GP00234", "GP01824", "GP03"]) == {
-        "GP00234": "C336D4E3", "GP01824": "C336D4EB", "GP03": "CD94673", "unknown": "unknown",
+        "GP00234": "C336D4E3", "GP01824": "C336D4EB", "GP03": "CD94673", OTHER: OTHER,
     }  # fmt: skip
     assert pseudonym_map(["GP00234", "GP03"])["GP00234"] == "C336D4E"
 
@@ -299,3 +301,62 @@ def test_bad_options_are_user_errors():
         rates(con, make_periods(date(2024, 1, 1), date(2024, 1, 31)), ("postcode",))
     with pytest.raises(OptionError, match="reserved"), CodingMeasures(con, {ANY_CATEGORY: []}, 0, 17, *SPAN):
         pass
+
+
+@pytest.mark.parametrize(
+    ("value", "published"),
+    [
+        ("A81001", True), ("GP03", True), ("PRACT-A", True), ("G7654321", True), ("dr_01.b", True),
+        ("Jane Smith", False), ("9990000026", False), ("999-000-0026", False), ("999 000 0026", False),
+        ("12/03/2015", False), ("2015-03-12", False), ("SW1A1AA", False), ("=cmd()", False), ("", False),
+        (None, False), ("x" * 41, False),
+    ],
+)  # fmt: skip
+def test_only_values_shaped_like_a_code_are_published(value, published):
+    assert publishable_code(value) is published
+
+
+def test_labels_that_could_identify_a_patient_are_grouped_without_their_value():
+    """Sex read in any common spelling is published as one letter; a surname in the sex column, a patient id
+    as a practice, a patient's given name as a clinician all become one group, counted, never shown."""
+    patients = [
+        ("c1", date(2015, 1, 1), None, None, None, " female", "A81001"),
+        ("c2", date(2015, 1, 1), None, None, None, "MALE", "A81001"),
+        ("c3", date(2015, 1, 1), None, None, None, "Quixote", "c1"),
+        ("c4", date(2015, 1, 1), None, None, None, "Indeterminate", "A81001"),
+        ("c5", date(2015, 1, 1), None, None, None, None, "A81001"),
+    ]
+    con = make_connection(patients, [event(f"c{i}", "1001", date(2024, 1, 3), "GP01") for i in range(1, 6)])
+    con.execute("ALTER TABLE patients ADD COLUMN given_name VARCHAR")
+    con.execute("UPDATE patients SET given_name = 'Gp01' WHERE patient_id = 'c5'")  # a child named like GP01
+    with CodingMeasures(con, CATEGORIES, 0, 17, *SPAN) as measures:
+        frame = measures.rates(
+            make_periods(date(2024, 1, 1), date(2024, 1, 31)), ("practice", "clinician", "sex"), suppress=False
+        )
+        notices = measures.label_notices(("practice", "clinician", "sex"))
+    groups = {b: set(frame[frame.breakdown == b].group) for b in ("practice", "clinician", "sex")}
+    assert groups == {"practice": {"A81001", OTHER}, "clinician": {OTHER}, "sex": {"F", "M", "I", OTHER}}
+    assert row(frame, "2024-01", breakdown="sex", group=OTHER).registered_midpoint == 2  # Quixote and none
+    assert notices == [
+        f"1 patient has a practice_id that does not look like a practice code (letters and digits, no spaces, "
+        f"no patient's identifier): counted in the group '{OTHER}', the value not shown.",
+        f"5 coded events have a clinician_id that does not look like a clinician code (letters and digits, no "
+        f"spaces, no patient's identifier): counted in the group '{OTHER}', the value not shown.",
+        f"1 patient has a sex other than F, M, I or U (or Female, Male, Indeterminate, Unknown): counted in the "
+        f"group '{OTHER}', the value not shown.",
+    ]
+
+
+def test_a_29_february_birthday_is_on_1_march_in_other_years_as_build_list_reads_it():
+    """Born 2016-02-29: build-list's age rule makes the child 9 on 2025-03-01, not on 2025-02-28, so in a
+    9-17 report a code on 28 February 2025 falls outside the age range and one on 1 March inside it."""
+    con = make_connection(
+        [("leap", date(2016, 2, 29), None, None, None, "F", "A81001")],
+        [event("leap", "1001", date(2025, 2, 28)), event("leap", "2001", date(2025, 3, 1))],
+    )
+    with CodingMeasures(con, CATEGORIES, 9, 17, *SPAN) as measures:
+        frame = measures.rates(make_periods(date(2025, 2, 1), date(2025, 3, 31)), suppress=False)
+    assert row(frame, "2025-02", "cp_plan").numerator == 0
+    assert row(frame, "2025-02").child_years == 0
+    assert row(frame, "2025-03", "cause_for_concern").numerator == 1
+    assert row(frame, "2025-03").child_years == pytest.approx(31 / 365.25)

@@ -14,7 +14,7 @@ from casefind.errors import OptionError, OutputError
 from casefind.reports import ANY_CATEGORY, build_coding_report, render_html, write_report
 from casefind.reports.html import LINE
 from casefind.reports.measures import find_extract_end
-from casefind.reports.report import compare_csv, rates_csv, spc_csv
+from casefind.reports.report import DISCLOSURE_ON, compare_csv, rates_csv, spc_csv
 from casefind.reports.spc import xmr
 from casefind.reports.tidy_csv import format_cell
 
@@ -37,7 +37,7 @@ def extract(categories=CATEGORIES):
         for j in range(i % 4):
             day = date(2023, 1, 1) + timedelta(days=(i * 53 + j * 191) % 730)
             code = [c for codes in categories.values() for _, c in codes][(i + j) % 3]
-            events.append(event(f"p{i:03d}", code, day, ["=cmd()", "dr b", None][(i + j) % 3]))
+            events.append(event(f"p{i:03d}", code, day, ["=cmd()", "GP02", None][(i + j) % 3]))
     return make_connection(patients, events)
 
 
@@ -92,14 +92,16 @@ def test_csv_cells_are_fixed_and_formula_safe():
     assert format_cell(date(2024, 2, 29)) == "2024-02-29"
 
 
-def test_pseudonymised_report_has_no_clinician_ids():
-    report = build(pseudonymise_clinicians=True, funnel_unit="clinician")
+def test_clinicians_are_pseudonymised_by_default():
+    report = build(funnel_unit="clinician")
     html = render_html(report, PROVENANCE)
     csv_text = rates_csv(report)
-    for real in ("cmd()", "dr b"):
+    for real in ("cmd()", "GP02"):
         assert real not in html and real not in csv_text
-    # sha256("casefind" NUL "=cmd()") starts a8996958..., of "dr b" 7fc54f42...
-    assert set(report.rates[report.rates.breakdown == "clinician"].group) == {"CA89969", "C7FC54F", "unknown"}
+    # sha256("casefind" NUL "GP02") starts 2c25e7...; "=cmd()" is no clinician code, so it is not even hashed
+    assert set(report.rates[report.rates.breakdown == "clinician"].group) == {"C2C25E7", "other or not recorded"}
+    shown = build(funnel_unit="clinician", pseudonymise_clinicians=False)
+    assert set(shown.rates[shown.rates.breakdown == "clinician"].group) == {"GP02", "other or not recorded"}
 
 
 def test_html_escapes_text_and_references_nothing_external():
@@ -145,7 +147,7 @@ def steady_extract(coded=CODED_PER_MONTH, code="1001"):
     events, child = [], 0
     for month, count in coded.items():
         for _ in range(count):
-            events.append(event(f"c{child:04d}", code, date(2024, month, 10), "dr a"))
+            events.append(event(f"c{child:04d}", code, date(2024, month, 10), "GP01"))
             child += 1
     return make_connection(patients, events)
 
@@ -162,15 +164,15 @@ def caption(html_text, section):
 def test_spc_with_a_suppressed_month_has_no_lines_and_says_why():
     report = steady_report()
     lines = spc_csv(report).splitlines()
-    assert lines[0].endswith(",special_cause,suppressed")
+    assert lines[0].endswith(",special_cause,suppressed,disclosure_control")
     # child-years: 1200 x 31 / 365.25 = 101.8 -> 100 (January), 29 days -> 95.3 -> 95, 30 days -> 98.6 -> 100
     assert [line for line in lines if line.startswith(ANY_CATEGORY)] == [
-        f"{ANY_CATEGORY},2024-01,100.0000,,,,,,,,false,false,false,false,false,false",
-        f"{ANY_CATEGORY},2024-02,,,,,,,,,false,false,false,false,false,true",
-        f"{ANY_CATEGORY},2024-03,0.0000,,,,,,,,false,false,false,false,false,false",
-        f"{ANY_CATEGORY},2024-04,100.0000,,,,,,,,false,false,false,false,false,false",
-        f"{ANY_CATEGORY},2024-05,0.0000,,,,,,,,false,false,false,false,false,false",
-        f"{ANY_CATEGORY},2024-06,100.0000,,,,,,,,false,false,false,false,false,false",
+        f"{ANY_CATEGORY},2024-01,100.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
+        f"{ANY_CATEGORY},2024-02,,,,,,,,,false,false,false,false,false,true,{DISCLOSURE_ON}",
+        f"{ANY_CATEGORY},2024-03,0.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
+        f"{ANY_CATEGORY},2024-04,100.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
+        f"{ANY_CATEGORY},2024-05,0.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
+        f"{ANY_CATEGORY},2024-06,100.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
     ]
     html_text = render_html(report, PROVENANCE)
     assert caption(html_text, "monthly-rate--spc-chart") == (
@@ -278,36 +280,37 @@ def test_dates_after_the_extract_are_cut_off_and_said_so():
 
 def test_an_event_dated_after_today_does_not_stop_the_cut():
     con = steady_extract()  # the latest code is on 2024-06-10
-    con.execute("INSERT INTO events VALUES ('c0000', '1001', 'snomed', DATE '2099-03-01', NULL, NULL, 'dr a')")
-    end = find_extract_end(con, today=date(2024, 7, 1))
+    con.execute("INSERT INTO events VALUES ('c0000', '1001', 'snomed', DATE '2099-03-01', NULL, NULL, 'GP01')")
+    end = find_extract_end(con, as_of=date(2024, 7, 1))
     report = build_coding_report(con, CATEGORIES, 0, 17, date(2024, 1, 1), date(2024, 9, 30), extract_end=end)
     assert report.notices == (
-        "1 event is dated 2099-03-01, after the day the report was run (2024-07-01); it was not used to find the "
+        "1 event is dated 2099-03-01, after the as-of date (2024-07-01); it was not used to find the "
         "extract's latest event date: such dates are typing errors or planned items.",
         "The report ends on 2024-06-10, the extract's latest event date, not on --to 2024-09-30: the extract "
         "holds no codes after it, so later days would read as days with none.",
     )
     assert report.rates.period_end.max() == date(2024, 6, 10)
     options = report.options.as_dict()
-    assert (options["date_to"], options["extract_end"], options["events_after_today"]) == (
+    assert (options["date_to"], options["extract_end"], options["events_after_as_of"], options["as_of"]) == (
         "2024-06-10",
         "2024-06-10",
         1,
+        "2024-07-01",
     )
     assert html.unescape(render_html(report, PROVENANCE)).count("1 event is dated 2099-03-01") == 1
 
 
 def test_when_every_event_is_after_today_the_dates_are_not_cut():
     con = steady_extract()  # 34 events, 2024-01-10 to 2024-06-10
-    end = find_extract_end(con, today=date(2023, 12, 31))
+    end = find_extract_end(con, as_of=date(2023, 12, 31))
     report = build_coding_report(con, CATEGORIES, 0, 17, date(2023, 1, 1), date(2024, 9, 30), extract_end=end)
     assert report.notices == (
-        "34 events are dated after the day the report was run (2023-12-31), the latest 2024-06-10; they were not "
+        "34 events are dated after the as-of date (2023-12-31), the latest 2024-06-10; they were not "
         "used to find the extract's latest event date: such dates are typing errors or planned items. No event is "
         "dated on or before 2023-12-31, so the report's dates are not cut to the extract's end.",
     )
     options = report.options.as_dict()
-    assert (options["date_to"], options["extract_end"], options["events_after_today"]) == ("2024-09-30", None, 34)
+    assert (options["date_to"], options["extract_end"], options["events_after_as_of"]) == ("2024-09-30", None, 34)
 
 
 @pytest.mark.parametrize(
