@@ -102,6 +102,7 @@ _T_MATCHED = "_casefind_report_matched"
 _T_PERIODS = "_casefind_report_periods"
 _T_BANDS = "_casefind_report_bands"
 _T_PRACTICES = "_casefind_report_practice_labels"
+_T_GROUPED = "_casefind_report_patients"  # the dates the report reads, with the published practice and sex
 _T_CLINICIANS = "_casefind_report_clinician_labels"
 _FAR_PAST = "DATE '0001-01-01'"
 _FAR_FUTURE = "DATE '9999-12-31'"
@@ -248,7 +249,7 @@ class CodingMeasures:
         return self
 
     def __exit__(self, *exc) -> None:
-        for table in (_T_CODES, _T_MATCHED, _T_PERIODS, _T_BANDS, _T_PRACTICES, _T_CLINICIANS):
+        for table in (_T_CODES, _T_MATCHED, _T_PERIODS, _T_BANDS, _T_PRACTICES, _T_CLINICIANS, _T_GROUPED):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
 
     @property
@@ -383,11 +384,10 @@ class CodingMeasures:
             SELECT DISTINCT e.patient_id, e.date AS event_date, e.clinician_id AS clinician_raw,
                    lower(e.code_system) AS code_system, e.code,
                    c.categories, p.date_of_birth, p.registered_from, p.registered_to, p.date_of_death,
-                   coalesce(pl.label, '{OTHER}') AS practice, {sex_label_sql("p.sex")} AS sex
+                   p.practice, p.sex
             FROM events e
             JOIN {_T_CODES} c ON lower(e.code_system) = c.code_system AND e.code = c.code
-            JOIN patients p ON p.patient_id = e.patient_id
-            LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id
+            JOIN {_T_GROUPED} p ON p.patient_id = e.patient_id
             WHERE e.date BETWEEN $span_start AND $span_end
               AND e.date BETWEEN {_start_sql("p", "$age_min")} AND {_end_sql("p", "$age_max")}""",
             {
@@ -409,8 +409,16 @@ class CodingMeasures:
         )
 
     def _create_patient_labels(self) -> None:
-        """The practices' published labels, and how many patients have a practice or sex not published."""
+        """The practices' published labels, how many patients have a practice or sex not published, and
+        ``_T_GROUPED``: each patient's dates with the published practice and sex, worked out once for the
+        denominators and the matched events (each child-years pass would otherwise join and relabel)."""
         self._create_label_table(_T_PRACTICES, "SELECT DISTINCT practice_id FROM patients")
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_T_GROUPED} AS
+            SELECT p.patient_id, p.date_of_birth, p.registered_from, p.registered_to, p.date_of_death,
+                   coalesce(pl.label, '{OTHER}') AS practice, {sex_label_sql("p.sex")} AS sex
+            FROM patients p LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id"""
+        )
         [(self._hidden_practices, self._hidden_sexes)] = self.con.execute(
             f"""SELECT count(*) FILTER (WHERE pl.label = '{OTHER}'),
                        count(*) FILTER (WHERE trim(p.sex) <> '' AND {sex_label_sql("p.sex")} = '{OTHER}')
@@ -509,9 +517,9 @@ class CodingMeasures:
         self._create_bands_table(bands)
         return self.con.execute(
             f"""WITH spells AS (
-                SELECT coalesce(pl.label, '{OTHER}') AS practice, {sex_label_sql("p.sex")} AS sex,
+                SELECT p.practice, p.sex,
                        b.label AS band, {_start_sql("p", "b.low")} AS s, {_end_sql("p", "b.high")} AS e
-                FROM patients p LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id CROSS JOIN {_T_BANDS} b)
+                FROM {_T_GROUPED} p CROSS JOIN {_T_BANDS} b)
             SELECT per.label AS period, practice, sex, band,
                    sum(date_diff('day', greatest(s, per.ps), least(e, per.pe)) + 1)::BIGINT AS child_days,
                    count(*) FILTER (WHERE per.mid BETWEEN s AND e)::BIGINT AS registered_midpoint
