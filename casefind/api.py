@@ -78,6 +78,14 @@ def _meeting_date(as_of: date | None) -> date:
     return as_of
 
 
+def _mapping_provenance(mapping: str | Path | None) -> dict[str, str] | None:
+    """The ``--mapping`` file as provenance records it: its name and SHA-256 (None without one)."""
+    if mapping is None:
+        return None
+    mapping = Path(mapping)
+    return {"file": mapping.name, "sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
+
+
 def run_info(
     extract: Extract,
     protocol: Protocol,
@@ -92,10 +100,6 @@ def run_info(
 ) -> RunInfo:
     """The list's provenance: its inputs (the ``mapping`` file by name and SHA-256 too) and the options that
     change it, enough to run it again."""
-    mapping_file = None
-    if mapping is not None:
-        mapping = Path(mapping)
-        mapping_file = {"file": mapping.name, "sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
     return RunInfo(
         as_of=as_of,
         protocol_name=protocol.name,
@@ -109,7 +113,7 @@ def run_info(
         population=population,
         listed=listed,
         warnings=tuple(str(w) for w in extract.warnings),
-        mapping_file=mapping_file,
+        mapping_file=_mapping_provenance(mapping),
         skip_bad_rows=skip_bad_rows,
         show_all=show_all,
         full=full,
@@ -167,10 +171,7 @@ def coding_report(
             Problem("", "no codelist has a report_category", "add 'report_category: NAME' to the codelists to count")
         )
     extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
-    mapping_file = None
-    if mapping is not None:  # read by now, so it exists
-        mapping = Path(mapping)
-        mapping_file = {"file": mapping.name, "sha256": hashlib.sha256(mapping.read_bytes()).hexdigest()}
+    mapping_file = _mapping_provenance(mapping)  # read by now, so it exists
     report = reports.build_coding_report(
         extract.con,
         categories,

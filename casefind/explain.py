@@ -170,6 +170,7 @@ def _summary(w: _Words) -> list[str]:
     pregnancy = [c.id for c in protocol.criteria if c.lists_adults]
     carried = w.reached[w.reached["criterion_id"].isin(pregnancy)]
     threshold = f"needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones that count"
+    met_ids = set(w.mine["criterion_id"])
     if w.patient_id in w.ranks.index:
         rank = w.ranks.loc[w.patient_id]
         summary.append(f"Listed: rank {rank['rank']} (family {rank['family_rank']}), tier {entry.iloc[0]['tier']}.")
@@ -189,7 +190,7 @@ def _summary(w: _Words) -> list[str]:
             f"Not listed: outside the population's age range ({protocol.population.min_age}-"
             f"{protocol.population.max_age}); only pregnancy criteria can list them."
         )
-    elif held := [c.id for c in protocol.criteria if c.requires_concern and c.id in set(w.mine["criterion_id"])]:
+    elif held := [c.id for c in protocol.criteria if c.requires_concern and c.id in met_ids]:
         summary.append(
             f"Not listed: {', '.join(held)} met but held back, with no professional-concern flag on the child or "
             f"family ({threshold})."
@@ -271,12 +272,12 @@ def _sibling_not_read(w: _Words, sibling: str) -> str | None:
     row = known[known["patient_id"] == sibling]
     if row.empty:
         return "no record in the patients file"
-    exclusion, age = row.iloc[0]["exclusion"], row.iloc[0]["age"]
-    if isinstance(exclusion, str):
-        return exclusion
-    population = w.protocol.population
-    if not population.min_age <= age <= population.max_age:
-        return f"age {age}, outside {population.min_age}-{population.max_age}"
+    sibling_row = row.iloc[0]
+    if isinstance(sibling_row["exclusion"], str):
+        return sibling_row["exclusion"]
+    if not sibling_row["in_age_range"]:  # as the engine worked it out for the population
+        population = w.protocol.population
+        return f"age {sibling_row['age']}, outside {population.min_age}-{population.max_age}"
     return None
 
 
@@ -289,10 +290,8 @@ def _missed_days(c: MissedAppointments, patient_id: str, window_start, detail: d
     latest = detail["latest"]
     own = (latest["patient_id"] == patient_id) & (latest["criterion_id"] == c.id)
     coded = latest[own & (latest["role"] == "start")]
-    for dates in coded["dates"]:
-        days |= {
-            day for day in (pd.Timestamp(d).date() for d in (dates if dates is not None else [])) if day >= window_start
-        }
+    for dates in coded["dates"].dropna():  # already those in the criterion's window (``_scan_latest``)
+        days |= {pd.Timestamp(d).date() for d in dates}
     return days
 
 

@@ -48,13 +48,13 @@ def atomic_write_all(contents: dict[Path, bytes], *, overwrite: bool = True) -> 
             staged[path] = _staged(path, data)
         for path, tmp in staged.items():
             try:
-                if overwrite and path.exists():
-                    aside[path] = tmp + ".old"
-                    os.replace(path, aside[path])
-                if overwrite:
-                    os.replace(tmp, path)
-                else:
+                if not overwrite:
                     os.link(tmp, path)  # fails if another writer created it meanwhile
+                else:
+                    if path.exists():
+                        aside[path] = tmp + ".old"
+                        os.replace(path, aside[path])
+                    os.replace(tmp, path)
                 placed.append(path)
             except OSError as exc:
                 for done in placed:

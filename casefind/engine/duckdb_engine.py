@@ -543,7 +543,7 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
         [ids],
     ).df()
     relatives = con.execute(
-        "SELECT patient_id, exclusion, age FROM people WHERE list_contains(?, patient_id)", [ids]
+        "SELECT patient_id, exclusion, age, in_age_range FROM people WHERE list_contains(?, patient_id)", [ids]
     ).df()
     appointments = con.execute(
         "SELECT date, status FROM appointments WHERE patient_id = ? AND date <= ? ORDER BY date", [patient_id, as_of]
