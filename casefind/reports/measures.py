@@ -13,7 +13,9 @@ Definitions (all dates inclusive):
 * **Child-years**: days eligible within the period / 365.25.
 * **Registered at midpoint**: children eligible on the period's middle day; **cohort numerator**: those of
   them in the numerator, so ``proportion = cohort_numerator / registered_midpoint`` is a true proportion
-  (Wilson interval).
+  (Wilson interval). By age band, the numerator follows the child's age on the day of each code and the
+  cohort their age on the midpoint, so a child who moves up a band during the period is in the proportion
+  of the band they are in at the midpoint, with every code of the period.
 * "any safeguarding code" is the union of all categories: a child counts once, an event once.
 * **Clinician** rows count the codes each clinician recorded; their child-year denominator is that of the
   clinician's *home practice*: the practice whose children received most of the clinician's codes in the
@@ -529,17 +531,22 @@ class CodingMeasures:
         ).df()
 
     def _numerators(self, group_sql: str, bands: Sequence[AgeBand]) -> pd.DataFrame:
-        """Distinct children, codes and midpoint-cohort children per period x category x group."""
+        """Distinct children, codes and midpoint-cohort children per period x category x group.
+
+        A code counts in the band of the child's age on its day (numerator, codes); the cohort numerator
+        counts the child in the band of their age on the period's midpoint, as ``registered_midpoint`` does,
+        whatever their age when coded: a child coded at 4 and 5 by the midpoint is in the 5-9 proportion."""
         self._create_bands_table(bands)
+        coded_in_band = f"m.event_date BETWEEN {_start_sql('m', 'b.low')} AND {_end_sql('m', 'b.high')}"
+        mid_in_band = f"per.mid BETWEEN {_start_sql('m', 'b.low')} AND {_end_sql('m', 'b.high')}"
         return self.con.execute(
             f"""WITH m AS (SELECT *, unnest(list_append(categories, $any)) AS category FROM {_T_MATCHED})
             SELECT per.label AS period, m.category, {group_sql} AS "group",
-                   count(DISTINCT m.patient_id)::BIGINT AS numerator, count(*)::BIGINT AS codes,
-                   count(DISTINCT m.patient_id) FILTER (
-                       WHERE per.mid BETWEEN {_start_sql("m", "b.low")} AND {_end_sql("m", "b.high")})::BIGINT
-                       AS cohort_numerator
+                   count(DISTINCT m.patient_id) FILTER (WHERE {coded_in_band})::BIGINT AS numerator,
+                   count(*) FILTER (WHERE {coded_in_band})::BIGINT AS codes,
+                   count(DISTINCT m.patient_id) FILTER (WHERE {mid_in_band})::BIGINT AS cohort_numerator
             FROM m JOIN {_T_PERIODS} per ON m.event_date BETWEEN per.ps AND per.pe
-            JOIN {_T_BANDS} b ON m.event_date BETWEEN {_start_sql("m", "b.low")} AND {_end_sql("m", "b.high")}
+            JOIN {_T_BANDS} b ON {coded_in_band} OR {mid_in_band}
             GROUP BY ALL""",
             {"any": ANY_CATEGORY},
         ).df()

@@ -585,7 +585,8 @@ def _method_html(report: CodingReport) -> str:
         "The rate is children coded per 1000 child-years, with an exact (Poisson) 95% confidence interval.",
         "The proportion is, of the children registered on the middle day of the period, the "
         "share coded during "
-        "the period, with a Wilson 95% interval.",
+        "the period, with a Wilson 95% interval. By age band, a child's numerator counts in the band of their "
+        "age when coded, their proportion in the band of their age on the middle day.",
         "Clinician rates use the child-years of the clinician's main practice (where most of "
         "their codes were "
         "recorded), because clinicians do not have registered lists."

@@ -169,6 +169,27 @@ def test_practice_sex_and_age_band_breakdowns():
     assert row(frame, "2024-02", breakdown="age_band", group="00-11").child_years == 0
 
 
+def test_a_child_who_moves_up_a_band_counts_in_the_proportion_of_their_midpoint_band():
+    # Born 1 March 2019: aged 4 when coded on 10 Feb 2024, aged 5 at 2024's midpoint (1 July).
+    # Rates follow the age at the code (the 00-04 band); the proportion follows the midpoint census, so the
+    # child is the 05-17 band's cohort and coded in the period: 1 of 1, not 0 of 1.
+    con = make_connection(
+        [("c1", date(2019, 3, 1), None, None, None, "F", "P1")],
+        [event("c1", "1001", date(2024, 2, 10))],
+    )
+    frame = rates(
+        con,
+        make_periods(date(2024, 1, 1), date(2024, 12, 31), "year"),
+        ("age_band",),
+        age_bands=[AgeBand(0, 4), AgeBand(5, 17)],
+    )
+    young = row(frame, "2024", breakdown="age_band", group="00-04")
+    older = row(frame, "2024", breakdown="age_band", group="05-17")
+    assert (young.numerator, young.codes, young.registered_midpoint, young.cohort_numerator) == (1, 1, 0, 0)
+    assert (older.numerator, older.codes, older.registered_midpoint, older.cohort_numerator) == (0, 0, 1, 1)
+    assert older.proportion == pytest.approx(1.0)
+
+
 def test_clinician_rows_use_their_home_practice_denominator():
     frame = rates(_practice_extract(), make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",))
     zed = row(frame, "2024-02", breakdown="clinician", group="zed")
