@@ -52,15 +52,20 @@ def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV, every text cell neutralised (``files.neutralise_formula``). A carriage return inside a cell is
-    written as a line feed: Python's csv module quotes a cell holding the line terminator (LF) but not a bare
-    CR, which a spreadsheet reads as a new row, so ``x\r=1+1`` would put ``=1+1`` at the start of a cell."""
-    text = _text_frame(frame).map(neutralise_formula).map(_cr_as_lf)
+    """CSV, every text cell neutralised (``files.neutralise_formula``), then made safe to split (``_csv_cell``)."""
+    text = _text_frame(frame).map(neutralise_formula).map(_csv_cell)
     return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
 
 
-def _cr_as_lf(value):
-    return value.replace("\r\n", "\n").replace("\r", "\n") if isinstance(value, str) else value
+def _csv_cell(value):
+    """A carriage return inside a cell is written as a line feed: Python's csv module quotes a cell holding
+    the line terminator (LF) but not a bare CR, which a spreadsheet reads as a new row, so ``x\r=1+1`` would
+    put ``=1+1`` at the start of a cell. A NUL byte (a corrupt export's) is written as U+FFFD, as the terminal
+    shows it: spreadsheets and many CSV readers stop a cell or the file at a NUL, losing what follows. The
+    Parquet and JSON lists keep it as it is; Excel's own escape keeps it in ``.xlsx``."""
+    if not isinstance(value, str):
+        return value
+    return value.replace("\r\n", "\n").replace("\r", "\n").replace("\x00", "\ufffd")
 
 
 def _json_records(frame: pd.DataFrame) -> list[dict]:

@@ -115,6 +115,16 @@ def test_csv_neutralises_plus_tab_and_carriage_return(case_list, tmp_path):
     assert not any(cell.startswith(("=", "+", "-", "@")) for row in body for cell in row)
 
 
+def test_csv_writes_a_nul_byte_as_the_replacement_character(case_list, tmp_path):
+    entries = case_list.entries.copy()
+    entries.loc[entries.index[0], "family_name"] = "Smi\x00th"  # a corrupt export: a reader stops at the NUL
+    path = export.write_list(dataclasses.replace(case_list, entries=entries), tmp_path / "list.csv")
+    data = path.read_bytes()
+    assert b"\x00" not in data
+    rows = list(csv.DictReader(path.open(newline="", encoding="utf-8")))
+    assert rows[0]["family_name"] == "Smi\ufffdth" and len(rows) == len(entries)
+
+
 def test_xlsx_quote_prefixes_plus_tab_and_carriage_return(case_list, tmp_path):
     openpyxl = pytest.importorskip("openpyxl")
     from openpyxl.utils.escape import unescape  # the file stores "\r" as "_x000D_", which openpyxl leaves as is
