@@ -5,14 +5,14 @@ words them."""
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import date
 
 import pandas as pd
 
 from casefind.errors import Problem
 from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, MissedAppointments, NewBirth, Protocol
-from casefind.ranking import Ranked
+from casefind.ranking import Ranked, evidence_table
 from casefind.results import Evaluation
 from casefind.schema import TABLES
 
@@ -26,7 +26,7 @@ ID_COLUMNS = tuple(dict.fromkeys(c.name for t in TABLES.values() for c in t.colu
 class CriterionExplanation:
     criterion_id: str
     label: str
-    status: str  # counted | held back ... | met, but the patient cannot be listed ... | CARRIED | not met
+    status: str  # counted | held back ... | met, but this patient cannot be listed ... | CARRIED | not met
     reasons: tuple[str, ...]
 
 
@@ -134,6 +134,26 @@ class _Words:
         self.everyone = everyone
         self.ranks = listed.entries.set_index("patient_id")[["rank", "family_rank"]]
         self.eligible = not isinstance(self.person["exclusion"], str) and bool(self.person["in_age_range"])
+        # Whether each criterion met could count for this patient, as the ranking decides it: an adult outside
+        # the age range (not the case for her unborn baby) or an excluded patient cannot be listed, however
+        # many concern flags there are, so nothing of theirs is held back for want of one.
+        scored = evidence_table(replace(evaluation, hits=self.mine), protocol, as_of)
+        countable = scored[scored["eligible"]]
+        self.countable = set(countable["criterion_id"])
+        self.held_back = set(countable.loc[countable["held_back"], "criterion_id"])
+
+    def why_unlisted(self) -> str:
+        """Why a criterion met cannot count for this patient: their exclusion, or the age range."""
+        if isinstance(self.person["exclusion"], str):
+            return _exclusion(self.person, self.protocol, self.as_of)
+        population = self.protocol.population
+        outside = f"outside the population's age range ({population.min_age}-{population.max_age})"
+        if self.expectant:
+            return (
+                f"{outside}; as the case for her unborn baby, only pregnancy criteria and parental criteria read "
+                "from her own record count"
+            )
+        return outside
 
     def child_state(self, child: str) -> str:
         if child in self.ranks.index:
@@ -170,7 +190,6 @@ def _summary(w: _Words) -> list[str]:
     pregnancy = [c.id for c in protocol.criteria if c.lists_adults]
     carried = w.reached[w.reached["criterion_id"].isin(pregnancy)]
     threshold = f"needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones that count"
-    met_ids = set(w.mine["criterion_id"])
     if w.patient_id in w.ranks.index:
         rank = w.ranks.loc[w.patient_id]
         summary.append(f"Listed: rank {rank['rank']} (family {rank['family_rank']}), tier {entry.iloc[0]['tier']}.")
@@ -190,7 +209,7 @@ def _summary(w: _Words) -> list[str]:
             f"Not listed: outside the population's age range ({protocol.population.min_age}-"
             f"{protocol.population.max_age}); only pregnancy criteria can list them."
         )
-    elif held := [c.id for c in protocol.criteria if c.requires_concern and c.id in met_ids]:
+    elif held := [c.id for c in protocol.criteria if c.id in w.held_back]:
         summary.append(
             f"Not listed: {', '.join(held)} met but held back, with no professional-concern flag on the child or "
             f"family ({threshold})."
@@ -213,8 +232,10 @@ def _met(w: _Words, c, met: pd.DataFrame, carried: pd.DataFrame) -> CriterionExp
     texts = list(shown["text"]) if len(shown) else [_hit_text(r) for r in met.itertuples()]
     if len(shown):
         status = "counted"
-    elif c.requires_concern and not w.person["concerned"]:
+    elif c.id in w.held_back:
         status = "held back: needs a professional-concern flag on the child or family"
+    elif c.id not in w.countable:
+        status = f"met, but this patient cannot be listed for it: {w.why_unlisted()}"
     else:
         status = "met, but this patient cannot be listed for it"
     if c.lists_adults and w.expectant and met["via_patient_id"].isna().any():

@@ -140,7 +140,7 @@ def test_an_excluded_child_on_a_cp_plan_is_told_the_real_reason(make_extract, pa
     result = api.explain(folder, patient, rules=parse_protocol(EXCLUSIONS), as_of=AS_OF)
     assert result.summary[1:] == (why, "Professional concern: none")
     cp = {c.criterion_id: c for c in result.criteria}["cp"]
-    assert cp.status == "met, but this patient cannot be listed for it"
+    assert cp.status == f"met, but this patient cannot be listed for it: {why.removeprefix('Not listed: ')[:-1]}"
 
 
 def test_a_death_with_no_limit_in_the_protocol(make_extract):
@@ -226,4 +226,63 @@ criteria:
     assert sib.reasons == (
         "sibling (patient left): not read, since a sibling's record counts only while the sibling could be listed "
         "(not registered on the as-of date)",
+    )
+
+
+# The domestic abuse criterion read from the adult's own record too, as the default protocol's parental risk
+# factors are.
+OWN_RECORD = PROTOCOL.replace("record: [parent, household_adult]", "record: [own, parent, household_adult]")
+
+
+def test_an_adult_meeting_a_concern_gated_criterion_cannot_be_listed_rather_than_held_back(extract):
+    """A parent outside the age range can never be listed, however many concern flags there are, so their own
+    record's criterion is not "held back" for want of one; the child it reaches still is."""
+    rules = parse_protocol(OWN_RECORD)
+    mum = api.explain(extract, "mum", rules=rules, as_of=AS_OF)
+    da = {c.criterion_id: c for c in mum.criteria}["da"]
+    assert da.status == "met, but this patient cannot be listed for it: outside the population's age range (0-17)"
+    assert da.reasons == (
+        "own record: Victim of domestic abuse (879911000000102) on 2026-04-01",
+        "carried to patient kid (as their mother; not listed)",
+    )
+    assert mum.summary[1] == (
+        "Not listed: outside the population's age range (0-17); only pregnancy criteria can list them."
+    )
+    assert not any("held back" in line for line in mum.summary)
+
+    kid = {c.criterion_id: c for c in api.explain(extract, "kid", rules=rules, as_of=AS_OF).criteria}
+    assert kid["da"].status == "held back: needs a professional-concern flag on the child or family"
+
+
+EXPECTANT = """
+name: explain expectant
+version: "1"
+codelists:
+  booking: {codes: [{code: "169711001", term: "Antenatal booking examination"}]}
+  da: {codes: [{code: "879911000000102", term: "Victim of domestic abuse"}]}
+criteria:
+  - {id: anc, label: Pregnant, kind: antenatal_booking, booking: booking, window: 9 months, weight: 2,
+     tier: significant, lists_adults: true, requires_concern: true}
+  - {id: da, label: Domestic abuse, kind: coded_in_window, codes: da, window: 12 months, record: [own],
+     requires_concern: true, weight: 6, tier: significant}
+"""
+
+
+def test_an_expectant_adult_is_held_back_only_for_what_could_list_her(make_extract):
+    """Above the age range, a woman with no child linked is the case for her unborn baby: her pregnancy
+    criterion waits for a concern flag, but her own-record criterion could never list her, flag or not."""
+    folder = make_extract(
+        patients="patient_id | date_of_birth\nalone | 1995-01-01",
+        events="patient_id | code | date\nalone | 169711001 | 2026-10-01\nalone | 879911000000102 | 2026-06-01",
+    )
+    result = api.explain(folder, "alone", rules=parse_protocol(EXPECTANT), as_of=AS_OF)
+    by_id = {c.criterion_id: c for c in result.criteria}
+    assert by_id["anc"].status == "held back: needs a professional-concern flag on the child or family"
+    assert by_id["da"].status == (
+        "met, but this patient cannot be listed for it: outside the population's age range (0-17); as the case "
+        "for her unborn baby, only pregnancy criteria and parental criteria read from her own record count"
+    )
+    assert result.summary[1] == (
+        "Not listed: anc met but held back, with no professional-concern flag on the child or family (needs one "
+        "significant criterion or 4 minor ones that count)."
     )
