@@ -14,6 +14,8 @@ Rules (the README's "Ranking" section says the same):
   several routes (mother and father) counts once, with its most recent evidence. Every component is shown.
 * **Order**: families by their highest-ranked child; children within a family by score. Ties break by
   the most recent evidence (newest first), then patient_id (text order), so the order is total.
+* **Linked adults** read in one order wherever they are shown (a child's ``linked_adults``, the family's
+  Adults line, the adults in JSON and Excel): see ``_in_adult_order``.
 """
 
 from __future__ import annotations
@@ -251,12 +253,25 @@ def _adult_links(evaluation: Evaluation, child_ids: list[str]) -> pd.DataFrame:
     return links[links["role"].isin(["parent", "household_adult"]) & isin(links["child_id"], child_ids)]
 
 
+def _in_adult_order(adults: pd.DataFrame, group: list[str]) -> pd.DataFrame:
+    """``adults`` (``relative_id``, ``relation``, ``role``) within each ``group`` in the order every list shows
+    linked adults: parents (an explicit parent-type link) before household adults and members, then by the
+    relationship as written ('carer', 'father', 'mother', 'step parent': alphabetical, so that no spelling of
+    a relationship needs a rank of its own), then patient_id. The order depends on nothing but the links, so
+    a child's ``linked_adults`` and the family's Adults line agree and every run gives the same.
+    """
+    keyed = adults.assign(_household=(adults["role"] != "parent").to_numpy())
+    keys = [*group, "_household", "relation", "relative_id"]
+    return keyed.sort_values(keys, kind="mergesort").drop(columns="_household")
+
+
 def _linked_adults_text(
     evaluation: Evaluation, links: pd.DataFrame, entries: pd.DataFrame, adults: pd.DataFrame, full: bool
 ) -> list:
     """Per child: its linked adults (``links``) as 'mother (patient P9): risk factors', names only when
-    ``full``."""
+    ``full``, in ``_in_adult_order``."""
     links = links.drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
+    links = _in_adult_order(links, ["child_id"])
     if links.empty:
         return [""] * len(entries)
     names = _names(evaluation, links["relative_id"]) if full else None
@@ -307,7 +322,7 @@ def _order(entries: pd.DataFrame) -> pd.DataFrame:
 
 def _adults(evaluation: Evaluation, links: pd.DataFrame, entries: pd.DataFrame, evidence: pd.DataFrame) -> pd.DataFrame:
     """Linked adults (``links``: parents, household adults) of listed children, with what reached the
-    children."""
+    children: by family, then in ``_in_adult_order``."""
     columns = ["family_rank", "family_id", "patient_id", "relation", "children", "risk_factors"]
     if entries.empty or evaluation.links.empty:
         return pd.DataFrame(columns=columns)
@@ -325,4 +340,7 @@ def _adults(evaluation: Evaluation, links: pd.DataFrame, entries: pd.DataFrame, 
     ids = adults["relative_id"].tolist()  # iterating a list of str, not the Arrow-backed column, is fast
     adults["relation"] = [relation.get(adult, "household adult") for adult in ids]
     adults["risk_factors"] = [reached.get(adult, "") for adult in ids]
+    parents = set(links.loc[links["role"] == "parent", "relative_id"].tolist())
+    adults["role"] = ["parent" if adult in parents else "household_adult" for adult in ids]
+    adults = _in_adult_order(adults, ["family_rank", "family_id"]).reset_index(drop=True)
     return adults.rename(columns={"relative_id": "patient_id"})[columns]

@@ -135,3 +135,39 @@ def test_json_numbers_are_numbers_and_identifiers_codes_and_dates_text(family, t
         ("879911000000102", "2024-11-24"),
     }
     assert doc["families"][0]["adults"][0]["children"] == 1
+
+
+def test_the_adults_line_and_linked_adults_list_the_parents_in_one_order(make_extract, tmp_path, monkeypatch):
+    """A child's linked_adults and the family's Adults line (and the adults in JSON and Excel) list the adults
+    in one order: parents before household adults, then by relationship ('father' before 'mother'), then
+    patient_id; never by patient_id alone, which put the mother first here in the Adults line only."""
+    from casefind import cli
+
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | household_id
+        kid        | 2015-02-01    | H1
+        a_mum      | 1990-01-01    | H1
+        b_dad      | 1988-01-01    | H2
+        0_lodger   | 1980-01-01    | H1
+        """,
+        relationships="""
+        patient_id | related_patient_id | relationship
+        kid        | a_mum              | mother
+        kid        | b_dad              | father
+        """,
+        events="""
+        patient_id | code            | date
+        kid        | 342191000000101 | 2026-01-01
+        a_mum      | 879911000000102 | 2026-06-01
+        """,
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(PROTOCOL)
+    expected = "father (patient b_dad); mother (patient a_mum): Domestic abuse; household adult (patient 0_lodger)"
+
+    case_list = api.build_list(folder, rules=rules, as_of=AS_OF)
+    assert case_list.entries["linked_adults"].tolist() == [expected]
+    assert case_list.adults["patient_id"].tolist() == ["b_dad", "a_mum", "0_lodger"]
+    monkeypatch.setattr(cli.out, "width", 300)  # a table, and no wrapping inside its cells
+    assert f"Adults: {expected}" in _build(folder, rules)
