@@ -26,8 +26,21 @@ app = typer.Typer(
 )
 # No console markup: names, terms and values come from the extract, and "[/]" in a term must print as typed,
 # not be read as a style (or crash the table). Styles are given as Text spans instead (see _text).
-out = Console(markup=False)
-err = Console(stderr=True, markup=False)
+
+
+class _Console(Console):
+    def on_broken_pipe(self) -> None:
+        """The reader of the output stopped early (``casefind build-list DATA | head``): not an error, and
+        every file was already written (outputs are written before the list is printed). Print nothing more
+        and exit 0; rich's default exits 1, which here means an internal error."""
+        self.quiet = True
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, (sys.stderr if self.stderr else sys.stdout).fileno())
+        raise typer.Exit(0)
+
+
+out = _Console(markup=False)
+err = _Console(stderr=True, markup=False)
 # control characters, and the invisible marks that reorder text (a right-to-left override can make a line read
 # differently from what it holds)
 _CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f\u200e\u200f\u202a-\u202e\u2066-\u2069]")
@@ -284,6 +297,7 @@ def coding_report(
     pseudonymise_clinicians: bool = typer.Option(
         True,
         "--pseudonymise-clinicians/--no-pseudonymise-clinicians",
+        metavar="",  # an on/off pair, as _flag: no <bool>
         help="Replace clinician ids with codes such as C3FA9B2, the same in every report (the default); "
         "--no-pseudonymise-clinicians shows the ids (recorded in the output).",
     ),

@@ -54,7 +54,7 @@ def test_every_command_has_help_and_is_documented():
     for name, command in group.commands.items():
         assert command.help and len(command.help) > 20, name
         assert f"casefind {name}" in README, f"README does not mention `casefind {name}`"
-        result = runner.invoke(app, [name, "--help"])
+        result = runner.invoke(app, [name, "--help"], env={"COLUMNS": "200"})  # one option a line
         assert result.exit_code == 0
         # an on/off switch must not look as if it took a value (typer shows bool options as `<bool>`)
         switches = [p.opts[0] for p in command.params if getattr(p, "is_flag", False)]
@@ -317,3 +317,27 @@ def test_rules_copies_the_bundled_protocol_to_edit_and_never_over_an_edited_copy
     assert (target / "vulnerable-families.yaml").read_text() == "edited"
     assert runner.invoke(app, ["rules", str(target), "--overwrite"]).exit_code == 0
     assert load_protocol(target / "vulnerable-families.yaml").fingerprint() == copied.fingerprint()
+
+
+def test_a_reader_that_stops_early_is_not_an_internal_error(tmp_path):
+    """``casefind build-list DATA | head``: the list is printed after --out is written; when the reader closes
+    the pipe casefind stops printing and exits 0 (rich's default, exit 1, is our internal-error code)."""
+    import os
+    import subprocess
+    import sys
+
+    out = tmp_path / "list.csv"
+    command = [sys.executable, "-c", "from casefind.cli import main; main()", "build-list", str(REPO / "sample_data")]
+    env = {**os.environ, "COLUMNS": "200"}  # the wide table: more than a pipe holds, so a write meets the closed pipe
+    with subprocess.Popen(
+        [*command, "--as-of", "2026-11-24", "--all", "--full", "--out", str(out)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        env=env,
+    ) as proc:
+        assert b"Discussion list" in proc.stdout.readline()  # the title, centred over the table
+        proc.stdout.close()
+        stderr = proc.stderr.read().decode()
+        assert proc.wait(timeout=120) == 0, stderr
+    assert "internal error" not in stderr and "BrokenPipe" not in stderr
+    assert out.exists() and out.with_name("list.csv.provenance.json").exists()
