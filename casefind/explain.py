@@ -51,8 +51,19 @@ def _fmt(row) -> str:
 
 
 def _hit_text(hit) -> str:
-    who = f"{hit.via_relation} (patient {hit.via_patient_id})" if isinstance(hit.via_patient_id, str) else "own record"
+    """'mother (patient P9): ...', 'child's record: ...' (a child-side code), or 'own record: ...'."""
+    if isinstance(hit.via_patient_id, str):
+        who = f"{hit.via_relation} (patient {hit.via_patient_id})"
+    else:
+        who = hit.via_relation if isinstance(hit.via_relation, str) else "own record"
     return f"{who}: {_fmt(hit)}"
+
+
+def _reads_child_side_apart(c) -> bool:
+    """Whether ``c``'s child-side (``reciprocal``) codes in the patient's own record are read apart from its
+    ``codes`` there: always unless it reads ``own`` and its ``codes`` hold every child-side codelist."""
+    child_side = c.codelist_refs().get("reciprocal", ())
+    return bool(child_side) and ("own" not in c.record or not set(child_side) <= set(c.codes))
 
 
 def _gestation(row, late_at_weeks: int) -> str:
@@ -259,9 +270,12 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
         me = pd.DataFrame([{"relative_id": pid, "relation": "expectant mother (own record)", "role": "parent"}])
         links = pd.concat([me, links], ignore_index=True)
     reasons = []
+    mine = latest[(latest["patient_id"] == pid) & (latest["criterion_id"] == c.id)]
     if "own" in c.record or c.lists_adults:
-        rows = latest[(latest["patient_id"] == pid) & (latest["criterion_id"] == c.id)]
-        reasons.append(_describe_record(c, "own record", rows, as_of, w.person))
+        reasons.append(_describe_record(c, "own record", mine, as_of, w.person))
+    if _reads_child_side_apart(c):  # read in the own record whatever ``record`` lists (``duckdb_engine._route``)
+        child_side = mine[mine["role"] == "reciprocal"].assign(role="start")
+        reasons.append(_describe_record(c, "own record (child-side codes)", child_side, as_of, w.person))
     if c.lists_adults:  # carried from an expectant parent or household adult to the children in the population
         relative_roles = ["parent", "household_adult"] if w.eligible else []
     else:

@@ -133,7 +133,11 @@ class Criterion(Frozen):
         description="A pregnancy criterion: the woman is the case for her unborn baby (see README, Families)",
     )
     record: Annotated[tuple[Record, ...], BeforeValidator(_as_tuple), Field(min_length=1)] = Field(
-        ("own",), description="Whose record is read: own, parent, household_adult, sibling (any of those listed)"
+        ("own",),
+        description=(
+            "Whose record is read: own, parent, household_adult, sibling (any of those listed); a coded_in_window "
+            "criterion's child-side `reciprocal` codes are read in the child's own record whatever this lists"
+        ),
     )
     requires_concern: bool = Field(
         False, description="Counts only when the child or family has a professional-concern flag"
@@ -141,13 +145,10 @@ class Criterion(Frozen):
     half_life: DurationField | None = Field(
         None, description="Recency: the weight halves for every half_life the evidence is old"
     )
-    reciprocal: Names = Field(
-        (), description="Child-side codelists; a relative's hit without one in the child's record is a data gap"
-    )
 
     def codelist_refs(self) -> dict[str, tuple[str, ...]]:
         """Field name -> codelist names, for reference checking and for engines' code tables."""
-        return {"reciprocal": self.reciprocal} if self.reciprocal else {}
+        return {}
 
     @field_validator("record")
     @classmethod
@@ -183,14 +184,29 @@ class CodedActive(Criterion):
 
 
 class CodedInWindow(Criterion):
-    """Any code from ``codes`` within ``window`` before (and including) the as-of date."""
+    """Any code from ``codes`` within ``window`` before (and including) the as-of date, on a record the
+    criterion reads; or a child-side (``reciprocal``) code within ``window`` on the child's own record."""
 
     kind: Literal["coded_in_window"]
     codes: Names
     window: DurationField
+    reciprocal: Names = Field(
+        (),
+        description=(
+            "Child-side codelists, coded in the child's own record ('Domestic abuse victim in household'). One "
+            "within the window in the child's own record meets the criterion, whether or not `record` lists "
+            "`own`: it says the child lives with the risk, and the parent may not be registered here. It is read "
+            "in the child's own record only (list it in `codes` too to read it on a relative's record). A "
+            "relative's hit without one in the child's record (at any date) is reported as a data gap. Only "
+            "coded_in_window criteria take it: a coded_active criterion's end codes close the relative's code, "
+            "not a child-side one, so it would stay met for ever; the other kinds read no relative's risk code "
+            "for a child-side code to stand for"
+        ),
+    )
 
     def codelist_refs(self) -> dict[str, tuple[str, ...]]:
-        return {**super().codelist_refs(), "codes": self.codes}
+        refs = {**super().codelist_refs(), "codes": self.codes}
+        return {**refs, "reciprocal": self.reciprocal} if self.reciprocal else refs
 
 
 class NewBirth(Criterion):

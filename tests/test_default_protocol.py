@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 import csv
+import re
 from datetime import date
+
+import pytest
 
 from casefind import api
 from casefind.codes import sctid_problem, verhoeff_valid
+from casefind.errors import ProtocolError
 from casefind.protocol import default_protocol_path, load_protocol
 from tests.conftest import REPO
 
@@ -95,3 +99,72 @@ def test_a_late_booker_code_alone_is_a_late_booking_and_a_birth_ends_an_unborn_b
         "late_only": "antenatal_booking;late_booking",
         "still_due": "unborn_concern",
     }
+
+
+def test_parental_criteria_read_child_side_codes_in_the_childs_record_only_for_mental_illness(make_extract):
+    """Domestic abuse, drugs and alcohol read the child's own record and list their child-side codes in
+    ``codes`` too; parental mental illness reads the parents' diagnoses only (a child's own illness is not a
+    parent's), and its child-side proxy only in the child's own record (on a parent's record it says the parent
+    cares for someone)."""
+    protocol = load_protocol(default_protocol_path())
+    for cid in ("parental_domestic_abuse", "parental_drug_misuse", "parental_alcohol_misuse"):
+        c = protocol.criterion(cid)
+        assert "own" in c.record and set(c.reciprocal) <= set(c.codes), cid
+    mi = protocol.criterion("parental_mental_illness")
+    assert (mi.codes, mi.reciprocal, mi.record) == (
+        ("severe_mental_illness",),
+        ("mental_illness_child_side",),
+        ("parent", "household_adult"),
+    )
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | household_id
+        proxy_kid  | 2016-01-01    | H1
+        carer_kid  | 2016-01-01    | H2
+        carer_mum  | 1990-01-01    | H2
+        own_kid    | 2009-01-01    | H3
+        """,
+        relationships="""
+        patient_id | related_patient_id | relationship
+        carer_kid  | carer_mum          | mother
+        """,
+        events="""
+        patient_id | code            | date
+        proxy_kid  | 413762006       | 2026-10-01
+        carer_mum  | 413762006       | 2026-10-01
+        own_kid    | 391193001       | 2026-10-01
+        proxy_kid  | 836881000000105 | 2026-09-01
+        carer_kid  | 836881000000105 | 2026-09-01
+        own_kid    | 836881000000105 | 2026-09-01
+        """,
+    )
+    result = api.build_list(folder, as_of=date(2026, 11, 24))
+    criteria = dict(zip(result.entries["patient_id"], result.entries["criteria"], strict=True))
+    assert criteria == {
+        "proxy_kid": "cause_for_concern;parental_mental_illness",
+        "carer_kid": "cause_for_concern",
+        "own_kid": "cause_for_concern",
+    }
+    [evidence] = result.entries.loc[result.entries["patient_id"] == "proxy_kid", "evidence"]
+    assert (
+        "Parental severe mental illness or postnatal depression (last 5 years): child's record: Caregiver of a "
+        "person with mental health problem (413762006), 2026-10-01"
+    ) in evidence
+
+
+def test_a_child_side_list_is_only_for_a_coded_in_window_criterion(tmp_path):
+    """A coded_active criterion's end codes close the relative's code, not a child-side one: a copy of the
+    protocol that gives one child-side codes is told where they belong."""
+    text = default_protocol_path().read_text(encoding="utf-8")
+    learning = "    start: learning_disability\n    record: parent\n"
+    assert learning in text
+    rules = tmp_path / "vf.yaml"
+    rules.write_text(text.replace(learning, learning + "    reciprocal: mental_illness_child_side\n"))
+    (tmp_path / "codelists").symlink_to(CODELIST_DIR)
+    with pytest.raises(ProtocolError) as error:
+        load_protocol(rules)
+    [problem] = error.value.problems
+    assert str(problem).endswith(
+        "(id 'parental_learning_disability').reciprocal: 'reciprocal' is not a field of kind 'coded_active' "
+        "(only of: coded_in_window)"
+    )

@@ -286,3 +286,92 @@ def test_an_expectant_adult_is_held_back_only_for_what_could_list_her(make_extra
         "Not listed: anc met but held back, with no professional-concern flag on the child or family (needs one "
         "significant criterion or 4 minor ones that count)."
     )
+
+
+# Parental mental illness as the default protocol has it: the parent's diagnosis, not the child's own; the
+# child-side proxy in the child's own record.
+CHILD_SIDE = """
+name: explain child-side
+version: "1"
+ranking: {minor_criteria_needed: 1}
+concern: {codes: cfc}
+codelists:
+  smi: {codes: [{code: "391193001", term: "On severe mental illness register"}]}
+  smi_child: {codes: [{code: "413762006", term: "Caregiver of a person with mental health problem"}]}
+  cfc: {codes: [{code: "836881000000105", term: "Child is cause for safeguarding concern"}]}
+criteria:
+  - {id: mi, label: Parental mental illness, kind: coded_in_window, codes: smi, window: 5 years,
+     record: [parent, household_adult], reciprocal: smi_child, requires_concern: true, weight: 3, tier: minor}
+"""
+
+
+def _child_side_extract(make_extract, events: str):
+    return make_extract(
+        patients="patient_id | date_of_birth | household_id\nkid | 2016-01-01 | H1\nmum | 1990-01-01 | H1",
+        relationships="patient_id | related_patient_id | relationship\nkid | mum | mother",
+        events="patient_id | code | date\n" + events,
+    )
+
+
+def test_a_child_side_code_meets_the_criterion_in_the_childs_own_record(make_extract):
+    """The criterion does not read the child's own record for its codes, but a child-side code there meets
+    it: explain says whose record, when the hit is held back for want of a concern flag and when counted."""
+    folder = _child_side_extract(make_extract, "kid | 413762006 | 2026-10-01")
+    rules = parse_protocol(CHILD_SIDE)
+    [held] = [c for c in api.explain(folder, "kid", rules=rules, as_of=AS_OF).criteria if c.criterion_id == "mi"]
+    assert held.status == "held back: needs a professional-concern flag on the child or family"
+    assert held.reasons == (
+        "child's record: Caregiver of a person with mental health problem (413762006) on 2026-10-01",
+    )
+
+    folder = _child_side_extract(make_extract, "kid | 413762006 | 2026-10-01\nkid | 836881000000105 | 2026-09-01")
+    result = api.explain(folder, "kid", rules=rules, as_of=AS_OF)
+    [counted] = [c for c in result.criteria if c.criterion_id == "mi"]
+    assert counted.status == "counted"
+    assert counted.reasons == (
+        "Parental mental illness: child's record: Caregiver of a person with mental health problem (413762006), "
+        "2026-10-01",
+    )
+    assert not any("data gap" in line for line in result.summary)
+
+
+def test_with_a_parents_code_both_routes_are_shown_and_counted_once(make_extract):
+    folder = _child_side_extract(
+        make_extract,
+        "mum | 391193001 | 2025-01-01\nkid | 413762006 | 2026-06-01\nkid | 836881000000105 | 2026-09-01",
+    )
+    result = api.explain(folder, "kid", rules=parse_protocol(CHILD_SIDE), as_of=AS_OF)
+    [mi] = [c for c in result.criteria if c.criterion_id == "mi"]
+    assert mi.reasons == (
+        "Parental mental illness: child's record: Caregiver of a person with mental health problem (413762006), "
+        "2026-06-01",
+        "Parental mental illness: mother (patient mum): On severe mental illness register (391193001), 2025-01-01",
+    )
+    assert result.summary[1] == "Listed: rank 1 (family 1), tier minor."
+    assert "Score: mi 3 = 3." in result.summary  # once
+    assert not any(line.startswith("Notes:") for line in result.summary)  # no data gap
+
+
+@pytest.mark.parametrize(
+    ("events", "own_record"),
+    [
+        (
+            "kid | 413762006 | 2021-11-23",
+            "own record (child-side codes): latest code Caregiver of a person with mental health problem (413762006) "
+            "on 2021-11-23 is before the 5 years window (from 2021-11-24)",
+        ),
+        (  # the child's own diagnosis is not a parent's: the criterion does not read it
+            "kid | 391193001 | 2026-10-01",
+            "own record (child-side codes): no code from the criterion's codelists on or before the as-of date",
+        ),
+    ],
+)
+def test_an_unmet_criterion_says_what_the_child_side_codes_in_the_own_record_are(make_extract, events, own_record):
+    folder = _child_side_extract(make_extract, events)
+    [mi] = [c for c in api.explain(folder, "kid", rules=parse_protocol(CHILD_SIDE), as_of=AS_OF).criteria
+            if c.criterion_id == "mi"]  # fmt: skip
+    assert mi.status == "not met"
+    assert mi.reasons == (
+        own_record,
+        "mother (patient mum): no code from the criterion's codelists on or before the as-of date",
+    )

@@ -8,7 +8,8 @@ window). Every criterion kind is decidable from those rows, because "latest code
 windows both only need the latest date: if the latest start is outside a window, so is every earlier one.
 
 Each kind is first evaluated on every patient's *own* record; ``_route`` then carries a relative's hit to
-the children whose criterion reads that relative's record (``record: [parent, household_adult, ...]``).
+the children whose criterion reads that relative's record (``record: [parent, household_adult, ...]``). A
+child-side (``reciprocal``) code is evaluated too, and kept for the patient whose record it is in, never carried.
 """
 
 from __future__ import annotations
@@ -149,15 +150,17 @@ def _windows(con, criteria: list, as_of: date) -> None:
     )
 
 
-def _latest_start_joined(*roles: str) -> str:
-    """Latest start rows (``s``) of the criteria in ``criterion_window`` (``w``), with the same patient's
-    latest rows of ``roles`` (aliased by first letter)."""
+def _latest_start_joined(*roles: str, starts: tuple[str, ...] = ("start",)) -> str:
+    """Latest rows of the ``starts`` roles (``s``: start codes, and child-side codes with ``reciprocal``) of the
+    criteria in ``criterion_window`` (``w``), with the same patient's latest rows of ``roles`` (aliased by
+    first letter)."""
     joins = "".join(
         f" LEFT JOIN latest {r[0]} ON {r[0]}.patient_id = s.patient_id AND {r[0]}.criterion_id = s.criterion_id"
         f" AND {r[0]}.role = '{r}'"
         for r in roles
     )
-    return f"FROM latest s JOIN criterion_window w ON w.criterion_id = s.criterion_id {joins} WHERE s.role = 'start'"
+    of = ", ".join(f"'{r}'" for r in starts)
+    return f"FROM latest s JOIN criterion_window w ON w.criterion_id = s.criterion_id {joins} WHERE s.role IN ({of})"
 
 
 def _coded_active(con, criteria: list[CodedActive], as_of: date) -> pd.DataFrame:
@@ -176,9 +179,12 @@ def _coded_active(con, criteria: list[CodedActive], as_of: date) -> pd.DataFrame
 
 
 def _coded_in_window(con, criteria: list[CodedInWindow], as_of: date) -> pd.DataFrame:
+    """A code in the window; a child-side (``reciprocal``) code in the window too, as a row of its own marked
+    ``child_side``, which ``_route`` keeps for the patient whose record it is in."""
     _windows(con, criteria, as_of)
     return con.execute(
-        f"SELECT {_EVIDENCE}, NULL AS detail {_latest_start_joined()} AND s.ev.date >= w.window_start"
+        f"SELECT {_EVIDENCE}, NULL AS detail, s.role = 'reciprocal' AS child_side "
+        f"{_latest_start_joined(starts=('start', 'reciprocal'))} AND s.ev.date >= w.window_start"
     ).df()
 
 
@@ -405,10 +411,15 @@ def _route(
     record is read only while the sibling is in the population too (registered, in the age range). Only
     patients in the patients file are cases: a sibling linked by id but registered elsewhere is not.
 
+    A child-side (``reciprocal``) code meets the criterion in the record it is in, whatever ``record`` lists, and
+    is never carried: it is about the child whose record it is in. See ``_own_record``.
+
     Returns the hits and the expectant women who are cases themselves.
     """
     records = pd.DataFrame([(c.id, r) for c in protocol.criteria for r in c.record], columns=["criterion_id", "role"])
     eligible_children = set(people.loc[people["exclusion"].isna() & people["in_age_range"], "patient_id"])
+    marked = own["child_side"].eq(True) if "child_side" in own else pd.Series(False, index=own.index)
+    own, child_side = own[~marked], own[marked]
     pregnancy = {c.id for c in protocol.criteria if c.lists_adults}
 
     preg = own[own["criterion_id"].isin(pregnancy)]
@@ -443,6 +454,7 @@ def _route(
     via = via.assign(patient_id=via["child_id"], via_patient_id=via["relative_id"], via_relation=via["relation"])
     via = _one_route_per_relative(via)
     own_kept = others.merge(records[records["role"] == "own"][["criterion_id"]], on="criterion_id")
+    own_kept = _own_record(own_kept, child_side)
     columns = list(HIT_COLUMNS) + ["via_patient_id", "via_relation"]
     frames = [f.reindex(columns=columns) for f in (own_kept, kept_preg, via, carried) if len(f)]
     hits = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=columns)
@@ -450,12 +462,24 @@ def _route(
     return hits.drop_duplicates(["patient_id", "criterion_id", "via_patient_id", "via_relation"]), expectant
 
 
+CHILD_SIDE = "child's record"  # the route of a hit from a child-side code
+
+
+def _own_record(own: pd.DataFrame, child_side: pd.DataFrame) -> pd.DataFrame:
+    """The hits of patients' own records: those of criteria reading ``own``, and child-side codes (whose route
+    says ``child's record``). Of the two for one criterion, the more recent is kept, the first on the same day
+    (a criterion reading ``own`` whose ``codes`` hold the child-side codes has already read the same code)."""
+    both = pd.concat([own, child_side.assign(via_relation=CHILD_SIDE)], ignore_index=True)
+    latest_first = both.sort_values("date", ascending=False, kind="mergesort")
+    return both.loc[latest_first.drop_duplicates(["patient_id", "criterion_id"]).index.sort_values()]
+
+
 def _reciprocal_gaps(con, protocol: Protocol, hits: pd.DataFrame) -> pd.Series:
     """True where a relative's hit has no child-side (reciprocal) code in the child's own record."""
     have = con.execute(
         "SELECT DISTINCT patient_id, criterion_id, true AS coded FROM latest WHERE role = 'reciprocal'"
     ).df()
-    needs = {c.id for c in protocol.criteria if c.reciprocal}
+    needs = {c.id for c in protocol.criteria if c.codelist_refs().get("reciprocal")}
     coded = hits[["patient_id", "criterion_id"]].merge(have, how="left", on=["patient_id", "criterion_id"])["coded"]
     # (an expectant woman who is the case herself has no child record to code: her own record is the route)
     routed = hits["via_patient_id"].notna() & (hits["via_patient_id"] != hits["patient_id"])
