@@ -241,11 +241,13 @@ def explain(
 
 
 def copy_rules(directory: str | Path, *, overwrite: bool = False) -> list[Path]:
-    """Copy the bundled protocol, its codelists and the example mapping file into ``directory`` to edit (the
-    codelists keep their place beside the protocol, so its ``file:`` paths still hold). Files already there
-    are replaced only with ``overwrite``. Returns the files written."""
+    """Copy the bundled protocol, its codelists, the report its codes' ``source`` cells cite
+    (``safeguarding-codes.md``) and the example mapping file into ``directory`` to edit (the codelists keep
+    their place beside the protocol, so its ``file:`` paths still hold). Files already there are replaced
+    only with ``overwrite``. Returns the files written."""
     source = default_protocol_path().parent
-    names = sorted(p.relative_to(source) for p in source.rglob("*") if p.suffix in (".yaml", ".csv") and p.is_file())
+    kept = (".yaml", ".csv", ".md")
+    names = sorted(p.relative_to(source) for p in source.rglob("*") if p.suffix in kept and p.is_file())
     targets = [Path(directory) / name for name in names]
     if not overwrite:
         refuse_existing(

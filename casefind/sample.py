@@ -89,7 +89,7 @@ class SampleSummary:
 
 # ------------------------------------------------------------------------------------------------ codes
 # Planted codes, each taken from the default protocol's codelists (rules/codelists/*.csv) or, for parental
-# risk factors, from shared/reference/safeguarding-codes.md sections 1.5-1.10 and 1.14.
+# risk factors, from rules/safeguarding-codes.md sections 1.5-1.10 and 1.14.
 
 CP_PLAN = ("342191000000101", "Subject to child protection plan")
 CP_REGISTER = ("160887007", "Child on protection register")

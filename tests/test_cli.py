@@ -311,6 +311,7 @@ def test_rules_copies_the_bundled_protocol_to_edit_and_never_over_an_edited_copy
     copied = load_protocol(target / "vulnerable-families.yaml")  # its codelist paths resolve in the copy
     assert copied.fingerprint() == load_protocol(default_protocol_path()).fingerprint()
     assert (target / "mapping.example.yaml").is_file()
+    assert "## 1. Codes per criterion" in (target / "safeguarding-codes.md").read_text(encoding="utf-8")
     (target / "vulnerable-families.yaml").write_text("edited")
     again = runner.invoke(app, ["rules", str(target)], terminal_width=300)
     assert again.exit_code == 4 and "vulnerable-families.yaml: already exists" in again.output

@@ -1,4 +1,4 @@
-"""Identifier checks against published test vectors (shared/reference/safeguarding-codes.md section 2)."""
+"""Identifier checks against published test vectors (rules/safeguarding-codes.md section 2)."""
 
 from __future__ import annotations
 

@@ -55,6 +55,25 @@ def test_every_codelist_row_and_entry_carries_its_provenance():
         assert rows and all(r["source"].strip() for r in rows), path.name
 
 
+def test_every_source_cites_a_section_of_the_shipped_code_report():
+    """The report the codes came from ships beside the protocol (and ``casefind rules`` copies it), so an
+    auditor can follow every ``source`` to a section that exists, and from there to the public list it cites."""
+    report = (CODELIST_DIR.parent / "safeguarding-codes.md").read_text(encoding="utf-8")
+    sections = set(re.findall(r"^#{2,3} ([0-9]+(?:\.[0-9]+)?)\.? ", report, flags=re.M))
+    protocol = load_protocol(default_protocol_path())
+    sources = [c.source for c in protocol.codelists.values()]
+    for path in sorted(CODELIST_DIR.glob("*.csv")):
+        with path.open(encoding="utf-8") as f:
+            sources += [r["source"] for r in csv.DictReader(f)]
+    for source in set(sources):
+        if source.startswith("OpenCodelists "):  # a public list cited directly, at a commit
+            assert re.search(r"@ [0-9a-f]{7,}", source), source
+            continue
+        assert source.startswith("safeguarding-codes.md "), source
+        cited = re.findall(r"sections? ([0-9.]+[0-9])(?: and (?:section )?([0-9.]+[0-9]))?", source)
+        assert cited and all(n in sections for pair in cited for n in pair if n), source
+
+
 def test_key_codes_are_where_the_reference_puts_them():
     protocol = load_protocol(default_protocol_path())
     cl = protocol.codelists
