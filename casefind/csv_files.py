@@ -305,17 +305,18 @@ def _header(path: Path, delimiter: str, shown: str) -> list[str]:
     with path.open(encoding="utf-8-sig", newline="") as handle:
         header = next(csv.reader(handle, delimiter=delimiter), [])
     names = [h.strip() or f"column{i + 1}" for i, h in enumerate(header)]
-    folded = [n.casefold() for n in names]  # DuckDB's names: 'ID' and 'id' are one column
-    repeated = sorted({n for n, f in zip(names, folded, strict=True) if folded.count(f) > 1})
-    if repeated:
-        raise ExtractError(
-            Problem(
-                shown,
-                f"the header repeats column(s) {', '.join(repeated)}",
-                "give every column its own name (names that differ only in case are one name)",
-            )
-        )
+    if repeated := repeated_names(names):
+        raise ExtractError(Problem(shown, f"the header repeats column(s) {', '.join(repeated)}", REPEATED_HINT))
     return names
+
+
+REPEATED_HINT = "give every column its own name (names that differ only in case are one name)"
+
+
+def repeated_names(names: list[str]) -> list[str]:
+    """The column names given twice, in DuckDB's way of seeing names: 'ID' and 'id' are one column."""
+    folded = [n.casefold() for n in names]
+    return sorted({n for n, f in zip(names, folded, strict=True) if folded.count(f) > 1})
 
 
 def _sql_str(text: str) -> str:

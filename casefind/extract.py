@@ -37,7 +37,7 @@ import pandas as pd
 import yaml
 
 from casefind.codes import SPREADSHEET_NUMBER, spreadsheet_cut
-from casefind.csv_files import CsvLayout, read_csv, spreadsheet_rows
+from casefind.csv_files import REPEATED_HINT, CsvLayout, read_csv, repeated_names, spreadsheet_rows
 from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
 from casefind.files import read_user_text
@@ -412,13 +412,14 @@ def _register_raw(
     raw = f"raw_{table.name}"
     path = str(source.path)
     if source.format == "parquet":
-        scan = f"read_parquet({_sql_str(path)}, file_row_number=true)"
+        int96 = _parquet_int96_columns(con, path)
+        scan = f"read_parquet({_sql_str(path)}, {PARQUET_OPTIONS}, file_row_number=true)"
         described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
         types = {name: typ for name, typ, *_ in described if name != "file_row_number"}
         names = _rename(list(types), table, mapping, path)
-        inexact = [p for col in table.columns if (p := _inexact_number(col, names.get(col.name), types, path))]
-        if inexact:
-            raise ExtractError(inexact)
+        wrong = [p for col in table.columns if (p := _parquet_type_problem(col, names.get(col.name), types, path))]
+        if wrong:
+            raise ExtractError(wrong)
         row_expr = "file_row_number + 1"
         layout = None
     else:
@@ -446,21 +447,57 @@ def _register_raw(
         elif types[header] == "VARCHAR":
             selects.append(f"{_quote(header)} AS {col.name}")
         else:
-            selects.append(f"{_parquet_text(_quote(header), types[header])} AS {col.name}")
+            selects.append(f"{_parquet_text(_quote(header), types[header], header in int96)} AS {col.name}")
     con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
     con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned_columns(table)} FROM src_{table.name}")
     return raw, layout, _column_warnings(list(types), names, table, source)
 
 
-def _inexact_number(col: Column, header: str | None, types: dict[str, str], where: str) -> Problem | None:
-    """Why a Parquet column cannot be ``col``, or None. A code or an identifier (``Column.exact``) stored as
-    floating point, or as a decimal with places, has been changed; as an integer or a DECIMAL(p,0) it is
-    exact, and read as its digits. Other columns take any type (a weight or a gestation as DOUBLE)."""
+# BINARY columns without the UTF8 annotation (older Hive and Impala writers) hold text: read them as text, so
+# that they take every check a text column takes (a zero-width space in a code), not as escaped bytes
+PARQUET_OPTIONS = "binary_as_string=true"
+_NESTED = re.compile(r".*(\[[0-9]*\]|^STRUCT\(|^MAP\(|^UNION\()")
+_DATE_TYPES = ("DATE", "VARCHAR")  # and TIMESTAMP of any precision or zone
+
+
+def _parquet_int96_columns(con, path: str) -> set[str]:
+    """The file's top-level column names, checked as a CSV header is (two names that differ only in case are
+    one name: DuckDB would read the second as ``date_1`` and casefind the first, without a word); returns
+    those stored as INT96, Spark's timestamps, which hold an instant in UTC (see ``_parquet_text``)."""
+    rows = con.execute("SELECT name, type, num_children FROM parquet_schema(?)", [path]).fetchall()
+    top, i = [], 1
+    for _ in range(rows[0][2] or 0):  # rows[0] is the schema's root; nested fields follow their column
+        top.append(rows[i][:2])
+        skip = rows[i][2] or 0
+        i += 1
+        while skip:  # step over this column's nested fields, and theirs
+            skip += (rows[i][2] or 0) - 1
+            i += 1
+    names = [name for name, _ in top]
+    if repeated := repeated_names(names):
+        raise ExtractError(Problem(path, f"the file repeats column(s) {', '.join(repeated)}", REPEATED_HINT))
+    return {name for name, physical in top if physical == "INT96"}
+
+
+def _parquet_type_problem(col: Column, header: str | None, types: dict[str, str], where: str) -> Problem | None:
+    """Why a Parquet column of type ``types[header]`` cannot be ``col``, or None.
+
+    * A list, struct or map holds many values in a cell; casefind reads one.
+    * A date is DATE, TIMESTAMP (any precision or zone) or text: a number such as 20240101 is not a date.
+    * A code or an identifier (``Column.exact``) stored as floating point, or as a decimal with places, has
+      been changed; as an integer or a DECIMAL(p,0) it is exact, and read as its digits. Other columns take
+      any single value (a gestation as DOUBLE).
+    """
     typ = types.get(header, "VARCHAR")
     scale = re.fullmatch(r"DECIMAL\([0-9]+,([0-9]+)\)", typ)
-    if not col.exact or not (typ in ("FLOAT", "DOUBLE") or (scale and int(scale.group(1)))):
+    if _NESTED.match(typ):
+        problem = f"stored as {typ}, many values in a cell; casefind reads one value per cell"
+    elif col.type == "date" and typ not in _DATE_TYPES and not typ.startswith("TIMESTAMP"):
+        problem = f"stored as {typ}; a date is stored as DATE, TIMESTAMP or text"
+        return Problem(f"{where}, column '{header}'", problem, "re-export this column as a date, or as yyyy-mm-dd text")
+    elif not col.exact or not (typ in ("FLOAT", "DOUBLE") or (scale and int(scale.group(1)))):
         return None
-    if scale:
+    elif scale:
         places = int(scale.group(1))
         problem = (
             f"stored as {typ}, a number with {places} decimal place{'s' if places > 1 else ''}: a code or an "
@@ -471,11 +508,18 @@ def _inexact_number(col: Column, header: str | None, types: dict[str, str], wher
     return Problem(f"{where}, column '{header}'", problem, "re-export this column as text (string)")
 
 
-def _parquet_text(expr: str, typ: str) -> str:
-    """SQL for a Parquet column of type ``typ`` as text. A whole number stored as floating point reads as it
-    is written in a CSV file ('13', not the cast's '13.0': a gestation in weeks is shown as written)."""
-    text = f"CAST({expr} AS VARCHAR)"
-    return f"regexp_replace({text}, '[.]0$', '')" if typ in ("FLOAT", "DOUBLE") else text
+def _parquet_text(expr: str, typ: str, int96: bool = False) -> str:
+    """SQL for a Parquet column of type ``typ`` as text.
+
+    A number with places reads as it is written in a CSV file ('13' and '13.5', not the cast's '13.0': a
+    gestation in weeks is shown as written). An INT96 timestamp (``int96``) is an instant in UTC, as Spark
+    writes it: it is read as that instant in UK time, as a TIMESTAMP WITH TIME ZONE is, so that a birth at
+    midnight in summer time is not read as the day before."""
+    if int96:
+        return f"CAST(timezone('UTC', {expr}) AS VARCHAR)"
+    if typ in ("FLOAT", "DOUBLE") or re.fullmatch(r"DECIMAL\([0-9]+,[1-9][0-9]*\)", typ):
+        return f"regexp_replace(CAST(CAST({expr} AS DOUBLE) AS VARCHAR), '[.]0$', '')"
+    return f"CAST({expr} AS VARCHAR)"
 
 
 @contextmanager
@@ -488,8 +532,12 @@ def _reading(con, source: SourceFile):
         yield
     except (duckdb.OutOfMemoryException, duckdb.InterruptException):
         raise
-    except duckdb.Error:
-        if source.format != "parquet" or _parquet_readable(con, source.path):
+    except duckdb.Error as exc:
+        if source.format != "parquet":
+            raise
+        if "not valid UTF8" in str(exc):  # the message quotes the value, which is never shown
+            raise ExtractError(_not_utf8(con, source)) from None
+        if _parquet_readable(con, source.path):
             raise
         raise ExtractError(
             Problem(
@@ -500,10 +548,29 @@ def _reading(con, source: SourceFile):
         ) from None
 
 
+def _not_utf8(con, source: SourceFile) -> Problem:
+    """A Parquet text column holding bytes that are not UTF-8, by name (each column is read alone to find it)."""
+    scan = f"read_parquet({_sql_str(str(source.path))}, {PARQUET_OPTIONS})"
+    where = str(source.path)
+    for (name,) in con.execute(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {scan})").fetchall():
+        try:
+            con.execute(f"SELECT bit_xor(hash({_quote(name)})) FROM {scan}").fetchall()
+        except duckdb.Error:
+            where = f"{source.path}, column '{name}'"
+            break
+    return Problem(
+        where,
+        "text that is not UTF-8 (written in another encoding, such as Windows-1252)",
+        f"export it again with text as UTF-8, or save the table as CSV ({source.table}.csv), which casefind reads "
+        "in Windows-1252 too",
+    )
+
+
 def _parquet_readable(con, path: Path) -> bool:
     """Whether every value of every column of the Parquet file can be read (only asked after an error)."""
     try:
-        con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM read_parquet({_sql_str(str(path))})").fetchall()
+        scan = f"read_parquet({_sql_str(str(path))}, {PARQUET_OPTIONS})"
+        con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM {scan}").fetchall()
     except duckdb.Error:
         return False
     return True
@@ -1082,6 +1149,13 @@ def _read(
 
 def _missing_file_hint(data_dir: Path, table: Table, optional: bool = False) -> str:
     """How to give casefind the table's file: name a file that is there in another format, or say how."""
+    folders = [p for p in data_dir.iterdir() if p.is_dir() and p.name.lower() in (table.name, f"{table.name}.parquet")]
+    if parts := [f for f in folders if any(f.glob("*.parquet"))]:
+        return (
+            f"{parts[0].name} is a folder of part files, as Spark writes a table; casefind reads one file per "
+            f"table: write it as one (in Spark, .coalesce(1); or with DuckDB, COPY (FROM '{parts[0].name}/*.parquet') "
+            f"TO '{table.name}_all.parquet') and map it: {table.name}: {{file: {table.name}_all.parquet}}"
+        )
     near = sorted(p.name for p in data_dir.iterdir() if p.stem.lower() == table.name and p.is_file())
     if any(name.lower().endswith((".xlsx", ".xls")) for name in near):
         return f"casefind reads CSV or Parquet, not {near[0]}: in Excel, File > Save As > CSV UTF-8 ({table.name}.csv)"

@@ -3,7 +3,8 @@ input that is only unusual is read."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, datetime
+from decimal import Decimal
 from pathlib import Path
 
 import duckdb
@@ -12,7 +13,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
-from casefind.errors import ExitCode
+from casefind.errors import ExitCode, ExtractError
 from casefind.extract import read_extract
 from tests.conftest import extract_problems as _problems
 from tests.conftest import write_files as _write
@@ -404,3 +405,116 @@ def test_two_patients_with_one_nhs_number_are_one_warning(tmp_path):
         "patients.csv, rows 2, 3, column 'nhs_number': 2 patients share one NHS number (the patients are still "
         "considered; check the numbers before sharing the list)"
     ]
+
+
+# ------------------------------------------------------------------------------ 9. Parquet as warehouses write it
+
+
+def test_two_parquet_columns_whose_names_differ_only_in_case_are_refused(tmp_path):
+    """DuckDB reads the second as ``date_1``: casefind read the first, a wrong date for every event, without a
+    word. As in a CSV header, the names are refused."""
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    day = pa.array(["2026-01-01"])
+    _parquet(folder / "events.parquet", patient_id=pa.array(["P1"]), code=pa.array([CP_PLAN]),
+             Date=pa.array(["2010-01-01"]), date=day)  # fmt: skip
+    assert _problems(folder) == [
+        f"{folder / 'events.parquet'}: the file repeats column(s) Date, date\n"
+        "  HINT: give every column its own name (names that differ only in case are one name)"
+    ]
+
+
+def test_binary_text_columns_are_read_as_text_and_checked_as_text(tmp_path):
+    """Older Hive and Impala writers store text as BINARY: read as escaped bytes, a zero-width space in a code
+    escaped every check and the code silently matched nothing, and a name read 'Chlo\\xC3\\xAB'."""
+    folder = _write(tmp_path / "x")
+    _parquet(folder / "patients.parquet", patient_id=pa.array([b"P1"], pa.binary()),
+             given_name=pa.array(["Chloë".encode()], pa.binary()),
+             date_of_birth=pa.array([date(2015, 2, 1)]))  # fmt: skip
+    _parquet(folder / "events.parquet", patient_id=pa.array([b"P1", b"P1"], pa.binary()),
+             code=pa.array([CP_PLAN.encode(), (CP_PLAN + "\u200b").encode()], pa.binary()),
+             date=pa.array([date(2026, 1, 1)] * 2))  # fmt: skip
+    assert _lines(_problems(folder)) == [
+        f"events.parquet, row 2, column 'code': code '{CP_PLAN}<U+200B>' contains a quote, comma, apostrophe, tab, "
+        "space or invisible character"
+    ]
+    extract = read_extract(folder, skip_bad_rows=True)
+    assert extract.con.execute("SELECT given_name FROM patients").fetchall() == [("Chloë",)]
+    assert extract.con.execute("SELECT code FROM events").fetchall() == [(CP_PLAN,)]
+
+
+def test_parquet_text_that_is_not_utf8_names_its_column_not_the_value(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    _parquet(folder / "events.parquet", patient_id=pa.array(["P1"]), code=pa.array([CP_PLAN]),
+             date=pa.array([date(2026, 1, 1)]), term=pa.array([b"Caf\xe9 Smith"], pa.binary()))  # fmt: skip
+    [problem] = _problems(folder, event_codes=[CP_PLAN])  # as every command reads the events: not row by row
+    assert problem == (
+        f"{folder / 'events.parquet'}, column 'term': text that is not UTF-8 (written in another encoding, such as "
+        "Windows-1252)\n  HINT: export it again with text as UTF-8, or save the table as CSV (events.csv), which "
+        "casefind reads in Windows-1252 too"
+    )
+
+
+def test_a_list_struct_or_map_column_is_refused_up_front(tmp_path):
+    """A value stored as a list read as '[13]' (no late booking, no warning); a code as a list matched nothing."""
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    _parquet(folder / "events.parquet", patient_id=pa.array(["P1"]), code=pa.array([[CP_PLAN]]),
+             date=pa.array([date(2026, 1, 1)]), value=pa.array([{"weeks": 13}]))  # fmt: skip
+    assert _lines(_problems(folder)) == [
+        f"{folder / 'events.parquet'}, column 'code': stored as VARCHAR[], many values in a cell; casefind reads one "
+        "value per cell",
+        f"{folder / 'events.parquet'}, column 'value': stored as STRUCT(\"weeks\" BIGINT), many values in a cell; "
+        "casefind reads one value per cell",
+    ]
+
+
+def test_a_date_column_stored_as_a_number_is_one_problem_not_one_per_row(tmp_path):
+    """20260101 as BIGINT: one column problem, which --skip-bad-rows cannot skip (it rejected every event and
+    listed no one)."""
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    _parquet(folder / "events.parquet", patient_id=pa.array(["P1", "P2"]), code=pa.array([CP_PLAN] * 2),
+             date=pa.array([20260101, 20260102], pa.int64()))  # fmt: skip
+    expected = [
+        f"{folder / 'events.parquet'}, column 'date': stored as BIGINT; a date is stored as DATE, TIMESTAMP or text\n"
+        "  HINT: re-export this column as a date, or as yyyy-mm-dd text"
+    ]
+    assert _problems(folder) == expected
+    with pytest.raises(ExtractError) as raised:
+        read_extract(folder, skip_bad_rows=True)
+    assert [str(p) for p in raised.value.problems] == expected
+
+
+def test_spark_int96_timestamps_are_utc_instants_read_in_uk_time(tmp_path):
+    """Spark writes INT96 timestamps as UTC instants: a birth at midnight in British Summer Time is 23:00 UTC the
+    day before, and was read as that day."""
+    from zoneinfo import ZoneInfo
+
+    london = ZoneInfo("Europe/London")
+    born = [datetime(2021, 8, 21, tzinfo=london), datetime(2021, 1, 5, tzinfo=london)]  # BST, then GMT
+    folder = _write(tmp_path / "x", events_csv=EVENTS)
+    table = pa.table({"patient_id": ["P1", "P2"], "date_of_birth": pa.array(born, pa.timestamp("us", tz="UTC"))})
+    pq.write_table(table, folder / "patients.parquet", use_deprecated_int96_timestamps=True)
+    assert pq.ParquetFile(folder / "patients.parquet").schema.column(1).physical_type == "INT96"
+    read = read_extract(folder).con.execute("SELECT date_of_birth FROM patients ORDER BY _row").fetchall()
+    assert read == [(date(2021, 8, 21),), (date(2021, 1, 5),)]
+
+
+def test_a_measurement_stored_as_a_decimal_with_places_reads_as_a_csv_writes_it(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    _parquet(folder / "events.parquet", patient_id=pa.array(["P1", "P1"]), code=pa.array([CP_PLAN] * 2),
+             date=pa.array([date(2026, 1, 1)] * 2),
+             value=pa.array([Decimal("22.0"), Decimal("13.5")], pa.decimal128(10, 1)))  # fmt: skip
+    events = read_extract(folder).con.execute("SELECT value FROM events ORDER BY _row").fetchall()
+    assert events == [("22",), ("13.5",)]
+
+
+def test_a_spark_folder_of_part_files_is_named_with_how_to_make_one_file(tmp_path):
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS)
+    (folder / "events.parquet").mkdir()
+    _events_parquet(folder / "events.parquet" / "part-00000.parquet")
+    [problem] = _problems(folder)
+    assert "no events.csv or events.parquet" in problem
+    assert problem.endswith(
+        "HINT: events.parquet is a folder of part files, as Spark writes a table; casefind reads one file per "
+        "table: write it as one (in Spark, .coalesce(1); or with DuckDB, COPY (FROM 'events.parquet/*.parquet') "
+        "TO 'events_all.parquet') and map it: events: {file: events_all.parquet}"
+    )
