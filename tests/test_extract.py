@@ -888,7 +888,7 @@ def test_a_missing_column_is_not_taken_for_one_already_read(tmp_path):
 
 
 PATIENT_ROW = "patient_id,date_of_birth,date_of_death,registered_to,household_id\nP1,2015-02-01,,,H1\n"
-CP_EVENT = "patient_id,code,date\nP1,342191000000101,2026-01-01\n"
+CP_EVENT = "patient_id,code,date,value\nP1,342191000000101,2026-01-01,\n"
 
 
 def _table_warnings(folder: Path, **kwargs) -> list[str]:
@@ -938,6 +938,26 @@ def test_file_names_are_matched_in_any_case_and_near_misses_are_named(tmp_path):
     ]
 
 
+def test_each_absent_optional_column_that_changes_the_list_is_named(tmp_path):
+    """Without events.value no gestation is read, without an end date every relationship or concern is taken as
+    current: each changes the list, so each is said, like a patients file without date_of_death."""
+    folder = _write(
+        tmp_path / "x",
+        patients_csv=PATIENT_ROW,
+        events_csv="patient_id,code,date\nP1,342191000000101,2026-01-01\n",
+        relationships_csv="patient_id,related_patient_id,relationship\nP1,P2,mother\n",
+        concerns_csv="patient_id,raised_on\nP1,2026-01-01\n",
+    )
+    warnings = [w.split("\n")[0] for w in _table_warnings(folder) if not w.startswith(("x:", "relationships.csv, row"))]
+    assert warnings == [
+        "events.csv: no value column: no gestation at booking is read, so late bookings come from late-booker "
+        "codes only",
+        "relationships.csv: no end_date column: every relationship is taken to be still valid (an ended one links "
+        "as if current)",
+        "concerns.csv: no resolved_on column: every concern is taken to be still open",
+    ]
+
+
 def test_a_file_with_a_header_but_no_rows_is_named(tmp_path):
     """No patients: an error, not a list of every event's unknown patient. An optional table or events with
     no rows: a warning saying what the list then lacks. Events none of which has a protocol code: a warning
@@ -949,7 +969,7 @@ def test_a_file_with_a_header_but_no_rows_is_named(tmp_path):
     folder = _write(
         tmp_path / "b",
         patients_csv=PATIENT_ROW,
-        events_csv="patient_id,code,date\n",
+        events_csv="patient_id,code,date,value\n",
         appointments_csv="patient_id,date,status\n",
     )
     warnings = [w for w in _table_warnings(folder) if not w.startswith("b:")]
@@ -957,7 +977,7 @@ def test_a_file_with_a_header_but_no_rows_is_named(tmp_path):
         "events.csv: the file has a header but no rows: no criterion read from codes can be met",
         "appointments.csv: the file has a header but no rows: missed appointments are counted from coded events only",
     ]
-    _write(tmp_path / "c", patients_csv=PATIENT_ROW, events_csv="patient_id,code,date\nP1,13Iv,2026-01-01\n")
+    _write(tmp_path / "c", patients_csv=PATIENT_ROW, events_csv="patient_id,code,date,value\nP1,13Iv,2026-01-01,\n")
     warnings = [w for w in _table_warnings(tmp_path / "c", event_codes=["342191000000101"]) if w.startswith("events")]
     assert warnings == [
         "events.csv: none of its 1 events has a code from the protocol's codelists, so no criterion read from "
