@@ -27,7 +27,7 @@ for path in (REPO, REPO / "bench"):
     if str(path) not in sys.path:
         sys.path.insert(0, str(path))  # run from a checkout without installing
 
-from build_list_bench import ensure_data, peak_rss_mb, run_child  # noqa: E402  (the shared generator and runner)
+from build_list_bench import ensure_data, peak_rss_mb, run_child, warm_page_cache  # noqa: E402  (the shared generator and runner)
 
 DATE_FROM, DATE_TO = date(2024, 1, 1), date(2025, 12, 31)
 
@@ -108,6 +108,7 @@ def main(argv: list[str] | None = None) -> int:
 
     args.workdir.mkdir(parents=True, exist_ok=True)
     data_dir = ensure_data(args.workdir, args.patients, args.events_per_patient)
+    warm_page_cache(data_dir)
     print("baseline: bare DuckDB scan of events joined to the category codes, by month and category ...", flush=True)
     base = run_child("baseline", data_dir, __file__)
     print(f"coding_report by month, {DATE_FROM}..{DATE_TO}, every breakdown ...", flush=True)
