@@ -457,10 +457,11 @@ def main(argv: list[str] | None = None) -> int:
     args.workdir.mkdir(parents=True, exist_ok=True)
     # the csv and sample measures make (or need) only their own data: --only sample runs in seconds
     needs_data = parts & {"generate", *CHILDREN}
-    data_dir = ensure_data(args.workdir, args.patients, args.events_per_patient) if needs_data else None
-    results: dict[str, dict] = {}
+    data_dir = None
     if needs_data:
+        data_dir = ensure_data(args.workdir, args.patients, args.events_per_patient)
         warm_page_cache(data_dir)
+    results: dict[str, dict] = {}
     if "baseline" in parts:
         print("baseline: bare DuckDB join of events to the protocol's codes ...", flush=True)
         results["baseline"] = run_child("baseline", data_dir)

@@ -412,8 +412,11 @@ def _register_raw(
     raw = f"raw_{table.name}"
     path = str(source.path)
     if source.format == "parquet":
-        int96 = _parquet_int96_columns(con, path)
-        scan = f"read_parquet({_sql_str(path)}, {PARQUET_OPTIONS}, file_row_number=true)"
+        top = _parquet_top_columns(con, path)
+        if repeated := repeated_names([name for name, _ in top]):  # DuckDB reads the second as date_1
+            raise ExtractError(Problem(path, f"the file repeats column(s) {', '.join(repeated)}", REPEATED_HINT))
+        int96 = {name for name, physical in top if physical == "INT96"}
+        scan = _parquet_scan(path, row_numbers=True)
         described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
         types = {name: typ for name, typ, *_ in described if name != "file_row_number"}
         names = _rename(list(types), table, mapping, path)
@@ -453,17 +456,21 @@ def _register_raw(
     return raw, layout, _column_warnings(list(types), names, table, source)
 
 
-# BINARY columns without the UTF8 annotation (older Hive and Impala writers) hold text: read them as text, so
-# that they take every check a text column takes (a zero-width space in a code), not as escaped bytes
-PARQUET_OPTIONS = "binary_as_string=true"
 _NESTED = re.compile(r".*(\[[0-9]*\]|^STRUCT\(|^MAP\(|^UNION\()")
 _DATE_TYPES = ("DATE", "VARCHAR")  # and TIMESTAMP of any precision or zone
 
 
-def _parquet_int96_columns(con, path: str) -> set[str]:
-    """The file's top-level column names, checked as a CSV header is (two names that differ only in case are
-    one name: DuckDB would read the second as ``date_1`` and casefind the first, without a word); returns
-    those stored as INT96, Spark's timestamps, which hold an instant in UTC (see ``_parquet_text``)."""
+def _parquet_scan(path: str | Path, *, row_numbers: bool = False) -> str:
+    """SQL reading a Parquet file as casefind reads it. BINARY columns without the UTF8 annotation (older Hive
+    and Impala writers) hold text: they are read as text, so that they take every check a text column takes
+    (a zero-width space in a code), not as escaped bytes."""
+    rows = ", file_row_number=true" if row_numbers else ""
+    return f"read_parquet({_sql_str(str(path))}, binary_as_string=true{rows})"
+
+
+def _parquet_top_columns(con, path: str) -> list[tuple[str, str]]:
+    """The file's top-level column names, as written (DuckDB renames a repeated one), with their physical
+    types (``INT96``: Spark's timestamps, which hold an instant in UTC; see ``_parquet_text``)."""
     rows = con.execute("SELECT name, type, num_children FROM parquet_schema(?)", [path]).fetchall()
     top, i = [], 1
     for _ in range(rows[0][2] or 0):  # rows[0] is the schema's root; nested fields follow their column
@@ -473,10 +480,13 @@ def _parquet_int96_columns(con, path: str) -> set[str]:
         while skip:  # step over this column's nested fields, and theirs
             skip += (rows[i][2] or 0) - 1
             i += 1
-    names = [name for name, _ in top]
-    if repeated := repeated_names(names):
-        raise ExtractError(Problem(path, f"the file repeats column(s) {', '.join(repeated)}", REPEATED_HINT))
-    return {name for name, physical in top if physical == "INT96"}
+    return top
+
+
+def _decimal_places(typ: str) -> int | None:
+    """The places of a ``DECIMAL(p,s)`` type, or None for any other type."""
+    scale = re.fullmatch(r"DECIMAL\([0-9]+,([0-9]+)\)", typ)
+    return int(scale.group(1)) if scale else None
 
 
 def _parquet_type_problem(col: Column, header: str | None, types: dict[str, str], where: str) -> Problem | None:
@@ -489,23 +499,23 @@ def _parquet_type_problem(col: Column, header: str | None, types: dict[str, str]
       any single value (a gestation as DOUBLE).
     """
     typ = types.get(header, "VARCHAR")
-    scale = re.fullmatch(r"DECIMAL\([0-9]+,([0-9]+)\)", typ)
+    places = _decimal_places(typ)
+    hint = "re-export this column as text (string)"
     if _NESTED.match(typ):
         problem = f"stored as {typ}, many values in a cell; casefind reads one value per cell"
     elif col.type == "date" and typ not in _DATE_TYPES and not typ.startswith("TIMESTAMP"):
         problem = f"stored as {typ}; a date is stored as DATE, TIMESTAMP or text"
-        return Problem(f"{where}, column '{header}'", problem, "re-export this column as a date, or as yyyy-mm-dd text")
-    elif not col.exact or not (typ in ("FLOAT", "DOUBLE") or (scale and int(scale.group(1)))):
+        hint = "re-export this column as a date, or as yyyy-mm-dd text"
+    elif not col.exact or not (typ in ("FLOAT", "DOUBLE") or places):
         return None
-    elif scale:
-        places = int(scale.group(1))
+    elif places:
         problem = (
             f"stored as {typ}, a number with {places} decimal place{'s' if places > 1 else ''}: a code or an "
             f"identifier has none, and would read with '.{'0' * places}' after it"
         )
     else:
         problem = f"stored as {typ}; long codes and identifiers do not survive floating point"
-    return Problem(f"{where}, column '{header}'", problem, "re-export this column as text (string)")
+    return Problem(f"{where}, column '{header}'", problem, hint)
 
 
 def _parquet_text(expr: str, typ: str, int96: bool = False) -> str:
@@ -517,7 +527,7 @@ def _parquet_text(expr: str, typ: str, int96: bool = False) -> str:
     midnight in summer time is not read as the day before."""
     if int96:
         return f"CAST(timezone('UTC', {expr}) AS VARCHAR)"
-    if typ in ("FLOAT", "DOUBLE") or re.fullmatch(r"DECIMAL\([0-9]+,[1-9][0-9]*\)", typ):
+    if typ in ("FLOAT", "DOUBLE") or _decimal_places(typ):
         return f"regexp_replace(CAST(CAST({expr} AS DOUBLE) AS VARCHAR), '[.]0$', '')"
     return f"CAST({expr} AS VARCHAR)"
 
@@ -550,7 +560,7 @@ def _reading(con, source: SourceFile):
 
 def _not_utf8(con, source: SourceFile) -> Problem:
     """A Parquet text column holding bytes that are not UTF-8, by name (each column is read alone to find it)."""
-    scan = f"read_parquet({_sql_str(str(source.path))}, {PARQUET_OPTIONS})"
+    scan = _parquet_scan(source.path)
     where = str(source.path)
     for (name,) in con.execute(f"SELECT column_name FROM (DESCRIBE SELECT * FROM {scan})").fetchall():
         try:
@@ -569,8 +579,7 @@ def _not_utf8(con, source: SourceFile) -> Problem:
 def _parquet_readable(con, path: Path) -> bool:
     """Whether every value of every column of the Parquet file can be read (only asked after an error)."""
     try:
-        scan = f"read_parquet({_sql_str(str(path))}, {PARQUET_OPTIONS})"
-        con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM {scan}").fetchall()
+        con.execute(f"SELECT bit_xor(hash(COLUMNS(*))) FROM {_parquet_scan(path)}").fetchall()
     except duckdb.Error:
         return False
     return True

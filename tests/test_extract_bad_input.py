@@ -421,6 +421,10 @@ def test_two_parquet_columns_whose_names_differ_only_in_case_are_refused(tmp_pat
         f"{folder / 'events.parquet'}: the file repeats column(s) Date, date\n"
         "  HINT: give every column its own name (names that differ only in case are one name)"
     ]
+    same = pa.table([pa.array(["P1"]), pa.array([CP_PLAN]), pa.array(["2010-01-01"]), day],
+                    names=["patient_id", "code", "date", "date"])  # fmt: skip
+    pq.write_table(same, folder / "events.parquet")
+    assert _lines(_problems(folder)) == [f"{folder / 'events.parquet'}: the file repeats column(s) date"]
 
 
 def test_binary_text_columns_are_read_as_text_and_checked_as_text(tmp_path):
