@@ -179,9 +179,14 @@ class _Words:
         )
 
     def unborn_case(self) -> str:
-        children = list(dict.fromkeys(self.detail["relative_of"]["child_id"]))
-        if not children:
+        of = self.detail["relative_of"].drop_duplicates("child_id")
+        not_hers = of[of["pregnancy_not_carried"].notna()]
+        children = list(of.loc[of["pregnancy_not_carried"].isna(), "child_id"])
+        if not children and not_hers.empty:
             return "no child is linked to this patient on the as-of date, so she is the case for her unborn baby"
+        if not children:  # duckdb_families: a pregnancy reaches the woman's own children
+            others = "; ".join(f"patient {r.child_id}: she is {r.pregnancy_not_carried}" for r in not_hers.itertuples())
+            return f"no child of hers is linked to this patient ({others}), so she is the case for her unborn baby"
         named = ", ".join(f"patient {c}" for c in children)
         return (
             f"none of the children linked to this patient ({named}) can be listed on the as-of date, "
@@ -271,7 +276,9 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
         links = pd.concat([me, links], ignore_index=True)
     reasons = []
     mine = latest[(latest["patient_id"] == pid) & (latest["criterion_id"] == c.id)]
-    if "own" in c.record or c.lists_adults:
+    if c.lists_adults and (died := _died_by(w.person, as_of)):  # duckdb_engine._route
+        reasons.append(f"own record: not read, since death ends a pregnancy ({died})")
+    elif "own" in c.record or c.lists_adults:
         reasons.append(_describe_record(c, "own record", mine, as_of, w.person))
     if _reads_child_side_apart(c):  # read in the own record whatever ``record`` lists (``duckdb_engine._route``)
         child_side = mine[mine["role"] == "reciprocal"].assign(role="start")
@@ -281,8 +288,18 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
     else:
         relative_roles = [r for r in c.record if r != "own"]
     relatives = links[links["role"].isin(relative_roles)].drop_duplicates("relative_id")
+    known = w.detail["relatives"].set_index("patient_id")
     for link in relatives.itertuples():
         who = f"{link.relation} (patient {link.relative_id})"
+        died = _died_by(known.loc[link.relative_id], as_of) if link.relative_id in known.index else None
+        if c.lists_adults and died:
+            named = "(died" in link.relation  # the relation of a parent who died says so (duckdb_families)
+            reasons.append(f"{who}: not read, since death ends a pregnancy{'' if named else f' ({died})'}")
+            continue
+        if c.lists_adults and isinstance(link.pregnancy_not_carried, str):  # duckdb_families: a pregnancy reaches
+            reasons.append(f"{who}: not read, since a pregnancy reaches the woman's own children and she is "
+                           f"{link.pregnancy_not_carried}")  # fmt: skip
+            continue
         if link.role == "sibling" and (why := _sibling_not_read(w, link.relative_id)):
             reasons.append(f"{who}: not read, since a sibling's record counts only while the sibling could be "
                            f"listed ({why})")  # fmt: skip
@@ -298,6 +315,12 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
             f"code since {window_start:%Y-%m-%d}; {c.min_count} needed (1 if {', '.join(c.single_if) or 'never'})"
         )
     return CriterionExplanation(c.id, c.label, "not met", tuple(reasons))
+
+
+def _died_by(person: pd.Series, as_of: date) -> str | None:
+    """'died 2026-10-01' if ``person`` died on or before the as-of date, else None."""
+    died = pd.Timestamp(person["date_of_death"]) if pd.notna(person["date_of_death"]) else None
+    return f"died {died:%Y-%m-%d}" if died is not None and died <= pd.Timestamp(as_of) else None
 
 
 def _sibling_not_read(w: _Words, sibling: str) -> str | None:

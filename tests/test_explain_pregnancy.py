@@ -117,6 +117,59 @@ def test_a_woman_with_no_child_linked_is_the_case_herself(make_extract):
     assert result.family == ("no linked relatives",)
 
 
+def test_a_pregnant_sister_is_the_case_herself_and_her_brother_is_told_why_not(make_extract):
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | household_id
+        mum        | 1975-01-01    | H1
+        sis        | 2007-03-01    | H1
+        bro        | 2011-05-01    | H1
+        """,
+        relationships="""
+        patient_id | related_patient_id | relationship
+        sis        | mum                | mother
+        bro        | mum                | mother
+        """,
+        events="patient_id | code | date\nsis | 169711001 | 2026-10-01",
+    )
+    sister = {c.criterion_id: c for c in _explain(folder, "sis").criteria}
+    assert sister["anc"].reasons == (
+        "Pregnant: Antenatal booking examination (169711001), 2026-10-01",
+        "no child of hers is linked to this patient (patient bro: she is a sibling of the child, not a parent), "
+        "so she is the case for her unborn baby",
+    )
+    brother = _explain(folder, "bro")
+    assert brother.summary[1].startswith("Not listed")
+    assert {c.criterion_id: c for c in brother.criteria}["anc"].reasons == (
+        "own record: no code from the criterion's codelists on or before the as-of date",
+        "mother (patient mum): no code from the criterion's codelists on or before the as-of date",
+        "household adult (patient sis): not read, since a pregnancy reaches the woman's own children and she is a "
+        "sibling of the child, not a parent",
+    )
+
+
+def test_a_pregnancy_of_a_woman_who_died_is_read_by_no_one(make_extract):
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | date_of_death | household_id
+        mum        | 1990-01-01    | 2026-10-01    | H1
+        kid        | 2020-01-01    |               | H1
+        """,
+        relationships="patient_id | related_patient_id | relationship\nkid | mum | mother",
+        events="patient_id | code | date\nmum | 169711001 | 2026-09-01",
+    )
+    child = {c.criterion_id: c for c in _explain(folder, "kid").criteria}
+    assert child["anc"].reasons == (
+        "own record: no code from the criterion's codelists on or before the as-of date",
+        "mother (died 2026-10-01) (patient mum): not read, since death ends a pregnancy",
+    )
+    mother = {c.criterion_id: c for c in _explain(folder, "mum").criteria}
+    assert (mother["anc"].status, mother["anc"].reasons) == (
+        "not met",
+        ("own record: not read, since death ends a pregnancy (died 2026-10-01)",),
+    )
+
+
 @pytest.mark.parametrize(
     ("value", "why"),
     [

@@ -370,7 +370,7 @@ def _relevant(con, protocol: Protocol, as_of: date, own: pd.DataFrame) -> tuple[
     con.register("own_ids_df", pd.DataFrame({"patient_id": own["patient_id"].unique()}))
     families.run_script(
         con,
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE own_ids AS SELECT DISTINCT patient_id FROM own_ids_df;
         CREATE OR REPLACE TEMP TABLE relevant_children AS
         SELECT patient_id FROM own_ids
@@ -378,7 +378,8 @@ def _relevant(con, protocol: Protocol, as_of: date, own: pd.DataFrame) -> tuple[
         CREATE OR REPLACE TEMP TABLE relevant_links AS
         SELECT child_id, relative_id, relation, role, priority FROM links
         WHERE child_id IN (SELECT patient_id FROM relevant_children)
-           OR relative_id IN (SELECT patient_id FROM own_ids)
+           OR relative_id IN (SELECT patient_id FROM own_ids);
+        CREATE OR REPLACE TEMP TABLE relevant_links AS {families.with_pregnancy_reach_sql("relevant_links")}
         """,
     )
     con.unregister("own_ids_df")
@@ -401,15 +402,18 @@ def _one_route_per_relative(routed: pd.DataFrame) -> pd.DataFrame:
 
 
 def _route(
-    protocol: Protocol, own: pd.DataFrame, people: pd.DataFrame, links: pd.DataFrame
+    protocol: Protocol, as_of: date, own: pd.DataFrame, people: pd.DataFrame, links: pd.DataFrame
 ) -> tuple[pd.DataFrame, set[str]]:
     """Carry hits along family links to the children whose criterion reads that relative's record.
 
     Pregnancy criteria (``lists_adults``) are carried from the expectant woman to the children she is
-    linked to (her children, and children in her household) who are in the population; only when there are
-    none is the woman herself the case, and then parental criteria read her own record too. A sibling's
-    record is read only while the sibling is in the population too (registered, in the age range). Only
-    patients in the patients file are cases: a sibling linked by id but registered elsewhere is not.
+    linked to (her children, and children in her household who are not her siblings: see
+    ``duckdb_families.with_pregnancy_reach_sql``) who are in the population; only when there are none is
+    the woman herself the case, and then parental criteria read her own record too. A pregnancy ends with the
+    woman's death: one who died on or before the as-of date carries hers to no one, and is no case for it.
+    A sibling's record is read only while the sibling is in the population too (registered, in the age
+    range). Only patients in the patients file are cases: a sibling linked by id but registered elsewhere is
+    not.
 
     A child-side (``reciprocal``) code meets the criterion in the record it is in, whatever ``record`` lists, and
     is never carried: it is about the child whose record it is in. See ``_own_record``.
@@ -422,8 +426,10 @@ def _route(
     own, child_side = own[~marked], own[marked]
     pregnancy = {c.id for c in protocol.criteria if c.lists_adults}
 
-    preg = own[own["criterion_id"].isin(pregnancy)]
-    to_children = links[links["role"].isin(["parent", "household_adult"]) & isin(links["child_id"], eligible_children)]
+    # a pregnancy ends with the woman's death: a booking or unborn-baby plan of a woman who has died reaches no one
+    died = people.loc[pd.to_datetime(people["date_of_death"]) <= pd.Timestamp(as_of), "patient_id"]
+    preg = own[own["criterion_id"].isin(pregnancy) & ~isin(own["patient_id"], set(died))]
+    to_children = links[links["pregnancy_not_carried"].isna() & isin(links["child_id"], eligible_children)]
     carried = preg.merge(to_children, left_on="patient_id", right_on="relative_id")
     carried = carried.assign(
         patient_id=carried["child_id"],
@@ -527,7 +533,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
     _people_view(con, protocol, as_of)
     people, links = _relevant(con, protocol, as_of, own)
-    hits, expectant = _route(protocol, own, people, links)
+    hits, expectant = _route(protocol, as_of, own, people, links)
     hits = _apply_missed_thresholds(protocol, hits, people)
     hits = hits.assign(reciprocal_missing=_reciprocal_gaps(con, protocol, hits))
     people["expectant"] = isin(people["patient_id"], expectant)
@@ -550,13 +556,19 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
     their links (``links``: their relatives; ``relative_of``: the children whose parent or household adult
     they are), and the latest coded rows (per criterion and role) of them and their linked relatives."""
     person = con.execute("SELECT * FROM people WHERE patient_id = ?", [patient_id]).df()
+    con.execute(
+        "CREATE OR REPLACE TEMP TABLE patient_links AS SELECT * FROM links WHERE child_id = $id OR relative_id = $id",
+        {"id": patient_id},
+    )
+    reach = families.with_pregnancy_reach_sql("patient_links")
     links = con.execute(
-        "SELECT relative_id, relation, role FROM links WHERE child_id = ? ORDER BY priority, relation, relative_id",
+        f"SELECT relative_id, relation, role, pregnancy_not_carried FROM ({reach}) WHERE child_id = ? "
+        "ORDER BY priority, relation, relative_id",
         [patient_id],
     ).df()
     relative_of = con.execute(
-        "SELECT child_id, relation, role FROM links WHERE relative_id = ? AND role IN ('parent', 'household_adult') "
-        "ORDER BY child_id, priority, relation",
+        f"SELECT child_id, relation, role, pregnancy_not_carried FROM ({reach}) "
+        "WHERE relative_id = ? AND role IN ('parent', 'household_adult') ORDER BY child_id, priority, relation",
         [patient_id],
     ).df()
     ids = [patient_id, *links["relative_id"].unique()]
@@ -567,7 +579,8 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
         [ids],
     ).df()
     relatives = con.execute(
-        "SELECT patient_id, exclusion, age, in_age_range FROM people WHERE list_contains(?, patient_id)", [ids]
+        "SELECT patient_id, exclusion, age, in_age_range, date_of_death FROM people WHERE list_contains(?, patient_id)",
+        [ids],
     ).df()
     appointments = con.execute(
         "SELECT date, status FROM appointments WHERE patient_id = ? AND date <= ? ORDER BY date", [patient_id, as_of]
