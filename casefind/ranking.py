@@ -62,8 +62,9 @@ def _criteria_table(protocol: Protocol, as_of: date) -> pd.DataFrame:
     )
 
 
-def _joined(values: pd.Series, keys: pd.Series, sep: str) -> pd.Series:
-    """Join each group's strings with ``sep`` in their current order (a vectorised ``sep.join``)."""
+def _joined(values: pd.Series, keys: pd.Series | list[pd.Series], sep: str) -> pd.Series:
+    """Join each group's strings with ``sep`` in their current order (a vectorised ``sep.join``); the group is
+    ``keys``, or each combination of several ``keys``."""
     return (sep + values.astype(str)).groupby(keys, sort=True).sum().str[len(sep) :]
 
 
@@ -205,7 +206,7 @@ def rank(
     adults = _adults(evaluation, links, entries, shown)
     if full:
         adults.insert(adults.columns.get_loc("patient_id") + 1, "name", _names(evaluation, adults["patient_id"]))
-    entries["linked_adults"] = _linked_adults_text(evaluation, links, entries, adults, full)
+    entries["linked_adults"] = _linked_adults_text(evaluation, links, entries, shown, full)
     data_gaps = {
         "children under 5 with no linked adult": evaluation.no_linked_adult,
         "listed children whose relative's risk code has no matching code in the child's record": len(gaps),
@@ -266,17 +267,22 @@ def _in_adult_order(adults: pd.DataFrame, group: list[str]) -> pd.DataFrame:
 
 
 def _linked_adults_text(
-    evaluation: Evaluation, links: pd.DataFrame, entries: pd.DataFrame, adults: pd.DataFrame, full: bool
+    evaluation: Evaluation, links: pd.DataFrame, entries: pd.DataFrame, evidence: pd.DataFrame, full: bool
 ) -> list:
     """Per child: its linked adults (``links``) as 'mother (patient P9): risk factors', names only when
-    ``full``, in ``_in_adult_order``."""
+    ``full``, in ``_in_adult_order``. The risk factors are those that reached this child from that adult
+    (``evidence``), not those the adult gave a brother or sister: a household adult's learning disability
+    reaches only the children whose parent she is, and the family's Adults line is where the whole is shown."""
     links = links.drop_duplicates(["child_id", "relative_id"])  # links arrive most specific relationship first
     links = _in_adult_order(links, ["child_id"])
     if links.empty:
         return [""] * len(entries)
     names = _names(evaluation, links["relative_id"]) if full else None
-    risk_of = dict(zip(adults["patient_id"].tolist(), adults["risk_factors"].tolist(), strict=True))
-    risks = pd.Series([risk_of.get(a, "") for a in links["relative_id"].tolist()], index=links.index, dtype=object)
+    routed = evidence.loc[evidence["via_patient_id"].notna(), ["patient_id", "via_patient_id", "label"]]
+    routed = routed.drop_duplicates()
+    risk_of = _joined(routed["label"], [routed["patient_id"], routed["via_patient_id"]], "; ").to_dict()
+    pairs = zip(links["child_id"].tolist(), links["relative_id"].tolist(), strict=True)
+    risks = pd.Series([risk_of.get(pair, "") for pair in pairs], index=links.index, dtype=object)
     text = _adult_text(links["relation"], links["relative_id"], risks, names)
     joined = _joined(text, links["child_id"], "; ")
     return joined.reindex(entries["patient_id"]).fillna("").tolist()

@@ -86,6 +86,33 @@ def test_full_names_the_adults_on_the_terminal_as_in_linked_adults(family, tmp_p
     assert "Sara" not in plain and "Webb" not in plain
 
 
+def test_linked_adults_shows_only_the_risks_that_reached_that_child(make_extract, tmp_path):
+    """The mother's domestic abuse reaches her own child (the criterion reads parents); the other child of
+    the household sees her as a household adult, with nothing of hers reaching him."""
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | household_id
+        kid        | 2015-02-01    | H1
+        lodgers_kid| 2016-02-01    | H1
+        mum        | 1990-01-01    | H1
+        """,
+        relationships="patient_id | related_patient_id | relationship\nkid | mum | mother",
+        events="""
+        patient_id  | code            | date
+        kid         | 342191000000101 | 2026-01-01
+        lodgers_kid | 342191000000101 | 2026-02-01
+        mum         | 879911000000102 | 2026-03-01
+        """,
+    )
+    rules = tmp_path / "rules.yaml"
+    rules.write_text(PROTOCOL)
+    _build(folder, rules, "--out", str(tmp_path / "list.json"))
+    [family] = json.loads((tmp_path / "list.json").read_text())["families"]
+    adults = {child["patient_id"]: child["linked_adults"] for child in family["children"]}
+    assert adults == {"kid": "mother (patient mum): Domestic abuse", "lodgers_kid": "household adult (patient mum)"}
+    assert [a["risk_factors"] for a in family["adults"]] == ["Domestic abuse"]  # the family's whole
+
+
 def test_provenance_records_the_mapping_file_and_the_options(family, tmp_path):
     folder, rules = family
     patients = folder / "patients.csv"
