@@ -460,6 +460,10 @@ def _route(
     via = via.assign(patient_id=via["child_id"], via_patient_id=via["relative_id"], via_relation=via["relation"])
     via = _one_route_per_relative(via)
     own_kept = others.merge(records[records["role"] == "own"][["criterion_id"]], on="criterion_id")
+    # of a criterion that reads relatives too ('Parental or household drug misuse'), a hit from the child's own
+    # record says so: a teenager's own code is not a parent's
+    reads_others = set(records.loc[records["role"] != "own", "criterion_id"])
+    own_kept = own_kept.assign(via_relation=own_kept["criterion_id"].map(lambda c: OWN if c in reads_others else None))
     own_kept = _own_record(own_kept, child_side)
     columns = list(HIT_COLUMNS) + ["via_patient_id", "via_relation"]
     frames = [f.reindex(columns=columns) for f in (own_kept, kept_preg, via, carried) if len(f)]
@@ -469,6 +473,7 @@ def _route(
 
 
 CHILD_SIDE = "child's record"  # the route of a hit from a child-side code
+OWN = "own record"  # the route of an own-record hit of a criterion that reads relatives' records too
 
 
 def _own_record(own: pd.DataFrame, child_side: pd.DataFrame) -> pd.DataFrame:
