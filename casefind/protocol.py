@@ -294,14 +294,21 @@ REFERENCE_FIELDS = ("start", "end", "codes", "booking", "late", "reciprocal")
 
 
 class Concern(Frozen):
-    """What counts as professional concern: an open flag in the concerns table on the as-of date, or a
-    code from ``codes`` within ``window``, on the child or anyone in the child's family. A code followed by
-    a later code from ``end`` ("no longer a cause for concern") no longer counts: latest code wins, as for
-    ``coded_active`` (an end code on the same day does not close it)."""
+    """What counts as professional concern: an open flag in the concerns table on the as-of date, a code
+    from ``codes`` within ``window``, or one of ``criteria`` met on the patient's own record (a child
+    protection plan, child in need, looked after: the strongest concern there is), on the child or anyone
+    linked to the child (parents, household adults, siblings). A code followed by a later code from ``end``
+    ("no longer a cause for concern") no longer counts: latest code wins, as for ``coded_active`` (an end
+    code on the same day does not close it)."""
 
     codes: Names = ()
     end: Names = ()
     window: DurationField | None = None
+    criteria: Names = Field(
+        (),
+        description="Criteria that are professional concern when met on a patient's own record (CP plan, CIN, "
+        "looked after); each must read the own record and must not itself require concern",
+    )
 
 
 class Ranking(Frozen):
@@ -334,6 +341,13 @@ def reference_problems(codelist_names: set[str], criteria: list, concern: Any = 
     concern = concern if isinstance(concern, dict) else {}
     for field in ("codes", "end"):
         problems += _unknown(f"concern.{field}", concern.get(field), codelist_names, "codelist")
+    problems += _unknown("concern.criteria", concern.get("criteria"), ids, "criterion")
+    by_id = {c.get("id"): c for c in criteria if isinstance(c, dict)}
+    for name in (n for n in _as_tuple(concern.get("criteria") or ()) if n in by_id):
+        if by_id[name].get("requires_concern") is True:
+            problems.append(f"concern.criteria: '{name}' itself requires concern, so it cannot give it")
+        if "own" not in _as_tuple(by_id[name].get("record") or "own"):
+            problems.append(f"concern.criteria: '{name}' does not read the patient's own record")
     return problems
 
 

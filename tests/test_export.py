@@ -87,7 +87,8 @@ def test_csv_columns_and_formula_injection(case_list, tmp_path):
     assert frame["given_name"].tolist() == ["Ann", "'-Bob"]
     assert frame.loc[0, "criteria"] == "cp_plan"
     assert "342191000000101" in frame.loc[0, "evidence"] and "2026-01-01" in frame.loc[0, "evidence"]
-    assert frame.loc[1, "criteria"] == "child_in_need"  # the new birth needs a concern flag
+    # the new birth needs professional concern, and being a child in need is that (the protocol's concern.criteria)
+    assert frame.loc[1, "criteria"] == "child_in_need;new_birth"
 
 
 # Every start the README's privacy section (and OWASP's CSV-injection advice) treats as a formula: "=" and "@"

@@ -173,6 +173,20 @@ def test_an_unknown_concern_codelist_is_listed_with_the_other_problems(tmp_path)
     ]
 
 
+def test_concern_criteria_must_exist_read_the_own_record_and_not_need_concern(tmp_path):
+    protocol = PROTOCOL + (
+        "  - {id: sib, label: Sibling CP, kind: coded_active, start: cp, record: sibling, weight: 4, tier: minor}\n"
+        "  - {id: gated, label: Gated, kind: coded_active, start: cp, requires_concern: true, weight: 1, tier: minor}\n"
+        "concern:\n  criteria: [cpp, sib, gated, cp]\n"
+    )
+    path = _write(tmp_path, protocol)
+    assert _messages(path) == [
+        f"{path}, line 11, concern.criteria: unknown criterion 'cpp' (did you mean 'cp'?)",
+        f"{path}, line 11, concern.criteria: 'sib' does not read the patient's own record",
+        f"{path}, line 11, concern.criteria: 'gated' itself requires concern, so it cannot give it",
+    ]
+
+
 @pytest.mark.parametrize(
     "window,message",
     [

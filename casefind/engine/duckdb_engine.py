@@ -19,6 +19,7 @@ from datetime import date
 
 import duckdb
 import pandas as pd
+import pyarrow as pa
 
 from casefind.engine import duckdb_families as families
 from casefind.errors import Problem
@@ -308,10 +309,6 @@ def _people_view(con, protocol: Protocol, as_of: date) -> None:
         f"""
         CREATE OR REPLACE TEMP TABLE with_adult AS
         SELECT DISTINCT child_id AS patient_id FROM links WHERE role IN ('parent', 'household_adult');
-        CREATE OR REPLACE TEMP TABLE concerned_family AS
-        SELECT {families.family_id_sql("c.patient_id", "f.family_id")} AS family_id,
-               string_agg('patient ' || c.patient_id || ': ' || c.evidence, '; ' ORDER BY c.patient_id) AS evidence
-        FROM concern c LEFT JOIN family_of_linked f USING (patient_id) GROUP BY ALL;
         CREATE OR REPLACE TEMP VIEW people_status AS {status};
         CREATE OR REPLACE TEMP VIEW people AS {people}
         """,
@@ -351,15 +348,29 @@ def _people_sql(protocol: Protocol, as_of: date, patients: str) -> tuple[str, st
         LEFT JOIN with_adult w ON w.patient_id = p.patient_id"""
     people = f"""
         SELECT p.patient_id, nhs_number, family_name, given_name, date_of_birth, sex, date_of_death, household_id,
-               age, p.family_id, coalesce(c.evidence, 'in the family: ' || cf.evidence) AS concern,
-               cf.family_id IS NOT NULL AS concerned, exclusion, in_age_range, no_linked_adult
+               age, p.family_id, coalesce(c.evidence, 'in the family: ' || lc.evidence) AS concern,
+               c.patient_id IS NOT NULL OR lc.patient_id IS NOT NULL AS concerned, exclusion, in_age_range,
+               no_linked_adult
         FROM (
           SELECT s.*, {families.family_id_sql("s.patient_id", "f.family_id")} AS family_id
           FROM people_status s LEFT JOIN family_of_linked f USING (patient_id)
         ) p
         LEFT JOIN concern c USING (patient_id)
-        LEFT JOIN concerned_family cf ON cf.family_id = p.family_id"""
+        LEFT JOIN linked_concern lc USING (patient_id)"""
     return status, people
+
+
+def _concern_criteria_met(protocol: Protocol, own: pd.DataFrame) -> pa.Table:
+    """(patient_id, evidence) for each ``concern.criteria`` criterion met on a patient's own record (not a
+    child-side code: that is about the child's relative), as 'Subject to a child protection plan:
+    <term> 2026-01-05'."""
+    child_side = own["child_side"].eq(True) if "child_side" in own else pd.Series(False, index=own.index)
+    met = own[own["criterion_id"].isin(protocol.concern.criteria) & ~child_side]
+    label = met["criterion_id"].map({c.id: c.label for c in protocol.criteria})
+    what = met["term"].where(met["term"].notna(), met["code"]).fillna("")
+    evidence = label + (": " + what).where(what != "", "") + " " + pd.to_datetime(met["date"]).dt.strftime("%Y-%m-%d")
+    schema = pa.schema([("patient_id", pa.string()), ("evidence", pa.string())])
+    return pa.table([met["patient_id"].astype(str).tolist(), evidence.astype(str).tolist()], schema=schema)
 
 
 def _relevant(con, protocol: Protocol, as_of: date, own: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -529,13 +540,13 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     _scan_latest(con, protocol, as_of)
     warnings = _other_system_warnings(con) + families.build_links(con, as_of)
     concern_from = protocol.concern.window.before(as_of) if protocol.concern.window else None
-    families.concern_table(con, as_of, concern_from)
     kinds: dict[type, list] = {}
     for c in protocol.criteria:
         kinds.setdefault(type(c), []).append(c)
     frames = [KIND_EVALUATORS[kind](con, criteria, as_of) for kind, criteria in kinds.items()]
     frames = [f for f in frames if len(f)]
     own = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=list(HIT_COLUMNS))
+    families.concern_table(con, as_of, concern_from, _concern_criteria_met(protocol, own))
     _people_view(con, protocol, as_of)
     people, links = _relevant(con, protocol, as_of, own)
     hits, expectant = _route(protocol, as_of, own, people, links)

@@ -369,15 +369,26 @@ def family_id_sql(patient_id: str, linked_family_id: str) -> str:
     return f"coalesce({linked_family_id}, 'F' || substr(md5({patient_id}), 1, 8))"
 
 
-def concern_table(con: duckdb.DuckDBPyConnection, as_of: date, window_start: date | None) -> None:
-    """``concern(patient_id, evidence)``: open flags and concern codes (from the scan's ``__concern__`` rows):
-    the latest concern code, in the window and not followed by a later end code."""
+def concern_table(
+    con: duckdb.DuckDBPyConnection, as_of: date, window_start: date | None, criteria_met: pa.Table
+) -> None:
+    """``concern(patient_id, evidence)``: open flags, concern codes (from the scan's ``__concern__`` rows:
+    the latest concern code, in the window and not followed by a later end code) and the concern criteria met
+    on patients' own records (``criteria_met``: patient_id, evidence).
+
+    ``linked_concern(patient_id, evidence)``: the concern of the relatives each patient is linked to (parents,
+    household adults, siblings), for the patients with any. The concern of a patient's wider family (a
+    half-sibling's father's partner's child) is not theirs: in blended and foster families one flag would
+    otherwise open every family linked to it."""
+    con.register("criteria_met_arrow", criteria_met)
     con.execute(
         """
         CREATE OR REPLACE TEMP TABLE concern AS
         SELECT patient_id, string_agg(evidence, '; ' ORDER BY evidence) AS evidence FROM (
           SELECT patient_id, 'concern flag raised ' || strftime(raised_on, '%Y-%m-%d') AS evidence
           FROM concerns WHERE raised_on <= $as_of AND (resolved_on IS NULL OR resolved_on > $as_of)
+          UNION
+          SELECT patient_id, evidence FROM criteria_met_arrow
           UNION
           SELECT s.patient_id, coalesce(s.ev.term, s.ev.code) || ' ' || strftime(s.ev.date, '%Y-%m-%d')
           FROM latest s LEFT JOIN latest e
@@ -387,4 +398,15 @@ def concern_table(con: duckdb.DuckDBPyConnection, as_of: date, window_start: dat
         ) GROUP BY patient_id
         """,
         {"as_of": as_of, "from": window_start},
+    )
+    con.unregister("criteria_met_arrow")
+    con.execute(
+        """
+        CREATE OR REPLACE TEMP TABLE linked_concern AS
+        SELECT l.child_id AS patient_id,
+               string_agg(DISTINCT 'patient ' || c.patient_id || ': ' || c.evidence, '; '
+                          ORDER BY 'patient ' || c.patient_id || ': ' || c.evidence) AS evidence
+        FROM links l JOIN concern c ON c.patient_id = l.relative_id
+        GROUP BY l.child_id
+        """
     )
