@@ -489,8 +489,12 @@ OWN = "own record"  # the route of an own-record hit of a criterion that reads r
 
 def _own_record(own: pd.DataFrame, child_side: pd.DataFrame) -> pd.DataFrame:
     """The hits of patients' own records: those of criteria reading ``own``, and child-side codes (whose route
-    says ``child's record``). Of the two for one criterion, the more recent is kept, the first on the same day
-    (a criterion reading ``own`` whose ``codes`` hold the child-side codes has already read the same code)."""
+    says ``child's record``). Of the two for one criterion, the more recent is kept, the first on the same day.
+    A criterion reading ``own`` whose ``codes`` hold the child-side codes has read the same code from both
+    lists: it is a child-side code, and says so."""
+    key = ["patient_id", "criterion_id", "date", "code"]
+    same = own[key].merge(child_side[key].drop_duplicates(), how="left", indicator=True)["_merge"].eq("both")
+    own = own.assign(via_relation=own["via_relation"].where(~same.to_numpy(), CHILD_SIDE))
     both = pd.concat([own, child_side.assign(via_relation=CHILD_SIDE)], ignore_index=True)
     latest_first = both.sort_values("date", ascending=False, kind="mergesort")
     return both.loc[latest_first.drop_duplicates(["patient_id", "criterion_id"]).index.sort_values()]

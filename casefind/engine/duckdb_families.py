@@ -21,7 +21,9 @@ How explicit links and shared households combine (the README's Families section 
   (with or without a ``household_id``). An adult who has left the household (a different household_id
   now) no longer counts; an explicit parent link still does.
 * **sibling**: an explicit sibling link (either direction), another child of a linked parent (so
-  half-siblings with different surnames are found), or another child (under 18) in the same household.
+  half-siblings with different surnames are found: "sibling (shared father)"; "sibling (shared father,
+  their foster carer)" where one child's birth parent is the other's foster carer, step-parent or carer),
+  or another child (under 18) in the same household.
   A criterion reads a sibling's record only while the sibling could be listed (``duckdb_engine._route``).
 * **A pregnancy reaches** (``with_pregnancy_reach_sql``) the children an expectant woman is a parent of,
   and the children of her household unless she is the child's sibling (an explicit sibling link or a shared
@@ -74,6 +76,12 @@ PARENT_WORDS = tuple(
     "main carer", "guardian", "legal guardian", "special guardian", "mothers partner", "fathers partner",
     "parents partner", "partner of mother", "partner of father", "partner of parent",
 )  # fmt: skip
+# A birth parent, however written ('mum' to one child is 'mother' to the other: the same kind of parent).
+BIRTH_PARENT_WORDS = tuple(
+    kind + parent
+    for kind in ("", "natural ", "birth ", "biological ")
+    for parent in ("mother", "father", "parent", "mum", "dad")
+) + ("mummy", "mam", "daddy")
 CHILD_WORDS = tuple(
     kind + child
     for kind in ("", "natural ", "birth ", "biological ", "adopted ", "foster ", "step ", "step")
@@ -188,6 +196,7 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
 
         CREATE OR REPLACE TEMP TABLE parent_links AS
         SELECT DISTINCT l.child_id, l.relative_id,
+               CASE WHEN l.word IN ({_words(BIRTH_PARENT_WORDS)}) THEN 'parent' ELSE l.word END AS kind,
                l.word || CASE WHEN p.patient_id IS NULL THEN ' (no record here)'
                               WHEN p.date_of_death <= $as_of
                                 THEN ' (died ' || strftime(p.date_of_death, '%Y-%m-%d') || ')'
@@ -214,7 +223,11 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
           UNION ALL
           SELECT related_patient_id, patient_id, 'sibling', 'sibling' FROM rel WHERE word IN ({_words(SIBLING_WORDS)})
           UNION ALL
-          SELECT a.child_id, b.child_id, 'sibling (shared ' || a.relation || ')', 'sibling'
+          -- in the child's words, and the other's where they differ: the carers' son sees the child they foster
+          -- as 'sibling (shared father, their foster carer)', not as a half-sibling
+          SELECT a.child_id, b.child_id,
+                 'sibling (shared ' || a.relation || CASE WHEN b.kind = a.kind THEN ''
+                                                          ELSE ', their ' || b.relation END || ')', 'sibling'
           FROM parent_links a JOIN parent_links b ON a.relative_id = b.relative_id AND a.child_id <> b.child_id
           UNION ALL
           SELECT a.patient_id, b.patient_id, 'child in household', 'sibling'
