@@ -94,6 +94,7 @@ class SourceFile:
     format: str  # csv | parquet
     sha256: str = ""  # filled in once the file has been hashed (see _read)
     csv: CsvLayout | None = None  # how a CSV file was read, once it has been
+    number_ids: tuple[str, ...] = ()  # patient id columns a Parquet file stores as integers (_leading_zero_ids)
 
     @property
     def encoding(self) -> str:
@@ -402,12 +403,13 @@ def _quote(name: str) -> str:
 
 def _register_raw(
     con, source: SourceFile, table: Table, mapping: TableMapping | None, workdir: Path
-) -> tuple[str, str, Problem | None]:
+) -> tuple[str, str, Problem | None, tuple[str, ...]]:
     """Create ``raw_<table>``: casefind columns as cleaned text plus ``_row`` (spreadsheet row number).
 
     It is a view over ``src_<table>``: the same columns as they are in the file (renamed, not cleaned).
-    Returns its name, how a CSV file was read (None for Parquet; see ``casefind.csv_files``) and a
-    warning when columns of the file went unused while optional columns were not found.
+    Returns its name, how a CSV file was read (None for Parquet; see ``casefind.csv_files``), a
+    warning when columns of the file went unused while optional columns were not found, and the patient id
+    columns a Parquet file stores as integers (``SourceFile.number_ids``).
     """
     raw = f"raw_{table.name}"
     path = str(source.path)
@@ -425,6 +427,9 @@ def _register_raw(
             raise ExtractError(wrong)
         row_expr = "file_row_number + 1"
         layout = None
+        number_ids = tuple(
+            c.name for c in table.columns if c.name in PATIENT_ID_COLUMNS and _is_integer(types.get(names.get(c.name)))
+        )
     else:
         expected = ", ".join(c.name for c in table.columns if c.required)
         layout = read_csv(
@@ -442,6 +447,7 @@ def _register_raw(
         types = {h: "VARCHAR" for h in headers}
         scan = f"file_{table.name}"
         row_expr = "rowid + 2"
+        number_ids = ()
     selects = []
     for col in table.columns:
         header = names.get(col.name)
@@ -453,7 +459,15 @@ def _register_raw(
             selects.append(f"{_parquet_text(_quote(header), types[header], header in int96)} AS {col.name}")
     con.execute(f"CREATE TEMP VIEW src_{table.name} AS SELECT {row_expr} AS _row, {', '.join(selects)} FROM {scan}")
     con.execute(f"CREATE TEMP VIEW {raw} AS SELECT _row, {cleaned_columns(table)} FROM src_{table.name}")
-    return raw, layout, _column_warnings(list(types), names, table, source)
+    return raw, layout, _column_warnings(list(types), names, table, source), number_ids
+
+
+PATIENT_ID_COLUMNS = ("patient_id", "related_patient_id")
+_INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
+
+
+def _is_integer(typ: str | None) -> bool:
+    return typ in _INTEGER_TYPES or (typ is not None and _decimal_places(typ) == 0)
 
 
 _NESTED = re.compile(r".*(\[[0-9]*\]|^STRUCT\(|^MAP\(|^UNION\()")
@@ -1209,7 +1223,9 @@ def _read_tables(
         source = files[table.name]
         try:
             with _reading(con, source):
-                raw, layout, column_warnings = _register_raw(con, source, table, table_maps.get(table.name), workdir)
+                raw, layout, column_warnings, number_ids = _register_raw(
+                    con, source, table, table_maps.get(table.name), workdir
+                )
                 rows_read[table.name] = con.execute(f"SELECT count(*) FROM {raw}").fetchone()[0]
                 if not rows_read[table.name]:
                     column_warnings.append(_no_rows(source, table))
@@ -1219,7 +1235,8 @@ def _read_tables(
         header_warnings += column_warnings
         if layout and layout.preamble:
             header_warnings.append(_preamble_warning(source, layout))
-        files[table.name] = replace(source, csv=layout)
+        files[table.name] = replace(source, csv=layout, number_ids=number_ids)
+    problems += _leading_zero_ids(con, files)
     if problems:
         raise ExtractError(problems, total=total)
     for table in (t for t in TABLES.values() if t.name in files):  # patients first: the others are checked against it
@@ -1250,6 +1267,40 @@ def _read_tables(
         rejects[["file", "row", "column", "problem", "record"]],
         header_warnings + _warnings(con, files),
     )
+
+
+def _leading_zero_ids(con, files: dict[str, SourceFile]) -> list[Problem]:
+    """Patient ids stored as integers in one Parquet file and as text with leading zeros in another: the
+    number has lost the zeros (00123 is 123), so the ids cannot match, and nothing else would say so: an
+    event of an unknown patient is a bad row, but a relative's id that matches no patient is only a relative
+    registered elsewhere, and the child would silently lose the link to a parent.
+
+    One problem for each file storing them as integers, naming the first text id written with a leading zero
+    by its row (never the id). The text columns are searched only when some file stores ids as integers."""
+    numeric = [(name, col) for name, source in files.items() for col in source.number_ids]
+    if not numeric:
+        return []
+    zero_led = "regexp_matches(trim({col}), '^0[0-9]')"
+    first = None
+    for name, source in files.items():
+        texts = [c for c in PATIENT_ID_COLUMNS if c in TABLES[name].column_names and c not in source.number_ids]
+        for col in texts:
+            [(row,)] = con.execute(f"SELECT min(_row) FROM src_{name} WHERE {zero_led.format(col=col)}").fetchall()
+            if row is not None:
+                [shown] = _spreadsheet_rows(source, [row])
+                first = first or (source.path.name, col, shown)
+    if first is None:
+        return []
+    file, col, row = first
+    return [
+        Problem(
+            f"{files[name].path}, column '{number_col}'",
+            f"stored as integers, while {file} writes its {col} as text with leading zeros (row {row}): a number "
+            "drops the zeros, so these ids would not match",
+            "export every patient id column as text (string), in every file",
+        )
+        for name, number_col in numeric
+    ]
 
 
 def _read_rows(

@@ -135,6 +135,27 @@ def test_a_whole_decimal_code_is_exact_and_one_with_places_is_refused(tmp_path):
     ]
 
 
+def test_integer_ids_against_text_ids_with_leading_zeros_are_refused(tmp_path):
+    """A relative's id that matches no patient is a relative registered elsewhere, not a bad row: without
+    this check the child would lose the link to her mother without a word."""
+    patients = "patient_id,family_name,date_of_birth\n00123,Smith,2015-02-01\n00456,Smith,1990-03-04\n"
+    folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
+    _parquet(folder / "relationships.parquet", patient_id=pa.array(["00123"]), related_patient_id=pa.array([456]),
+             relationship=pa.array(["mother"]))  # fmt: skip
+    assert _problems(folder) == [
+        f"{folder / 'relationships.parquet'}, column 'related_patient_id': stored as integers, while patients.csv "
+        "writes its patient_id as text with leading zeros (row 2): a number drops the zeros, so these ids would "
+        "not match\n  HINT: export every patient id column as text (string), in every file"
+    ]
+    # the same integers against ids without leading zeros are exact, and read as their digits
+    patients = patients.replace("00123", "123").replace("00456", "456")
+    _write(folder, patients_csv=patients)
+    _parquet(folder / "relationships.parquet", patient_id=pa.array(["123"]), related_patient_id=pa.array([456]),
+             relationship=pa.array(["mother"]))  # fmt: skip
+    links = read_extract(folder).con.execute("SELECT patient_id, related_patient_id FROM relationships").fetchall()
+    assert links == [("123", "456")]
+
+
 def test_an_identifier_stored_as_floating_point_is_refused_with_each_such_column(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=PATIENTS)
     _parquet(folder / "events.parquet", patient_id=pa.array([1.0]), code=pa.array([342191000000101.0]),
