@@ -4,7 +4,8 @@ The extract is made so the figures can be worked out by hand. 750 children are r
 throughout two 487-day comparison periods, so each period holds 750 x 487 / 365.25 = 1000 child-years.
 Ten children get a child-protection code in the first period and fourteen in the second: 10 and 14 per
 1000 child-years, a rate ratio of 14 / 10 = 1.4. Adults with the same codes add nothing. The extract's
-latest event is a blood pressure reading (no safeguarding code) on 30/09/2025: the day it was taken.
+earliest event is a blood pressure reading (no safeguarding code) on 01/06/2020, long before the report,
+and its latest another on 30/09/2025: the day it was taken.
 """
 
 from __future__ import annotations
@@ -71,6 +72,7 @@ patient_id  | code      | date       | clinician_id
 PATID-A0001 | {CP_CODE} | 2023-06-01 | DRSMITHX
 PATID-A0002 | {CP_CODE} | 2025-06-01 | HVJONESQ
 PATID-A0002 | 75367002  | 30/09/2025 | HVJONESQ
+PATID-A0001 | 75367002  | 01/06/2020 | HVJONESQ
 """
 EXTRACT_END = "2025-09-30"  # the blood pressure reading, the latest event; the latest code is on 2025-08-03
 
@@ -141,7 +143,7 @@ def compare_row(out: Path, category: str) -> dict[str, str]:
     return row
 
 
-OUTPUTS = ["compare.csv", "funnel.csv", "rates.csv", "report.html", "spc.csv"]
+OUTPUTS = ["compare.csv", "funnel.csv", "provenance.json", "rates.csv", "report.html", "spc.csv"]
 
 
 def test_writes_every_file_owner_only_and_says_so(extract, tmp_path):
@@ -149,7 +151,7 @@ def test_writes_every_file_owner_only_and_says_so(extract, tmp_path):
                  "--compare", BEFORE, AFTER)  # fmt: skip
     assert result.exit_code == 0, result.output
     assert "small numbers suppressed" in result.stdout
-    assert "Wrote rates.csv, compare.csv, spc.csv, funnel.csv, report.html" in result.stdout
+    assert "Wrote rates.csv, compare.csv, spc.csv, funnel.csv, report.html, provenance.json" in result.stdout
     assert sorted(p.name for p in (tmp_path / "o").iterdir()) == OUTPUTS  # no temporary files left
     for name in OUTPUTS:
         assert stat.S_IMODE((tmp_path / "o" / name).stat().st_mode) == 0o600, name
@@ -387,8 +389,8 @@ def test_an_earlier_report_in_the_out_folder_is_never_overwritten(extract, tmp_p
     assert (
         result.stderr.splitlines()[-2:]
         == (
-            f"error: {first}: already holds rates.csv, compare.csv, spc.csv, funnel.csv, report.html from an earlier "
-            "report; a report never overwrites one\n"
+            f"error: {first}: already holds rates.csv, compare.csv, spc.csv, funnel.csv, report.html, "
+            "provenance.json from an earlier report; a report never overwrites one\n"
             "  HINT: choose a new --out folder, or move the earlier report's files away"
         ).splitlines()
     )
@@ -529,3 +531,63 @@ def test_an_out_folder_that_cannot_be_created_stops_before_the_extract_is_read(t
         "not a folder",
         "  HINT: choose another --out",
     ]
+
+
+EXTRACT_START = "2020-06-01"  # the earliest event: a blood pressure reading
+
+
+def test_report_starts_on_the_extracts_earliest_event_and_says_so(extract, tmp_path):
+    result = run(extract, "--from", "2019-01-01", "--to", "2020-12-31", "--by", "quarter", "--no-suppress",
+                 "--breakdown", "category", "--out", tmp_path / "o")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert (
+        f"warning: The report starts on {EXTRACT_START}, the extract's earliest event date, not on --from "
+        "2019-01-01: the extract holds no events before it, so earlier days would read as days when nobody was "
+        "coded."
+    ) in result.stderr
+    rows = [r for r in read_csv(tmp_path / "o" / "rates.csv") if r["breakdown"] == "overall"]
+    assert sorted({(r["period"], r["period_start"]) for r in rows}) == [
+        ("2020-Q2", EXTRACT_START), ("2020-Q3", "2020-07-01"), ("2020-Q4", "2020-10-01"),
+    ]  # fmt: skip
+    spc = {r["period"] for r in read_csv(tmp_path / "o" / "spc.csv")}
+    assert min(spc) == EXTRACT_START[:7]
+    provenance = json.loads((tmp_path / "o" / "provenance.json").read_text(encoding="utf-8"))
+    assert provenance["options"]["date_from_requested"] == "2019-01-01"
+    assert provenance["options"]["extract_start"] == EXTRACT_START
+
+
+def test_a_compared_range_before_the_extract_starts_stops(extract, tmp_path):
+    result = run(extract, "--from", "2019-01-01", "--to", "2020-12-31", "--out", tmp_path / "o",
+                 "--compare", "2019-01-01..2019-12-31", "2020-07-01..2020-12-31")  # fmt: skip
+    assert result.exit_code == 2, result.output
+    assert result.stderr.splitlines()[-2:] == [
+        f"error: --compare: the range 2019-01-01..2019-12-31 ends before the extract's earliest event date "
+        f"({EXTRACT_START})",
+        f"  HINT: choose dates from {EXTRACT_START}, or use an extract that goes further back",
+    ]
+    assert not (tmp_path / "o").exists()
+
+
+def test_a_clinician_who_never_codes_is_compared_on_the_children_they_saw(extract, tmp_path):
+    """NURSE001 records blood pressure for 40 children and no safeguarding code: the typed events table holds
+    only the protocol's codes, so the children seen are read from every row of the file. A bad row (an
+    impossible date) left out with --skip-bad-rows does not count."""
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    (folder / "patients.csv").write_bytes((extract / "patients.csv").read_bytes())
+    extra = [f"{patient_id(i)},75367002,2024-03-03,NURSE001\n" for i in range(200, 240)]
+    extra.append(f"{patient_id(300)},75367002,2024-02-30,NURSE002\n")
+    events = (extract / "events.csv").read_text(encoding="utf-8") + "".join(extra)
+    (folder / "events.csv").write_text(events, encoding="utf-8")
+    result = run(folder, "--from", "2024-01-01", "--to", "2024-12-31", "--by", "year", "--out", tmp_path / "o",
+                 "--no-suppress", "--no-pseudonymise-clinicians", "--skip-bad-rows")  # fmt: skip
+    assert result.exit_code == 0, result.output
+    rows = {
+        r["group"]: r
+        for r in read_csv(tmp_path / "o" / "rates.csv")
+        if r["breakdown"] == "clinician" and r["category"] == "any safeguarding code"
+    }
+    assert set(rows) == {*CLINICIANS, "NURSE001"}
+    assert (rows["NURSE001"]["numerator"], rows["NURSE001"]["children_seen"]) == ("0", "40")
+    assert rows["NURSE001"]["denominator"] == "" and rows["NURSE001"]["rate"] == ""
+    assert "NURSE002" not in (tmp_path / "o" / "report.html").read_text(encoding="utf-8")

@@ -1,20 +1,27 @@
-"""Funnel plot data: practice (or clinician) coding rates against child-years, with control limits.
+"""Funnel plot data: each unit's coding rate or proportion against its denominator, with control limits.
 
-Method (Spiegelhalter, Stat Med 2005;24:1185 and Qual Saf Health Care 2005;14:347):
+Two models, one per kind of denominator:
 
-* Target: the pooled rate ``theta = sum(observed) / sum(child-years)``. (Under disclosure control the
+* ``poisson``: practices, children coded over child-years (a rate, per 1000 child-years);
+* ``binomial``: clinicians, children coded over the children the clinician recorded anything for (a
+  proportion, per 1000 children seen). Clinicians have no registered list, so no child-years of their own.
+
+Method (Spiegelhalter, Stat Med 2005;24:1185 and Qual Saf Health Care 2005;14:347), with ``V(theta)`` the
+variance of one unit of denominator: ``theta`` (Poisson) or ``theta * (1 - theta)`` (binomial):
+
+* Target: the pooled value ``theta = sum(observed) / sum(denominator)``. (Under disclosure control the
   report passes a target worked out from the published, rounded totals instead; see ``report``.)
-* Without overdispersion, limits are exact Poisson: for a unit with ``n`` child-years the ``p``-quantile
-  of Poisson(``theta * n``) interpolated to a continuous value (their appendix A.1.2), divided by ``n``;
-  95% limits use p = 0.025/0.975 and 99.8% limits p = 0.001/0.999.
-* Overdispersion: z-scores ``(rate - theta) / sqrt(theta / n)`` are winsorised at their 10th and 90th
+* Without overdispersion, limits are exact: for a unit with denominator ``n`` the ``p``-quantile of
+  Poisson(``theta * n``) or Binomial(``n``, ``theta``), interpolated to a continuous value (their appendix
+  A.1.2), divided by ``n``; 95% limits use p = 0.025/0.975 and 99.8% limits p = 0.001/0.999.
+* Overdispersion: z-scores ``(y / n - theta) / sqrt(V(theta) / n)`` are winsorised at their 10th and 90th
   percentiles; ``phi = mean(z_w ** 2)``. The data are called overdispersed when ``k * phi`` exceeds the
   95th percentile of chi-square on ``k - 1`` degrees of freedom (k = number of units, at least 3) -- a
   test of ``phi > 1`` that allows for the estimated target.
 * Only then are the limits widened. The default is an **additive random-effects** model with
-  DerSimonian-Laird ``tau^2 = max(0, (k * phi - (k - 1)) / (sum w - sum w^2 / sum w))``, ``w = n / theta``,
-  and limits ``theta +/- z_p * sqrt(theta / n + tau^2)``; ``method="multiplicative"`` uses
-  ``theta +/- z_p * sqrt(phi * theta / n)`` instead. The ``adjustment`` field records which was applied.
+  DerSimonian-Laird ``tau^2 = max(0, (k * phi - (k - 1)) / (sum w - sum w^2 / sum w))``, ``w = n / V(theta)``,
+  and limits ``theta +/- z_p * sqrt(V(theta) / n + tau^2)``; ``method="multiplicative"`` uses
+  ``theta +/- z_p * sqrt(phi * V(theta) / n)`` instead. The ``adjustment`` field records which was applied.
 """
 
 from __future__ import annotations
@@ -29,6 +36,7 @@ from scipy import stats as _st
 
 from casefind.reports.stats import PER
 
+MODELS = ("poisson", "binomial")
 LEVELS = {"95": (0.025, 0.975), "998": (0.001, 0.999)}
 WINSOR = (10, 90)
 MIN_UNITS_FOR_DISPERSION = 3
@@ -37,7 +45,7 @@ CURVE_POINTS = 60
 FUNNEL_COLUMNS = [
     "group",
     "observed",
-    "child_years",
+    "denominator",
     "rate",
     "expected",
     "z",
@@ -48,16 +56,18 @@ FUNNEL_COLUMNS = [
     "outside_95",
     "outside_998",
 ]
-CURVE_COLUMNS = ["child_years", "lower_95", "upper_95", "lower_998", "upper_998"]
+CURVE_COLUMNS = ["denominator", "lower_95", "upper_95", "lower_998", "upper_998"]
 
 
 @dataclass(frozen=True)
 class Funnel:
-    """Per-unit points, a curve for drawing, the target and the overdispersion decision."""
+    """Per-unit points, a curve for drawing, the target and the overdispersion decision.
+
+    Rates, limits and the pooled value are per 1000 units of denominator (child-years or children seen)."""
 
     points: pd.DataFrame
     curve: pd.DataFrame
-    pooled_rate: float  # per 1000 child-years
+    pooled_rate: float  # per 1000 units of denominator
     phi: float
     tau2: float  # additive variance on the per-1000 scale squared (0 unless applied)
     overdispersed: bool
@@ -66,36 +76,41 @@ class Funnel:
     # the range the pooled rate may lie in when some counts are suppressed (set by the report; NaN: not known)
     pooled_rate_low: float = math.nan
     pooled_rate_high: float = math.nan
+    model: str = "poisson"
 
-    def limits_at(self, child_years: float) -> dict[str, float]:
-        """The four limits (per 1000 child-years) for a unit with ``child_years`` of exposure."""
-        if not child_years > 0:
+    def limits_at(self, denominator: float) -> dict[str, float]:
+        """The four limits (per 1000) for a unit with this denominator."""
+        if not denominator > 0:
             return dict.fromkeys(CURVE_COLUMNS[1:], math.nan)
         theta = self.pooled_rate / PER
         tau2 = self.tau2 / (PER * PER)
-        raw = _limits(theta, child_years, self.overdispersed, self.method, self.phi, tau2)
+        raw = _limits(theta, denominator, self.overdispersed, self.method, self.phi, tau2, self.model)
         return {k: v * PER for k, v in raw.items()}
 
 
 def funnel(
     groups: Sequence[str],
     observed: Sequence[int | None],
-    child_years: Sequence[float],
+    denominators: Sequence[float],
     method: str = "additive",
     target: float | None = None,
+    model: str = "poisson",
 ) -> Funnel:
-    """Funnel plot data for units with positive child-years (units without exposure are left out).
+    """Funnel plot data for units with a positive denominator (units without one are left out).
 
-    ``observed`` may hold None, a suppressed count: that unit is placed at its child-years with no rate and
-    takes no part in the overdispersion test. ``target`` (per child-year) is the target rate when the pooled
-    rate cannot be worked out from ``observed`` (some counts suppressed); NaN for none.
+    ``observed`` may hold None, a suppressed count: that unit is placed at its denominator with no rate and
+    takes no part in the overdispersion test. ``target`` (per unit of denominator) is the target when the
+    pooled value cannot be worked out from ``observed`` (some counts suppressed); NaN for none. ``model`` is
+    "poisson" (child-years) or "binomial" (children seen: the denominators are whole numbers).
     """
     if method not in ("additive", "multiplicative"):
         raise ValueError("method must be 'additive' or 'multiplicative'")
+    if model not in MODELS:
+        raise ValueError(f"model must be one of {', '.join(MODELS)}")
     units = [
         (str(g), None if o is None else int(o), float(n))
-        for g, o, n in zip(groups, observed, child_years, strict=True)
-        if n > 0
+        for g, o, n in zip(groups, observed, denominators, strict=True)
+        if n is not None and n > 0
     ]
     units.sort(key=lambda u: u[0])
     total_n = sum(n for _, _, n in units)
@@ -105,20 +120,21 @@ def funnel(
         raise ValueError("a target is needed when counts are suppressed")
     else:
         theta = sum(o for _, o, _ in units) / total_n if total_n else math.nan
-    z = [math.nan if o is None else z_score(o, n, theta) for _, o, n in units]
+    z = [math.nan if o is None else z_score(o, n, theta, model) for _, o, n in units]
     phi, overdispersed = _dispersion([v for v in z if not math.isnan(v)])
     tau2 = 0.0
-    adjustment = "none (exact Poisson)"
+    exact = "none (exact Poisson)" if model == "poisson" else "none (exact binomial)"
+    adjustment = exact
     if overdispersed:
         if method == "additive":
-            weights = [n / theta for _, o, n in units if o is not None]
+            weights = [n / _unit_variance(theta, model) for _, o, n in units if o is not None]
             tau2 = _dersimonian_laird(phi, weights)
             adjustment = "additive random effects (DerSimonian-Laird)"
         else:
             adjustment = "multiplicative (phi)"
 
     def limits(n: float) -> dict[str, float]:
-        return _limits(theta, n, overdispersed, method, phi, tau2)
+        return _limits(theta, n, overdispersed, method, phi, tau2, model)
 
     rows = []
     for (group, obs, n), zi in zip(units, z, strict=True):
@@ -128,7 +144,7 @@ def funnel(
             {
                 "group": group,
                 "observed": obs,
-                "child_years": n,
+                "denominator": n,
                 "rate": rate * PER,
                 "expected": theta * n,
                 "z": zi,
@@ -140,23 +156,43 @@ def funnel(
     points = pd.DataFrame(rows, columns=FUNNEL_COLUMNS)
     points["observed"] = points["observed"].astype("Int64")
     points["z"] = points["z"].astype("float64")
-    curve = _curve([n for _, _, n in units], limits)
-    return Funnel(points, curve, theta * PER, phi, tau2 * PER * PER, overdispersed, adjustment, method)
+    curve = _curve([n for _, _, n in units], limits, whole=model == "binomial")
+    return Funnel(points, curve, theta * PER, phi, tau2 * PER * PER, overdispersed, adjustment, method, model=model)
 
 
-def z_score(observed: float, child_years: float, theta: float) -> float:
-    """``(observed / child_years - theta) / sqrt(theta / child_years)``: how far a unit's rate is from the
-    target ``theta`` (per child-year) in Poisson standard errors; NaN without a positive target."""
-    return (observed / child_years - theta) / math.sqrt(theta / child_years) if theta > 0 else math.nan
+def z_score(observed: float, denominator: float, theta: float, model: str = "poisson") -> float:
+    """``(observed / denominator - theta) / sqrt(V(theta) / denominator)``: how far a unit is from the target
+    ``theta`` (per unit of denominator) in standard errors; NaN when the target leaves no variance."""
+    variance = _unit_variance(theta, model)
+    return (observed / denominator - theta) / math.sqrt(variance / denominator) if variance > 0 else math.nan
+
+
+def _unit_variance(theta: float, model: str) -> float:
+    if not theta > 0:
+        return math.nan if math.isnan(theta) else 0.0
+    return theta if model == "poisson" else max(0.0, theta * (1 - theta))
 
 
 def poisson_limit(expected: float, p: float) -> float:
     """Continuous ``p``-quantile of a Poisson count with mean ``expected`` (Spiegelhalter 2005, A.1.2)."""
     if expected <= 0:
         return 0.0
-    r = float(_st.poisson.ppf(p, expected))
-    upper_cdf = _st.poisson.cdf(r, expected)
-    lower_cdf = _st.poisson.cdf(r - 1, expected) if r > 0 else 0.0
+    return _interpolated(_st.poisson(expected), p)
+
+
+def binomial_limit(n: int, theta: float, p: float) -> float:
+    """Continuous ``p``-quantile of a Binomial(``n``, ``theta``) count (Spiegelhalter 2005, A.1.2)."""
+    if theta <= 0 or n <= 0:
+        return 0.0
+    if theta >= 1:
+        return float(n)
+    return _interpolated(_st.binom(int(n), theta), p)
+
+
+def _interpolated(distribution, p: float) -> float:
+    r = float(distribution.ppf(p))
+    upper_cdf = distribution.cdf(r)
+    lower_cdf = distribution.cdf(r - 1) if r > 0 else 0.0
     alpha = (upper_cdf - p) / (upper_cdf - lower_cdf) if upper_cdf > lower_cdf else 0.0
     return max(0.0, r - alpha)
 
@@ -179,28 +215,38 @@ def _dersimonian_laird(phi: float, weights: list[float]) -> float:
     return max(0.0, (k * phi - (k - 1)) / denominator) if denominator > 0 else 0.0
 
 
-def _limits(theta: float, n: float, overdispersed: bool, method: str, phi: float, tau2: float) -> dict:
-    """Limits on the per-child-year scale for a unit with ``n`` child-years."""
+def _limits(
+    theta: float, n: float, overdispersed: bool, method: str, phi: float, tau2: float, model: str = "poisson"
+) -> dict:
+    """Limits per unit of denominator for a unit with denominator ``n``."""
     result = {}
+    ceiling = math.inf if model == "poisson" else 1.0
     for level, (p_low, p_high) in LEVELS.items():
         if not theta > 0:
             low = high = math.nan
         elif not overdispersed:
-            low, high = poisson_limit(theta * n, p_low) / n, poisson_limit(theta * n, p_high) / n
+            if model == "poisson":
+                low, high = poisson_limit(theta * n, p_low) / n, poisson_limit(theta * n, p_high) / n
+            else:
+                low, high = binomial_limit(round(n), theta, p_low) / n, binomial_limit(round(n), theta, p_high) / n
         else:
-            variance = theta / n + tau2 if method == "additive" else phi * theta / n
+            unit = _unit_variance(theta, model)
+            variance = unit / n + tau2 if method == "additive" else phi * unit / n
             z = _st.norm.ppf(p_high)
-            low, high = max(0.0, theta - z * math.sqrt(variance)), theta + z * math.sqrt(variance)
+            low = max(0.0, theta - z * math.sqrt(variance))
+            high = min(ceiling, theta + z * math.sqrt(variance))
         result[f"lower_{level}"] = low
         result[f"upper_{level}"] = high
     return result
 
 
-def _curve(denominators: list[float], limits) -> pd.DataFrame:
-    """Limits along a geometric grid of child-years, for drawing the funnel."""
+def _curve(denominators: list[float], limits, whole: bool = False) -> pd.DataFrame:
+    """Limits along a geometric grid of denominators (whole numbers for children seen), for drawing."""
     if not denominators:
         return pd.DataFrame(columns=CURVE_COLUMNS)
     low, high = min(denominators) / 2, max(denominators) * 1.5
-    grid = np.geomspace(low, high, CURVE_POINTS)
-    rows = [{"child_years": float(n), **{k: v * PER for k, v in limits(float(n)).items()}} for n in grid]
+    grid = [float(n) for n in np.geomspace(low, high, CURVE_POINTS)]
+    if whole:
+        grid = sorted({float(max(1, round(n))) for n in grid})
+    rows = [{"denominator": n, **{k: v * PER for k, v in limits(n).items()}} for n in grid]
     return pd.DataFrame(rows, columns=CURVE_COLUMNS)

@@ -210,14 +210,21 @@ def _message(text: str) -> str:
     return f'<text x="{WIDTH / 2}" y="{HEIGHT / 2}" font-size="14" text-anchor="middle">{esc(text)}</text>'
 
 
-def funnel_svg(points: pd.DataFrame, curve: pd.DataFrame, pooled_rate: float, title: str) -> str:
-    """Funnel plot: each unit's rate against its child-years, with 95% (dashed) and 99.8% (solid) limits."""
+def funnel_svg(
+    points: pd.DataFrame,
+    curve: pd.DataFrame,
+    pooled_rate: float,
+    title: str,
+    y_title: str = "rate per 1000 child-years",
+    x_title: str = "child-years",
+) -> str:
+    """Funnel plot: each unit's rate against its denominator, with 95% (dashed) and 99.8% (solid) limits."""
     parts = _svg_open(title)
-    shown = points[points["rate"].notna() & points["child_years"].notna()]
+    shown = points[points["rate"].notna() & points["denominator"].notna()]
     if shown.empty or curve.empty:
-        parts.append(_message("No units to plot (all suppressed or without child-years)."))
+        parts.append(_message(f"No units to plot (all suppressed or without {x_title})."))
         return "\n".join(parts + ["</svg>"])
-    x_ticks = nice_ticks(0.0, max(_finite(curve["child_years"]) + _finite(shown["child_years"])))
+    x_ticks = nice_ticks(0.0, max(_finite(curve["denominator"]) + _finite(shown["denominator"])))
     x = _Scale((x_ticks[0], x_ticks[-1]), (MARGIN["left"], WIDTH - MARGIN["right"]))
     upper = _finite(shown["rate"]) + _finite(curve["upper_95"])
     top = min(max(upper), 3 * max(_finite(shown["rate"]) + [pooled_rate]))  # keep wide limits from flattening
@@ -228,10 +235,10 @@ def funnel_svg(points: pd.DataFrame, curve: pd.DataFrame, pooled_rate: float, ti
         f'width="{WIDTH - MARGIN["left"] - MARGIN["right"]}" '
         f'height="{HEIGHT - MARGIN["top"] - MARGIN["bottom"]}"/></clipPath>'
     )
-    parts += _y_axis(y_ticks, y, "rate per 1000 child-years")
-    parts += _x_axis(x_ticks, x, "child-years")
+    parts += _y_axis(y_ticks, y, y_title)
+    parts += _x_axis(x_ticks, x, x_title)
     parts.append('<g clip-path="url(#plot-area)">')
-    xs = [x(v) for v in curve["child_years"]]
+    xs = [x(v) for v in curve["denominator"]]
     for key, dash in (("95", "5 4"), ("998", "")):
         for side in ("lower", "upper"):
             column = curve[f"{side}_{key}"].clip(upper=y_ticks[-1] * 10)
@@ -239,13 +246,13 @@ def funnel_svg(points: pd.DataFrame, curve: pd.DataFrame, pooled_rate: float, ti
     parts.append(_polyline([xs[0], xs[-1]], [y(pooled_rate)] * 2, LINE, "", 1.2))
     for row in shown.itertuples(index=False):
         colour = SPECIAL if getattr(row, "outside_95", False) else COMMON
-        cx, cy = _f(x(row.child_years)), _f(y(min(row.rate, y_ticks[-1])))
+        cx, cy = _f(x(row.denominator)), _f(y(min(row.rate, y_ticks[-1])))
         parts.append(
             f'<circle cx="{cx}" cy="{cy}" r="5" fill="{colour}"><title>{esc(row.group)}: '
             f"{esc(num(row.rate, 2))}</title></circle>"
         )
         parts.append(
-            f'<text x="{_f(x(row.child_years) + 7)}" y="{cy}" font-size="10" '
+            f'<text x="{_f(x(row.denominator) + 7)}" y="{cy}" font-size="10" '
             f'dominant-baseline="middle">{esc(row.group)}</text>'
         )
     parts.append("</g>")

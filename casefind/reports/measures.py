@@ -11,16 +11,23 @@ Definitions (all dates inclusive):
   **codes**: the number of such coded events (a row the export repeats, with the same child, code, day
   and clinician, is one event).
 * **Child-years**: days eligible within the period / 365.25.
-* **Registered at midpoint**: children eligible on the period's middle day; **cohort numerator**: those of
-  them in the numerator, so ``proportion = cohort_numerator / registered_midpoint`` is a true proportion
-  (Wilson interval). By age band, the numerator follows the child's age on the day of each code and the
-  cohort their age on the midpoint, so a child who moves up a band during the period is in the proportion
+* **Registered at midpoint**: children eligible (in the age range, registered and alive) on the period's
+  middle day; **cohort numerator**: those of them in the numerator, so
+  ``proportion = cohort_numerator / registered_midpoint`` is a true proportion (Wilson interval). By age band, the
+  numerator follows the child's age on the day of each code and the cohort their age on the midpoint, so a child
+  who moves up a band during the period is in the proportion
   of the band they are in at the midpoint, with every code of the period.
 * "any safeguarding code" is the union of all categories: a child counts once, an event once.
-* **Clinician** rows count the codes each clinician recorded; their child-year denominator is that of the
-  clinician's *home practice*: the practice whose children received most of the clinician's codes in the
-  report window (ties go to the first practice id in sorted order).
-* Events are scanned once: one hash join of ``events`` to a (code_system, code) -> categories table.
+* **Clinician** rows: clinicians have no registered list, so no child-years. A clinician's denominator is
+  **children seen**: the eligible children with at least one event of any code (not only a safeguarding
+  code) recorded by the clinician in the period, on a day they were eligible; the numerator is those the
+  clinician recorded a code of the category for, so ``proportion = numerator / children_seen`` (Wilson
+  interval). Every clinician who recorded anything for an eligible child in the report's periods has a row,
+  including those who never recorded a safeguarding code. Events of any code are read from ``raw_events``
+  (every row of the events file, less the rows left out as bad) when the connection has it, since the
+  typed ``events`` table may hold only the protocol's codes; otherwise from ``events``.
+* Safeguarding codes are scanned once: one hash join of ``events`` to a (code_system, code) -> categories
+  table; events of any code are scanned once more, only when a clinician breakdown is asked for.
 * **Group labels** are published only when they cannot be a patient's identifier (see
   :func:`sex_label_sql` and :func:`publishable_code`); every other value, and an empty one, is counted in
   the group ``OTHER`` ("other or not recorded") without being shown, and :meth:`CodingMeasures.label_notices`
@@ -78,6 +85,7 @@ RATE_COLUMNS = [
     "proportion",
     "prop_lower",
     "prop_upper",
+    "children_seen",
     "suppressed",
 ]
 COMPARE_COLUMNS = [
@@ -95,7 +103,7 @@ COMPARE_COLUMNS = [
     "upper",
     "suppressed",
 ]
-COUNT_COLUMNS = ("numerator", "codes", "registered_midpoint", "cohort_numerator")
+COUNT_COLUMNS = ("numerator", "codes", "registered_midpoint", "cohort_numerator", "children_seen")
 
 Progress = Callable[[str], None]
 
@@ -106,6 +114,7 @@ _T_BANDS = "_casefind_report_bands"
 _T_PRACTICES = "_casefind_report_practice_labels"
 _T_GROUPED = "_casefind_report_patients"  # the dates the report reads, with the published practice and sex
 _T_CLINICIANS = "_casefind_report_clinician_labels"
+_T_SEEN = "_casefind_report_seen"  # (clinician, patient_id, event_date): events of any code of eligible children
 _FAR_PAST = "DATE '0001-01-01'"
 _FAR_FUTURE = "DATE '9999-12-31'"
 
@@ -171,17 +180,21 @@ class ExtractEnd:
     ``day`` is the latest event date on or before ``as_of``, None when there is none. An event dated after
     ``as_of`` is a typing error (2099 for 2009) or a planned item, not a sign the extract was taken later: such
     events are only counted (``later_events``, the latest of them ``latest_later``), so that one of them
-    cannot make the months after the extract read as months without codes.
+    cannot make the months after the extract read as months without codes. ``first_day`` is the earliest
+    event date on or before ``as_of``: the extract holds no history before it, so months before it would
+    read as months without codes too.
     """
 
     day: date | None
     as_of: date
     later_events: int = 0
     latest_later: date | None = None
+    first_day: date | None = None
 
 
 def find_extract_end(con, as_of: date) -> ExtractEnd:
-    """The extract's latest event date on or before ``as_of``, and the events dated after it, in one scan.
+    """The extract's earliest and latest event dates on or before ``as_of``, and the events dated after it,
+    in one scan.
 
     Read from ``raw_events`` (every row of the events file, dates as text) when the connection has it, so
     events outside the protocol's codelists and rows rejected for other reasons count too; dates are read
@@ -200,13 +213,13 @@ def find_extract_end(con, as_of: date) -> ExtractEnd:
         dated = f"SELECT day, n, year(day) BETWEEN {FIRST_YEAR} AND {LAST_YEAR} AS ok FROM ({typed})"
     else:
         dated = "SELECT date AS day, count(*) AS n, date IS NOT NULL AS ok FROM events GROUP BY date"
-    [(day, later, latest_later)] = con.execute(
+    [(day, later, latest_later, first_day)] = con.execute(
         f"""SELECT max(day) FILTER (WHERE ok AND day <= $as_of), coalesce(sum(n) FILTER (WHERE ok AND day > $as_of), 0),
-                   max(day) FILTER (WHERE ok AND day > $as_of)
+                   max(day) FILTER (WHERE ok AND day > $as_of), min(day) FILTER (WHERE ok AND day <= $as_of)
             FROM ({dated})""",
         {"as_of": as_of},
     ).fetchall()
-    return ExtractEnd(day, as_of, int(later), latest_later)
+    return ExtractEnd(day, as_of, int(later), latest_later, first_day)
 
 
 def _birthday_sql(p: str, years: str) -> str:
@@ -245,13 +258,14 @@ class CodingMeasures:
     def __enter__(self) -> CodingMeasures:
         self._check_inputs()
         self._say("matching safeguarding codes in the events table")
+        self._seen_ready = False
         self._create_codes_table()
         self._create_patient_labels()
         self._create_matched_table()
         return self
 
     def __exit__(self, *exc) -> None:
-        for table in (_T_CODES, _T_MATCHED, _T_PERIODS, _T_BANDS, _T_PRACTICES, _T_CLINICIANS, _T_GROUPED):
+        for table in (_T_CODES, _T_MATCHED, _T_PERIODS, _T_BANDS, _T_PRACTICES, _T_CLINICIANS, _T_GROUPED, _T_SEEN):
             self.con.execute(f"DROP TABLE IF EXISTS {table}")
 
     @property
@@ -286,7 +300,7 @@ class CodingMeasures:
                 )
                 frames.append(self._age_band_rows(bands))
             elif breakdown == "clinician":
-                frames.append(self._clinician_rows(denominators, pseudonymise_clinicians, clinician_salt))
+                frames.append(self._clinician_rows(pseudonymise_clinicians, clinician_salt))
             else:
                 frames.append(self._simple_rows(breakdown, denominators))
         raw = pd.concat(frames, ignore_index=True)
@@ -336,7 +350,9 @@ class CodingMeasures:
         clinician_salt: str = "casefind",
         category: str = ANY_CATEGORY,
     ) -> pd.DataFrame:
-        """Unsuppressed observed counts and child-years per practice or clinician over one period.
+        """Unsuppressed observed counts and denominators per practice or clinician over one period:
+        ``group, numerator, denominator`` (child-years for a practice, children seen for a clinician). The
+        group ``OTHER`` is included; the funnel leaves it out (see ``report``).
 
         Funnel limits need the true figures; callers apply disclosure control to what they publish.
         """
@@ -348,7 +364,9 @@ class CodingMeasures:
             clinician_salt=clinician_salt,
         )
         rows = table[(table.breakdown == unit) & (table.category == category)]
-        return rows[["group", "numerator", "child_years"]].reset_index(drop=True)
+        denominator = "child_years" if unit == "practice" else "children_seen"
+        rows = rows.rename(columns={denominator: "denominator"})
+        return rows[["group", "numerator", "denominator"]].reset_index(drop=True)
 
     # --- set-up -----------------------------------------------------------------------------------------
 
@@ -400,9 +418,10 @@ class CodingMeasures:
             },
         )
         self._create_label_table(_T_CLINICIANS, f"SELECT DISTINCT clinician_raw FROM {_T_MATCHED}")
-        [(self._hidden_clinician_codes,)] = self.con.execute(
-            f"""SELECT count(*) FROM {_T_MATCHED} m JOIN {_T_CLINICIANS} cl ON cl.raw = m.clinician_raw
-            WHERE cl.label = '{OTHER}'"""
+        [(self._hidden_clinician_codes, self._blank_clinician_codes)] = self.con.execute(
+            f"""SELECT count(*) FILTER (WHERE cl.label = '{OTHER}'),
+                       count(*) FILTER (WHERE coalesce(trim(m.clinician_raw), '') = '')
+            FROM {_T_MATCHED} m LEFT JOIN {_T_CLINICIANS} cl ON cl.raw = m.clinician_raw"""
         ).fetchall()
         self.con.execute(
             f"""CREATE OR REPLACE TEMP TABLE {_T_MATCHED} AS
@@ -421,9 +440,11 @@ class CodingMeasures:
                    coalesce(pl.label, '{OTHER}') AS practice, {sex_label_sql("p.sex")} AS sex
             FROM patients p LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id"""
         )
-        [(self._hidden_practices, self._hidden_sexes)] = self.con.execute(
+        [(self._hidden_practices, self._blank_practices, self._hidden_sexes, self._blank_sexes)] = self.con.execute(
             f"""SELECT count(*) FILTER (WHERE pl.label = '{OTHER}'),
-                       count(*) FILTER (WHERE trim(p.sex) <> '' AND {sex_label_sql("p.sex")} = '{OTHER}')
+                       count(*) FILTER (WHERE coalesce(trim(p.practice_id), '') = ''),
+                       count(*) FILTER (WHERE trim(p.sex) <> '' AND {sex_label_sql("p.sex")} = '{OTHER}'),
+                       count(*) FILTER (WHERE coalesce(trim(p.sex), '') = '')
             FROM patients p LEFT JOIN {_T_PRACTICES} pl ON pl.raw = p.practice_id"""
         ).fetchall()
 
@@ -457,26 +478,25 @@ class CodingMeasures:
         return [c.name for c in TABLES["patients"].columns if c.identifies_patient and c.name in present]
 
     def label_notices(self, breakdowns: Iterable[str]) -> list[str]:
-        """One sentence per breakdown among ``breakdowns`` (practice, clinician, sex) whose recorded values
-        were not all published: how many rows went to ``OTHER``, never the values."""
+        """One sentence per breakdown among ``breakdowns`` (practice, clinician, sex) with values not published,
+        empty ones included: how many rows went to ``OTHER``, never the values."""
         chosen, notices = set(breakdowns), []
-        if "practice" in chosen and self._hidden_practices:
-            notices.append(
-                f"{_rows(self._hidden_practices, 'patient')} a practice_id that does not look like a practice "
-                f"code (letters and digits, no spaces, no patient's identifier): counted in the group '{OTHER}', "
-                "the value not shown."
-            )
-        if "clinician" in chosen and self._hidden_clinician_codes:
-            notices.append(
-                f"{_rows(self._hidden_clinician_codes, 'coded event')} a clinician_id that does not look like a "
-                f"clinician code (letters and digits, no spaces, no patient's identifier): counted in the group "
-                f"'{OTHER}', the value not shown."
-            )
-        if "sex" in chosen and self._hidden_sexes:
-            notices.append(
-                f"{_rows(self._hidden_sexes, 'patient')} a sex other than F, M, I or U (or Female, Male, "
-                f"Indeterminate, Unknown): counted in the group '{OTHER}', the value not shown."
-            )
+        code_rule = "(letters and digits, no spaces, no patient's identifier)"
+        if "practice" in chosen:
+            notices += _other_notice(
+                "patient", "practice_id", self._blank_practices, self._hidden_practices,
+                f"a practice_id that does not look like a practice code {code_rule}",
+            )  # fmt: skip
+        if "clinician" in chosen:
+            notices += _other_notice(
+                "coded event", "clinician_id", self._blank_clinician_codes, self._hidden_clinician_codes,
+                f"a clinician_id that does not look like a clinician code {code_rule}",
+            )  # fmt: skip
+        if "sex" in chosen:
+            notices += _other_notice(
+                "patient", "sex", self._blank_sexes, self._hidden_sexes,
+                "a sex other than F, M, I or U (or Female, Male, Indeterminate, Unknown)",
+            )  # fmt: skip
         return notices
 
     def _create_periods_table(self, periods: Sequence[Period]) -> None:
@@ -570,42 +590,83 @@ class CodingMeasures:
         )
         return self._grid("age_band", self._complete(dens, [b.label for b in bands]), numerators)
 
-    def _clinician_rows(self, denominators: pd.DataFrame, pseudonymise: bool, salt: str) -> pd.DataFrame:
-        band = [AgeBand(self.age_min, self.age_max)]
-        numerators = self._numerators("m.clinician", band)
-        homes = self._home_practices()
-        # The proportion's numerator must sit inside its denominator: only the home practice's children.
-        by_practice = self._numerators("m.clinician || chr(31) || m.practice", band)
-        home_keys = set(homes["clinician"] + "\x1f" + homes["practice"])
-        cohort = by_practice[by_practice["group"].isin(home_keys)].assign(
-            group=lambda f: f["group"].str.split("\x1f").str[0]
-        )[["period", "category", "group", "cohort_numerator"]]
-        numerators = numerators.drop(columns="cohort_numerator").merge(
-            cohort, on=["period", "category", "group"], how="left"
+    def _clinician_rows(self, pseudonymise: bool, salt: str) -> pd.DataFrame:
+        """Per period x clinician x category: children coded over children seen (see module docstring).
+        Every clinician who recorded anything for an eligible child in the periods has a row in each."""
+        self._create_seen_table()
+        numerators = self._numerators("m.clinician", [AgeBand(self.age_min, self.age_max)])
+        seen = self.con.execute(
+            f"""SELECT per.label AS period, s.clinician AS "group",
+                   count(DISTINCT s.patient_id)::BIGINT AS children_seen
+            FROM {_T_SEEN} s JOIN {_T_PERIODS} per ON s.event_date BETWEEN per.ps AND per.pe
+            GROUP BY ALL"""
+        ).df()
+        periods = self.con.execute(f"SELECT label FROM {_T_PERIODS}").df()["label"]
+        groups = sorted(set(seen["group"]))
+        full = pd.MultiIndex.from_product([periods, groups], names=["period", "group"]).to_frame(index=False)
+        full = full.merge(seen, on=["period", "group"], how="left")
+        full["children_seen"] = full["children_seen"].fillna(0).astype("int64")
+        cats = pd.DataFrame({"category": self.category_names})
+        frame = full.merge(cats, how="cross").merge(
+            numerators.drop(columns="cohort_numerator"), on=["period", "group", "category"], how="left"
         )
-        practice_dens = denominators.groupby(["period", "practice"], as_index=False)[
-            ["child_days", "registered_midpoint"]
-        ].sum()
-        dens = homes.merge(practice_dens, on="practice", how="left").drop(columns="practice")
-        dens = dens.rename(columns={"clinician": "group"})
-        dens = self._complete(dens.dropna(subset=["period"]), list(homes["clinician"]))
-        frame = self._grid("clinician", dens, numerators)
+        for column in ("numerator", "codes"):
+            frame[column] = frame[column].fillna(0).astype("int64")
+        # no registered list: no child-years and no midpoint census
+        frame = frame.assign(
+            child_days=math.nan, registered_midpoint=math.nan, cohort_numerator=math.nan, breakdown="clinician"
+        )
         if pseudonymise:
             frame["group"] = frame["group"].map(pseudonym_map(frame["group"], salt))
         return frame
 
-    def _home_practices(self) -> pd.DataFrame:
-        """Each clinician's home practice: most codes within the current periods, ties to the lowest id."""
-        return self.con.execute(
-            f"""SELECT clinician, practice FROM (
-                SELECT clinician, practice, row_number() OVER (
-                    PARTITION BY clinician ORDER BY count(*) DESC, practice) AS rank
-                FROM {_T_MATCHED}
-                WHERE event_date BETWEEN (SELECT min(ps) FROM {_T_PERIODS})
-                                     AND (SELECT max(pe) FROM {_T_PERIODS})
-                GROUP BY clinician, practice)
-            WHERE rank = 1 ORDER BY clinician"""
-        ).df()
+    def _create_seen_table(self) -> None:
+        """``_T_SEEN``: each (clinician, child, day) with an event of any code recorded for a child on a day
+        they were eligible, within the report span, the clinician as published. The matched safeguarding
+        codes are added too, so a clinician's coded children are always among the children they saw."""
+        if self._seen_ready:
+            return
+        self._say("reading the events of every clinician")
+        eligible = f"BETWEEN {_start_sql('p', '$age_min')} AND {_end_sql('p', '$age_max')}"
+        children = f"""SELECT patient_id FROM {_T_GROUPED} p
+            WHERE {_start_sql("p", "$age_min")} <= $span_end AND {_end_sql("p", "$age_max")} >= $span_start"""
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_T_SEEN} AS
+            WITH e AS ({self._any_events_sql(children)})
+            SELECT DISTINCT e.clinician_raw, e.patient_id, e.event_date
+            FROM e JOIN {_T_GROUPED} p ON p.patient_id = e.patient_id
+            WHERE e.event_date BETWEEN $span_start AND $span_end AND e.event_date {eligible}""",
+            {
+                "span_start": self.span_start,
+                "span_end": self.span_end,
+                "age_min": self.age_min,
+                "age_max": self.age_max,
+            },
+        )
+        self._create_label_table(_T_CLINICIANS, f"SELECT DISTINCT clinician_raw FROM {_T_SEEN}")
+        self.con.execute(
+            f"""CREATE OR REPLACE TEMP TABLE {_T_SEEN} AS
+            SELECT DISTINCT coalesce(cl.label, '{OTHER}') AS clinician, s.patient_id, s.event_date
+            FROM {_T_SEEN} s LEFT JOIN {_T_CLINICIANS} cl ON cl.raw = s.clinician_raw
+            UNION SELECT clinician, patient_id, event_date FROM {_T_MATCHED}"""
+        )
+        self._seen_ready = True
+
+    def _any_events_sql(self, children: str) -> str:
+        """SQL for (patient_id, event_date, clinician_raw) of every event, whatever its code, of the patients
+        ``children`` selects.
+
+        The typed ``events`` table may hold only the protocol's codes (see ``casefind.extract``): then every row
+        of the events file is read from ``raw_events``, less the rows left out as bad; only the children's rows
+        are kept before the distinct (patient, date, clinician) are typed, so adults' events cost one scan."""
+        tables = {t for (t,) in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
+        if "raw_events" not in tables:
+            return "SELECT patient_id, date AS event_date, clinician_id AS clinician_raw FROM events"
+        left_out = [f"SELECT row FROM {t} WHERE tbl = 'events'" for t in ("problems", "empty_rows") if t in tables]
+        where = f"patient_id IN ({children})"
+        where += f" AND _row NOT IN ({' UNION ALL '.join(left_out)})" if left_out else ""
+        return f"""SELECT r.patient_id, {typed_date_sql("r.date")} AS event_date, r.clinician_id AS clinician_raw
+            FROM (SELECT DISTINCT patient_id, date, clinician_id FROM raw_events WHERE {where}) r"""
 
     def _complete(self, dens: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
         """Every period x group, so a period nobody was eligible in shows zero child-years, not no row."""
@@ -631,6 +692,20 @@ class CodingMeasures:
 
 def _rows(count: int, noun: str) -> str:
     return f"1 {noun} has" if count == 1 else f"{count:,} {noun}s have"
+
+
+def _other_notice(noun: str, column: str, blank: int, hidden: int, value: str) -> list[str]:
+    """The sentence saying how many rows went to ``OTHER`` for one column: blank, and with ``value``, one
+    not published (counts only)."""
+    parts = []
+    if blank:
+        parts.append(f"{_rows(blank, noun)} no {column}")
+    if hidden:
+        parts.append(f"{_rows(hidden, noun)} {value}")
+    if not parts:
+        return []
+    shown = ", the value not shown" if hidden else ""
+    return [f"{' and '.join(parts)}: counted in the group '{OTHER}'{shown}."]
 
 
 def _num(value):
@@ -674,23 +749,28 @@ def finalise_rates(raw: pd.DataFrame, suppress: bool, category_names: Sequence[s
 
 
 def _finalise_row(row: dict, suppress: bool) -> dict:
-    child_years = row["child_days"] / 365.25
-    counts = {c: int(row[c]) for c in COUNT_COLUMNS}
+    clinician = row["breakdown"] == "clinician"  # children seen, not child-years (see module docstring)
+    child_years = math.nan if clinician else row["child_days"] / 365.25
+    counts = {c: None if pd.isna(row.get(c, math.nan)) else int(row[c]) for c in COUNT_COLUMNS}
+    present = [c for c, v in counts.items() if v is not None]
     hidden = False
     if suppress:
-        shown = {c: stats.suppress_count(v) for c, v in counts.items()}
+        shown = {c: stats.suppress_count(v) if v is not None else None for c, v in counts.items()}
         if shown["numerator"] is None:
             shown["codes"] = None
-        hidden = any(shown[c] is None for c in COUNT_COLUMNS)
+        hidden = any(shown[c] is None for c in present)
         counts = shown
-        child_years = stats.round_exposure(child_years)
-    rate, lower, upper = (
-        stats.rate_with_ci(counts["numerator"], child_years) if counts["numerator"] is not None else (float("nan"),) * 3
-    )
-    if counts["cohort_numerator"] is None or counts["registered_midpoint"] is None:
-        prop = (float("nan"),) * 3
+        if not clinician:
+            child_years = stats.round_exposure(child_years)
+    if clinician or counts["numerator"] is None:
+        rate, lower, upper = (math.nan,) * 3
     else:
-        prop = stats.wilson_ci(counts["cohort_numerator"], counts["registered_midpoint"])
+        rate, lower, upper = stats.rate_with_ci(counts["numerator"], child_years)
+    successes, n = ("numerator", "children_seen") if clinician else ("cohort_numerator", "registered_midpoint")
+    if counts[successes] is None or counts[n] is None:
+        prop = (math.nan,) * 3
+    else:
+        prop = stats.wilson_ci(counts[successes], counts[n])
     return {
         **row,
         **counts,

@@ -6,6 +6,8 @@ recompute, so the CLI, tests and notebooks share one code path.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import os
 from collections.abc import Iterable, Mapping, Sequence
@@ -17,11 +19,18 @@ import pandas as pd
 
 from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import OptionError, OutputError, Problem
-from casefind.files import write_text
+from casefind.files import atomic_write_all
 from casefind.reports import html as h
 from casefind.reports import stats
 from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
-from casefind.reports.measures import ANY_CATEGORY, CodingMeasures, ExtractEnd, Progress, normalise_breakdowns
+from casefind.reports.measures import (
+    ANY_CATEGORY,
+    OTHER,
+    CodingMeasures,
+    ExtractEnd,
+    Progress,
+    normalise_breakdowns,
+)
 from casefind.reports.periods import AgeBand, Period, make_periods, range_period
 from casefind.reports.spc import SPC_COLUMNS, points_only, xmr
 from casefind.reports.tidy_csv import to_csv_text
@@ -32,13 +41,19 @@ DISCLOSURE_OFF = "NONE (--no-suppress): for use inside the practice only; do not
 RATES_CSV_COLUMNS = [
     "period", "group", "numerator", "denominator", "rate", "lower", "upper",
     "category", "breakdown", "period_start", "period_end", "codes", "registered_midpoint",
-    "cohort_numerator", "proportion", "prop_lower", "prop_upper", "suppressed", "disclosure_control",
+    "cohort_numerator", "children_seen", "proportion", "prop_lower", "prop_upper", "suppressed",
+    "disclosure_control",
 ]  # fmt: skip
-REPORT_FILES = ("rates.csv", "compare.csv", "spc.csv", "funnel.csv", "report.html")
+PROVENANCE_FILE = "provenance.json"
+REPORT_FILES = ("rates.csv", "compare.csv", "spc.csv", "funnel.csv", "report.html", PROVENANCE_FILE)
 REJECTS_FILE = "rejects.csv"  # written beside the report by the caller that read the extract (--skip-bad-rows)
 SPC_CSV_COLUMNS = ["category", *SPC_COLUMNS, "suppressed", "disclosure_control"]
+FUNNEL_MEASURES = {
+    "practice": "children coded per 1000 child-years",
+    "clinician": "children coded per 1000 children seen",
+}
 FUNNEL_CSV_COLUMNS = [
-    "unit", *FUNNEL_COLUMNS, "suppressed", "pooled_rate", "pooled_rate_low", "pooled_rate_high",
+    "unit", "measure", *FUNNEL_COLUMNS, "suppressed", "pooled_rate", "pooled_rate_low", "pooled_rate_high",
     "phi", "overdispersed", "adjustment", "disclosure_control",
 ]  # fmt: skip
 
@@ -65,10 +80,14 @@ class ReportOptions:
     # events dated after the as-of date, not used to find extract_end (None: not looked for)
     events_after_as_of: int | None = None
     as_of: date | None = None  # --as-of: the day the extract's end was judged on (None: no end looked for)
+    # --from as asked for; date_from and compare above start by extract_start (see _clip_to_extract)
+    date_from_requested: date | None = None
+    extract_start: date | None = None
 
     def as_dict(self) -> dict:
         values = asdict(self)
-        for key in ("date_from", "date_to", "date_to_requested", "extract_end", "as_of"):
+        dates = ("date_from", "date_to", "date_from_requested", "date_to_requested", "extract_start", "extract_end")
+        for key in (*dates, "as_of"):
             values[key] = None if values[key] is None else values[key].isoformat()
         for key in ("compare", "compare_requested"):
             if values[key]:
@@ -137,6 +156,7 @@ def build_coding_report(
     clinician_salt: str = "casefind",
     progress: Progress | None = None,
     extract_end: date | ExtractEnd | None = None,
+    extract_start: date | None = None,
 ) -> CodingReport:
     """Compute every table of the coding-rate report with one scan of ``events``.
 
@@ -147,17 +167,24 @@ def build_coding_report(
     report's as-of date (see :func:`~casefind.reports.measures.find_extract_end`): the report and the compared
     ranges end by it, and the report's ``notices`` say where they were cut short and how many events were
     dated after the as-of date. When every event is dated after that day there is no end to cut at: the
-    dates are not cut, and the notice says so. Practice, clinician and sex labels that could identify a
-    patient are not published (see :mod:`~casefind.reports.measures`); the notices count the rows grouped
-    without them. Clinicians are pseudonymised unless ``pseudonymise_clinicians`` is False.
+    dates are not cut, and the notice says so. Likewise the report and the compared ranges start no earlier
+    than the extract's earliest event date (``extract_start``, or the ``ExtractEnd``'s ``first_day``): the
+    extract holds no history before it, so earlier days would read as days when nobody coded anything.
+    Practice, clinician and sex labels that could identify a patient are not published (see
+    :mod:`~casefind.reports.measures`); the notices count the rows grouped without them. Clinicians are
+    pseudonymised unless ``pseudonymise_clinicians`` is False.
     """
     chosen = check_options(date_from, date_to, by, breakdowns, compare)
-    notices, events_after_as_of, as_of = [], None, None
+    notices, events_after_as_of, as_of, found = [], None, None, None
     if isinstance(extract_end, ExtractEnd):
-        notices, events_after_as_of = _later_events_notices(extract_end), extract_end.later_events
-        as_of, extract_end = extract_end.as_of, extract_end.day
-    requested_to, requested_compare = date_to, _compare_periods(compare)
-    date_to, compare_periods, cut_notices = _clip_to_extract(date_from, date_to, requested_compare, extract_end)
+        found = extract_end
+        notices, events_after_as_of = _later_events_notices(found), found.later_events
+        as_of, extract_end = found.as_of, found.day
+        extract_start = found.first_day if extract_start is None else extract_start
+    requested_from, requested_to, requested_compare = date_from, date_to, _compare_periods(compare)
+    date_from, date_to, compare_periods, cut_notices = _clip_to_extract(
+        date_from, date_to, requested_compare, _Extent(extract_start, extract_end, found)
+    )
     periods = make_periods(date_from, date_to, by)
     months = periods if by == "month" else make_periods(date_from, date_to, "month")
     span = [date_from, date_to] + [d for p in compare_periods for d in (p.start, p.end)]
@@ -165,18 +192,22 @@ def build_coding_report(
         rates = measures.rates(periods, chosen, age_bands, suppress, pseudonymise_clinicians, clinician_salt)
         monthly = rates if by == "month" else measures.rates(months, ("overall",), suppress=suppress)
         spc = _spc_table(monthly, measures.category_names)
-        unit = funnel_unit or _default_funnel_unit(con)
-        if unit not in ("practice", "clinician"):
-            raise OptionError(f"--funnel: expected 'practice' or 'clinician', got '{unit}'")
+        if funnel_unit not in (None, "practice", "clinician"):
+            raise OptionError(f"--funnel: expected 'practice' or 'clinician', got '{funnel_unit}'")
         whole = Period(f"{date_from.isoformat()}..{date_to.isoformat()}", date_from, date_to)
-        raw = measures.funnel_input(whole, unit, pseudonymise_clinicians, clinician_salt)
+        raw = None if funnel_unit == "clinician" else measures.funnel_input(whole, "practice")
+        unit = funnel_unit or ("practice" if _units(raw) > 1 else "clinician")
+        if unit == "clinician":
+            raw = measures.funnel_input(whole, unit, pseudonymise_clinicians, clinician_salt)
         compared = measures.compare(*compare_periods, suppress=suppress) if compare_periods else None
         label_notices = measures.label_notices({*chosen, unit})
-    result = _published_funnel(raw, suppress)
+    result = _published_funnel(raw, suppress, FUNNEL_MODELS[unit])
+    left_out = _funnel_left_out(raw, suppress, unit)
     options = ReportOptions(
         age_min, age_max, date_from, date_to, by, chosen, _ranges(compare_periods),
         suppress, pseudonymise_clinicians, unit, tuple(categories),
         requested_to, _ranges(requested_compare), extract_end, events_after_as_of, as_of,
+        requested_from, extract_start,
     )  # fmt: skip
     return CodingReport(
         options=options,
@@ -186,6 +217,8 @@ def build_coding_report(
         funnel_curve=result.curve,
         funnel_summary={
             "unit": unit,
+            "measure": FUNNEL_MEASURES[unit],
+            "left_out": left_out,
             "category": ANY_CATEGORY,
             "pooled_rate": result.pooled_rate,
             "pooled_rate_low": result.pooled_rate_low,
@@ -196,7 +229,7 @@ def build_coding_report(
             "adjustment": result.adjustment,
         },
         compare=compared,
-        notices=(*notices, *cut_notices, *label_notices),
+        notices=(*notices, *cut_notices, *label_notices, *([left_out] if left_out else [])),
     )
 
 
@@ -216,37 +249,105 @@ def _later_events_notices(found: ExtractEnd) -> list[str]:
     return [text]
 
 
-def _clip_to_extract(
-    date_from: date, date_to: date, compare: list[Period], extract_end: date | None
-) -> tuple[date, list[Period], list[str]]:
-    """End the report and the compared ranges by the extract's last day, saying so; stop if one starts after.
+@dataclass(frozen=True)
+class _Extent:
+    """The days the extract covers: its earliest and latest event dates (None: not known), and what was found
+    on the as-of date, so a message can say when --as-of, not the extract, set the end."""
 
-    After the extract was taken there are no codes, only registered children: those days would read as
-    days without codes, showing a fall in coding (and special causes) that never happened.
+    start: date | None
+    end: date | None
+    found: ExtractEnd | None = None
+
+    def end_words(self) -> tuple[str, str, str, str]:
+        """How to name the end in a notice and in an error, the hint for the error, and why the days after
+        the end are left out."""
+        end = self.end.isoformat()
+        if self.found is None or not self.found.later_events:
+            latest = "the extract's latest event date"
+            why = "the extract holds no codes after it"
+            return latest, f"{latest} ({end})", f"choose dates up to {end}, or use a later extract", why
+        as_of, count = self.found.as_of.isoformat(), self.found.later_events
+        latest = f"the extract's latest event date on or before --as-of {as_of}"
+        later = "1 event is" if count == 1 else f"{count:,} events are"
+        return (
+            latest,
+            f"{latest} ({end}); {later} dated after --as-of, the latest {self.found.latest_later.isoformat()}, "
+            "and not used",
+            f"give --as-of the day the extract was taken (the default is today), or choose dates up to {end}",
+            "events dated after --as-of are not used",
+        )
+
+
+def _clip_to_extract(
+    date_from: date, date_to: date, compare: list[Period], extent: _Extent
+) -> tuple[date, date, list[Period], list[str]]:
+    """Start the report and the compared ranges no earlier than the extract's first day and end them by its
+    last, saying so; stop if one lies wholly outside.
+
+    Before the extract's first event and after it was taken there are no codes, only registered children:
+    those days would read as days without codes, showing coding that never happened (a rate of 0, an
+    infinite rate ratio, special causes).
     """
-    if extract_end is None:
-        return date_to, compare, []
-    end = extract_end.isoformat()
-    latest, hint = f"the extract's latest event date ({end})", f"choose dates up to {end}, or use a later extract"
+    notices = []
+    if extent.end is not None:
+        date_to, compare, notices = _clip_end(date_from, date_to, compare, extent)
+    if extent.start is not None:
+        date_from, compare, start_notices = _clip_start(date_from, date_to, compare, extent.start)
+        notices = start_notices + notices
+    return date_from, date_to, compare, notices
+
+
+def _clip_end(
+    date_from: date, date_to: date, compare: list[Period], extent: _Extent
+) -> tuple[date, list[Period], list[str]]:
+    extract_end, end = extent.end, extent.end.isoformat()
+    latest, latest_dated, hint, why = extent.end_words()
     notices = [
         _cut_notice(
             date_from, date_to, extract_end,
-            Problem("--from", f"{date_from.isoformat()} is after {latest}", hint),
-            f"The report ends on {end}, the extract's latest event date, not on --to {date_to.isoformat()}: "
-            "the extract holds no codes after it, so later days would read as days with none.",
+            Problem("--from", f"{date_from.isoformat()} is after {latest_dated}", hint),
+            f"The report ends on {end}, {latest}, not on --to {date_to.isoformat()}: "
+            f"{why}, so later days would read as days with none.",
         )
     ]  # fmt: skip
     for period in compare:
-        starts_after = Problem("--compare", f"the range {period.label} starts after {latest}", hint)
+        starts_after = Problem("--compare", f"the range {period.label} starts after {latest_dated}", hint)
         notices.append(
             _cut_notice(
                 period.start, period.end, extract_end, starts_after,
-                f"The --compare range {period.label} ends on {end}, the extract's latest event date, "
-                f"not on {period.end.isoformat()}.",
+                f"The --compare range {period.label} ends on {end}, {latest}, not on {period.end.isoformat()}.",
             )
         )  # fmt: skip
     clipped = [range_period(p.start, min(p.end, extract_end)) for p in compare]
     return min(date_to, extract_end), clipped, [n for n in notices if n]
+
+
+def _clip_start(
+    date_from: date, date_to: date, compare: list[Period], extract_start: date
+) -> tuple[date, list[Period], list[str]]:
+    first = extract_start.isoformat()
+    earliest = f"the extract's earliest event date ({first})"
+    hint = f"choose dates from {first}, or use an extract that goes further back"
+    if date_to < extract_start:
+        raise OptionError(Problem("--to", f"{date_to.isoformat()} is before {earliest}", hint))
+    for period in compare:
+        if period.end < extract_start:
+            raise OptionError(Problem("--compare", f"the range {period.label} ends before {earliest}", hint))
+    notices = []
+    if date_from < extract_start:
+        notices.append(
+            f"The report starts on {first}, the extract's earliest event date, not on --from "
+            f"{date_from.isoformat()}: the extract holds no events before it, so earlier days would read as days "
+            "when nobody was coded."
+        )
+    for period in compare:
+        if period.start < extract_start:
+            notices.append(
+                f"The --compare range {period.label} starts on {first}, the extract's earliest event date, "
+                f"not on {period.start.isoformat()}."
+            )
+    clipped = [range_period(max(p.start, extract_start), p.end) for p in compare]
+    return max(date_from, extract_start), clipped, notices
 
 
 def _cut_notice(start: date, end: date, extract_end: date, starts_after: Problem, cut_short: str) -> str | None:
@@ -283,9 +384,15 @@ def _compare_periods(compare) -> list[Period]:
     return [before, after]
 
 
-def _default_funnel_unit(con) -> str:
-    practices = con.execute("SELECT count(DISTINCT coalesce(practice_id, '')) FROM patients").fetchall()[0][0]
-    return "practice" if practices > 1 else "clinician"
+FUNNEL_MODELS = {"practice": "poisson", "clinician": "binomial"}
+
+
+def _units(raw: pd.DataFrame | None) -> int:
+    """How many units a funnel of ``raw`` would plot: groups with a denominator, not counting ``OTHER`` (a blank
+    or unpublishable id is no practice: one adult without a practice_id must not make a practice funnel)."""
+    if raw is None:
+        return 0
+    return int(((raw["group"] != OTHER) & (raw["denominator"] > 0)).sum())
 
 
 def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataFrame:
@@ -307,8 +414,12 @@ def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataF
     return pd.concat(frames, ignore_index=True)[[*SPC_CSV_COLUMNS[:-1]]]
 
 
-def _published_funnel(raw: pd.DataFrame, suppress: bool) -> Funnel:
-    """The funnel as published, from the units' true counts and child-years (``raw``).
+def _published_funnel(raw: pd.DataFrame, suppress: bool, model: str = "poisson") -> Funnel:
+    """The funnel as published, from the units' true counts and denominators (``raw``: ``group, numerator,
+    denominator``; child-years for the ``poisson`` model, children seen for ``binomial``).
+
+    The group ``OTHER`` (blank or unpublishable ids) is no unit: it is left out, from the pooled value too
+    (:func:`_funnel_left_out` says what it held).
 
     With disclosure control every figure in it is worked out from the published ones alone: each unit's
     count suppressed or rounded and its child-years rounded. The true pooled rate cannot be used: beside
@@ -325,24 +436,57 @@ def _published_funnel(raw: pd.DataFrame, suppress: bool) -> Funnel:
     decisions at both ends. Suppressed units have no rate, so no z-score or flag; a unit whose child-years
     round to 0 is not plotted. Without suppressed units the three coincide and this is the plain funnel.
     """
+    raw = raw[raw["group"] != OTHER]
     groups = [str(g) for g in raw["group"]]
     observed = [int(o) for o in raw["numerator"]]
-    years = [float(n) for n in raw["child_years"]]
+    denominators = [float(n) for n in raw["denominator"]]
     if not suppress:
-        result = funnel(groups, observed, years)
+        result = funnel(groups, observed, denominators, model=model)
         result = replace(result, pooled_rate_low=result.pooled_rate, pooled_rate_high=result.pooled_rate)
     else:
         counts = [stats.suppress_count(o) for o in observed]
-        published_years = [stats.round_exposure(n) for n in years]
-        shown, hidden = sum(c for c in counts if c is not None), sum(c is None for c in counts)
-        exposure = sum(published_years)
+        published = [_published_denominator(n, model) for n in denominators]
+        plotted = [c for c, n in zip(counts, published, strict=True) if n > 0]  # as funnel() plots them
+        shown, hidden = sum(c for c in plotted if c is not None), sum(c is None for c in plotted)
+        exposure = sum(published)
         targets = [
             (shown + hidden * k) / exposure if exposure > 0 else math.nan
             for k in (1, stats.SUPPRESSED_STAND_IN, stats.SMALL_COUNT_MAX)
         ]
-        result = _widest(*(funnel(groups, counts, published_years, target=t) for t in targets))
+        result = _widest(*(funnel(groups, counts, published, target=t, model=model) for t in targets))
     points = result.points.assign(suppressed=result.points["observed"].isna())
     return replace(result, points=points[[*FUNNEL_COLUMNS, "suppressed"]])
+
+
+def _published_denominator(value: float, model: str) -> float:
+    """Child-years rounded to the nearest 5; children seen as any count of children (1 to 7 hidden, so the
+    unit is not plotted: 0)."""
+    shown = stats.round_exposure(value) if model == "poisson" else stats.suppress_count(round(value))
+    return 0.0 if shown is None else float(shown)
+
+
+def _funnel_left_out(raw: pd.DataFrame, suppress: bool, unit: str) -> str | None:
+    """What the funnel leaves out: the group ``OTHER``, in published figures; None when it held nothing."""
+    other = raw[raw["group"] == OTHER]
+    if other.empty or not other["denominator"].iloc[0] > 0:
+        return None
+    count, denominator = int(other["numerator"].iloc[0]), float(other["denominator"].iloc[0])
+    model = FUNNEL_MODELS[unit]
+    if suppress:
+        count, denominator = stats.suppress_count(count), _published_denominator(denominator, model)
+    coded = "1 to 7 (suppressed)" if count is None else f"{count:,}"
+    if unit == "practice":
+        held = (
+            f"patients with a blank practice_id or one not shown: {coded} children coded, "
+            f"{denominator:,.1f} child-years"
+        )
+    else:
+        seen = f"{denominator:,.0f}" if denominator > 0 else "1 to 7 (suppressed)"
+        held = f"events with a blank clinician_id or one not shown: {coded} children coded of {seen} children seen"
+    return (
+        f"The funnel plot leaves out the group '{OTHER}' ({held}): it is not a {unit}, so it is not plotted and "
+        f"takes no part in the pooled {'rate' if unit == 'practice' else 'proportion'}."
+    )
 
 
 def _widest(low: Funnel, middle: Funnel, high: Funnel) -> Funnel:
@@ -393,8 +537,8 @@ def spc_csv(report: CodingReport) -> str:
 def funnel_csv(report: CodingReport) -> str:
     summary = report.funnel_summary
     frame = report.funnel.assign(
-        unit=summary["unit"], pooled_rate=summary["pooled_rate"], pooled_rate_low=summary["pooled_rate_low"],
-        pooled_rate_high=summary["pooled_rate_high"], phi=summary["phi"],
+        unit=summary["unit"], measure=summary["measure"], pooled_rate=summary["pooled_rate"],
+        pooled_rate_low=summary["pooled_rate_low"], pooled_rate_high=summary["pooled_rate_high"], phi=summary["phi"],
         overdispersed=summary["overdispersed"], adjustment=summary["adjustment"],
         disclosure_control=_disclosure(report),
     )  # fmt: skip
@@ -418,6 +562,8 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
         )
     any_spc = report.spc[report.spc["category"] == ANY_CATEGORY]
     unit = report.funnel_summary["unit"]
+    axes = {"practice": ("rate per 1000 child-years", "child-years"),
+            "clinician": ("children coded per 1000 children seen", "children seen")}[unit]  # fmt: skip
     sections = [
         (
             "Monthly rate: SPC chart",
@@ -431,6 +577,7 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
                     report.funnel_curve,
                     report.funnel_summary["pooled_rate"],
                     f"Funnel plot: {ANY_CATEGORY} by {unit}",
+                    *axes,
                 ),
                 _funnel_caption(report),
             ),
@@ -440,20 +587,31 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
         sections.append(("Before and after", _compare_table(report.compare) + _ratio_notes(report.compare)))
     sections += _rate_tables(report)
     sections.append(("Method in plain words", _method_html(report)))
-    sections.append(
-        (
-            "Provenance",
-            h.provenance_html(
-                {
-                    **provenance,
-                    "options": {**o.as_dict(), **provenance.get("options", {})},
-                    "disclosure_control": _disclosure(report),
-                }
-            ),
-        )
-    )
+    sections.append(("Provenance", h.provenance_html(provenance_record(report, provenance))))
     title = f"Safeguarding coding rates, {o.date_from.isoformat()} to {o.date_to.isoformat()}"
     return h.page(title, sections, notices)
+
+
+def provenance_record(report: CodingReport, provenance: Mapping) -> dict:
+    """What produced the report: ``provenance`` (the inputs, from the caller that read them) with every option
+    and the disclosure control; report.html shows it and provenance.json holds it."""
+    return {
+        **provenance,
+        "options": {**report.options.as_dict(), **provenance.get("options", {})},
+        "disclosure_control": _disclosure(report),
+    }
+
+
+def provenance_json(report: CodingReport, provenance: Mapping, outputs: Mapping[str, str]) -> str:
+    """provenance.json: :func:`provenance_record`, the warnings the report gave, and the SHA-256 of each file
+    written beside it, so an auditor can re-run the report and check every file is the same."""
+    record = {
+        **provenance_record(report, provenance),
+        "warnings": list(report.notices),
+        "rows_rejected": report.rows_rejected,
+        "files_sha256": {name: hashlib.sha256(text.encode()).hexdigest() for name, text in sorted(outputs.items())},
+    }
+    return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
 
 def _figure(svg: str, caption: str) -> str:
@@ -493,23 +651,26 @@ def _are(count: int) -> str:
 def _funnel_caption(report: CodingReport) -> str:
     s = report.funnel_summary
     phi = "not estimated (fewer than 3 units)" if math.isnan(s["phi"]) else f"{s['phi']:.2f}"
+    left_out = f" {s['left_out']}" if s.get("left_out") else ""
+    clinician = s["unit"] == "clinician"
     if math.isnan(s["pooled_rate"]):
         rounded = " (after rounding to the nearest 5)" if report.options.suppress else ""
-        return f"No pooled rate and no limits: no {s['unit']} has child-years in the report's dates{rounded}."
+        has = "has children seen" if clinician else "has child-years"
+        return f"No pooled value and no limits: no {s['unit']} {has} in the report's dates{rounded}.{left_out}"
+    pooled = "pooled proportion" if clinician else "pooled rate"
     text = (
-        f"Blue line: pooled rate {s['pooled_rate']:.2f} per 1000 child-years. Dashed: 95% "
-        f"limits; solid: 99.8% "
-        f"limits. Overdispersion phi = {phi}; limits: {s['adjustment']}."
+        f"Blue line: {pooled} {s['pooled_rate']:.2f} {s['measure'].removeprefix('children coded ')}. Dashed: "
+        f"95% limits; solid: 99.8% limits. Overdispersion phi = {phi}; limits: {s['adjustment']}."
     )
     hidden = int(report.funnel["suppressed"].sum())
     if hidden:
         text += (
             f" {hidden} {s['unit']}{'' if hidden == 1 else 's'} coded 1 to 7 children (suppressed), so the pooled "
-            f"rate is known only to lie between {s['pooled_rate_low']:.2f} and {s['pooled_rate_high']:.2f}; the "
+            f"value is known only to lie between {s['pooled_rate_low']:.2f} and {s['pooled_rate_high']:.2f}; the "
             "blue line counts each suppressed count as 4, and the limits are widened to hold at both ends, so a "
             "unit is marked outside only if it is outside whatever the suppressed counts are."
         )
-    return text
+    return text + left_out
 
 
 INFINITE_RATIO = (
@@ -551,6 +712,8 @@ def _compare_table(compare: pd.DataFrame) -> str:
 
 
 def _rate_tables(report: CodingReport) -> list[tuple[str, str]]:
+    o = report.options
+    counted = f"Aged {o.age_min}-{o.age_max}, registered and alive at midpoint"
     columns = [
         ("period", "Period", None),
         ("category", "Category", None),
@@ -561,35 +724,48 @@ def _rate_tables(report: CodingReport) -> list[tuple[str, str]]:
         ("rate", "Rate /1000", 2),
         ("lower", "95% CI low", 2),
         ("upper", "95% CI high", 2),
-        ("registered_midpoint", "Registered at midpoint", 0),
+        ("registered_midpoint", counted, 0),
         ("proportion", "Proportion", 4),
     ]
+    clinician_columns = [
+        *columns[:5],
+        ("children_seen", "Children seen", 0),
+        ("proportion", "Proportion of children seen", 4),
+        ("prop_lower", "95% CI low", 4),
+        ("prop_upper", "95% CI high", 4),
+    ]
     sections = []
-    for breakdown in report.options.breakdowns:
+    for breakdown in o.breakdowns:
         rows = report.rates[report.rates["breakdown"] == breakdown]
         heading = "Rates: all children" if breakdown == "overall" else f"Rates by {breakdown.replace('_', ' ')}"
-        sections.append((heading, h.table_html(rows, columns, "Rates per 1000 child-years, exact Poisson 95% CI")))
+        if breakdown == "clinician":
+            heading = "Clinicians: children coded of the children they recorded anything for"
+            table = h.table_html(rows, clinician_columns, "Proportion of children seen, Wilson 95% CI")
+        else:
+            table = h.table_html(rows, columns, "Rates per 1000 child-years, exact Poisson 95% CI")
+        sections.append((heading, table))
     return sections
 
 
 def _method_html(report: CodingReport) -> str:
     o = report.options
+    ages = f"aged {o.age_min} to {o.age_max} (whole years)"
     paragraphs = [
-        f"Children are counted while they are aged {o.age_min} to {o.age_max} (whole years), registered with "
-        "the practice and alive. Each day they meet all three adds one day to the denominator; "
-        "child-years are "
-        "those days divided by 365.25.",
+        f"Children are counted while they are {ages}, registered with the practice and alive. Each day they "
+        "meet all three adds one day to the denominator; child-years are those days divided by 365.25.",
         "The numerator is the number of different children with at least one code from the category on a day "
         "they were counted, in the period. 'Any safeguarding code' counts a child once "
         "whichever codes they had. "
         "The rate is children coded per 1000 child-years, with an exact (Poisson) 95% confidence interval.",
-        "The proportion is, of the children registered on the middle day of the period, the "
-        "share coded during "
-        "the period, with a Wilson 95% interval. By age band, a child's numerator counts in the band of their "
-        "age when coded, their proportion in the band of their age on the middle day.",
-        "Clinician rates use the child-years of the clinician's main practice (where most of "
-        "their codes were "
-        "recorded), because clinicians do not have registered lists."
+        f"The proportion is, of the children counted on the middle day of the period (aged {o.age_min} to "
+        f"{o.age_max}, registered and alive that day), the share coded during the period, with a Wilson 95% "
+        "interval. By age band, a child's numerator counts in the band of their age when coded, their "
+        "proportion in the band of their age on the middle day.",
+        "Clinicians do not have registered lists, so they have no child-years and no rate. A clinician's "
+        "figure is a proportion: of the children they recorded anything for (an event with any code, on a day "
+        "the child was counted), the share they recorded a code of the category for ('children seen' and "
+        "'proportion of children seen'), with a Wilson 95% interval. Every clinician who recorded anything for "
+        "a counted child has a row, including those who recorded no safeguarding code."
         + (
             " Clinician ids are replaced by codes made from a hash of the id (such as C3FA9B2): the same "
             "clinician has the same code in every report."
@@ -598,17 +774,18 @@ def _method_html(report: CodingReport) -> str:
         ),
         "Practice and clinician ids are shown only when they look like a code (letters, digits, '.', '_' or '-', "
         "no spaces, not 10 digits, not a date or postcode, not a patient's identifier in the extract), and sex "
-        "only as F, M, I or U; anything else is counted in the group 'other or not recorded' without its value.",
+        "only as F, M, I or U; anything else, and an empty value, is counted in the group 'other or not "
+        "recorded' without its value, and a warning says how many.",
+        "The report covers only the days the extract covers: it starts no earlier than the extract's earliest "
+        "event date and ends no later than its latest (on or before the as-of date), whatever --from, --to and "
+        "--compare say, with a warning when the dates were cut. Before the first event and after the extract "
+        "was taken there are no codes, so those days would read as days when nobody was coded.",
         "The SPC chart shows the monthly rate with its mean and process limits (mean plus or "
-        "minus 2.66 times the "
-        "average month-to-month change). A point outside the limits, 7 points in a row on one "
-        "side of the mean, "
-        "6 points in a row going up or down, or 2 of 3 points near a limit suggest a real "
-        "change, not chance.",
-        "The funnel plot compares each unit's rate over the whole period with the overall rate. "
-        "Units outside "
-        "the funnel differ more than chance alone would explain. When units vary more than chance allows "
-        "(overdispersion), the funnel is widened to allow for it.",
+        "minus 2.66 times the average month-to-month change; a lower line below zero is drawn at zero). A "
+        "point outside the limits, 7 points in a row on one side of the mean, 6 points in a row going up or "
+        "down, or 2 of 3 points in a row beyond the same two-sigma line (two thirds of the way from the mean "
+        "to a process limit) suggest a real change, not chance.",
+        _funnel_method(o.funnel_unit),
         "Before/after comparisons give the ratio of the later rate to the earlier one with an exact 95% interval.",
         (
             "Small numbers: counts of 1 to 7 are hidden, other counts and child-years are "
@@ -620,6 +797,27 @@ def _method_html(report: CodingReport) -> str:
         ),
     ]
     return "".join(f"<p>{h.esc(p)}</p>" for p in paragraphs)
+
+
+def _funnel_method(unit: str) -> str:
+    other = (
+        "The group 'other or not recorded' (blank or unpublishable ids) is not a unit: it is not plotted and "
+        "takes no part in the pooled value."
+    )
+    widened = "When units vary more than chance allows (overdispersion), the funnel is widened to allow for it."
+    if unit == "practice":
+        return (
+            "The funnel plot compares each practice's rate over the whole period with the pooled rate of the "
+            "practices plotted (all their children coded over all their child-years), with exact Poisson "
+            f"limits. Practices outside the funnel differ more than chance alone would explain. {widened} {other}"
+        )
+    return (
+        "The funnel plot compares each clinician's proportion of children seen who were coded, over the whole "
+        "period, with the pooled proportion of the clinicians plotted (their children coded over their "
+        "children seen, added up: a child seen by two clinicians counts for each), plotted against the "
+        "children each saw, with exact binomial limits. A clinician below the funnel codes fewer of the "
+        f"children they see than chance alone would explain. {widened} {other}"
+    )
 
 
 # --- writing --------------------------------------------------------------------------------------------
@@ -658,11 +856,12 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
 
 
 def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: Mapping) -> list[Path]:
-    """Write rates.csv, compare.csv (if compared), spc.csv, funnel.csv and report.html; return their paths.
+    """Write rates.csv, compare.csv (if compared), spc.csv, funnel.csv, report.html and provenance.json (the
+    inputs, options and each other file's SHA-256); return their paths.
 
-    ``out_dir`` must hold none of these files (see :func:`check_out_dir`). Each file is written to a
-    temporary file in ``out_dir`` and linked into place, so a reader never sees a half-written file; files
-    are readable by their owner only (0600).
+    ``out_dir`` must hold none of these files (see :func:`check_out_dir`). The files are written together
+    (``files.atomic_write_all``): each to a temporary file in ``out_dir``, then linked into place, none left if
+    one cannot be, so a reader never sees a half-written report; files are readable by their owner only (0600).
     """
     check_out_dir(out_dir)
     directory = Path(out_dir)
@@ -677,8 +876,7 @@ def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: M
         "funnel.csv": funnel_csv(report),
         "report.html": render_html(report, provenance),
     }
-    written = []
-    for name, text in outputs.items():
-        if text is not None:
-            written.append(write_text(directory / name, text, overwrite=False))
-    return written
+    outputs = {name: text for name, text in outputs.items() if text is not None}
+    outputs[PROVENANCE_FILE] = provenance_json(report, provenance, outputs)
+    atomic_write_all({directory / name: text.encode("utf-8") for name, text in outputs.items()}, overwrite=False)
+    return [directory / name for name in outputs]

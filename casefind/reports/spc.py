@@ -2,7 +2,8 @@
 
 * centre line: the mean of the points;
 * moving range: ``|x_i - x_(i-1)|``; process limits: ``mean +/- 2.66 x mean moving range`` (2.66 = 3 / 1.128,
-  i.e. three sigma estimated from the moving range); limits are not floored at zero;
+  i.e. three sigma estimated from the moving range); when no point is negative (a rate), a lower limit or
+  two-sigma line below zero is drawn at zero, as Making Data Count advises;
 * special-cause rules, each flagging every point that takes part:
   - ``outside_limits``: a point strictly above the upper or below the lower process limit;
   - ``shift``: a run of 7 or more consecutive points all above, or all below, the mean

@@ -87,12 +87,12 @@ def test_multiplicative_adjustment_option():
 def test_too_few_units_skip_the_dispersion_test():
     result = funnel(["A", "B"], [1, 100], [1000, 1000])
     assert math.isnan(result.phi) and not result.overdispersed
-    assert list(result.curve.columns) == ["child_years", "lower_95", "upper_95", "lower_998", "upper_998"]
+    assert list(result.curve.columns) == ["denominator", "lower_95", "upper_95", "lower_998", "upper_998"]
     assert (result.curve["upper_998"] >= result.curve["upper_95"]).all()
 
 
 def _published(groups, observed, years):
-    raw = pd.DataFrame({"group": groups, "numerator": observed, "child_years": years})
+    raw = pd.DataFrame({"group": groups, "numerator": observed, "denominator": years})
     return _published_funnel(raw, suppress=True)
 
 
@@ -103,10 +103,10 @@ def test_published_rows_depend_only_on_the_published_figures():
     first = _published(groups, [9, 11, 20, 3, 40], years).points.set_index("group")
     second = _published(groups, [11, 9, 20, 3, 40], years).points.set_index("group")
     assert first.loc["A", "observed"] == 10 and first.loc["B", "observed"] == 10
-    for column in ("observed", "child_years", "rate", "z", "lower_95", "upper_998", "outside_95"):
+    for column in ("observed", "denominator", "rate", "z", "lower_95", "upper_998", "outside_95"):
         assert first.loc["A", column] == second.loc["A", column], column
         assert first.loc["B", column] == second.loc["B", column], column
-    theta = first.loc["A", "expected"] / first.loc["A", "child_years"]
+    theta = first.loc["A", "expected"] / first.loc["A", "denominator"]
     assert first.loc["A", "z"] == pytest.approx((10 / 3005 - theta) / math.sqrt(theta / 3005))
     assert math.isnan(first.loc["D", "z"])  # 3 is suppressed: no z either
     assert first.loc["D", "suppressed"] and not first.loc["A", "suppressed"]
@@ -132,7 +132,7 @@ def test_a_suppressed_count_cannot_be_worked_out_from_the_pooled_rate_or_phi():
 
 def test_without_suppression_the_published_funnel_is_the_true_one():
     raw = pd.DataFrame(
-        {"group": list("ABCD"), "numerator": [10, 20, 31, 39], "child_years": [1000.0, 2000, 3000, 4000]}
+        {"group": list("ABCD"), "numerator": [10, 20, 31, 39], "denominator": [1000.0, 2000, 3000, 4000]}
     )
     published = _published_funnel(raw, suppress=False)
     assert published.pooled_rate == pytest.approx(10.0)
@@ -169,3 +169,41 @@ def test_the_published_limits_hold_whatever_the_suppressed_counts_are(hidden):
             low, high = poisson_limit(theta * n, p_low) / n * 1000, poisson_limit(theta * n, p_high) / n * 1000
             assert published.loc[group, f"lower_{level}"] <= low + 1e-9
             assert published.loc[group, f"upper_{level}"] >= high - 1e-9
+
+
+def binomial_quantile(n, p, q):
+    """Spiegelhalter (2005) A.1.2 for a binomial count, computed from the binomial pmf directly."""
+    cdf = [sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(r + 1)) for r in range(n + 1)]
+    r = next(r for r in range(n + 1) if cdf[r] >= q)
+    return max(0.0, r - (cdf[r] - q) / (cdf[r] - (cdf[r - 1] if r else 0.0)))  # a count is never below 0
+
+
+def test_a_proportion_funnel_has_exact_binomial_limits_around_the_pooled_proportion():
+    """Clinicians: children coded over children seen. Each unit keeps its own denominator; the target is the
+    pooled proportion; the limits are binomial quantiles, interpolated as Spiegelhalter's."""
+    groups, coded, seen = list("ABCDE"), [4, 6, 9, 2, 12], [60, 80, 120, 40, 150]
+    result = funnel(groups, coded, seen, model="binomial")
+    theta = sum(coded) / sum(seen)
+    assert result.pooled_rate == pytest.approx(1000 * theta)
+    assert not result.overdispersed and result.adjustment == "none (exact binomial)"
+    points = result.points.set_index("group")
+    for group, y, n in zip(groups, coded, seen, strict=True):
+        point = points.loc[group]
+        assert (point.observed, point.denominator, point.rate) == (y, n, pytest.approx(1000 * y / n))
+        assert point.z == pytest.approx((y / n - theta) / math.sqrt(theta * (1 - theta) / n))
+        assert point.lower_95 == pytest.approx(binomial_quantile(n, theta, 0.025) / n * 1000)
+        assert point.upper_998 == pytest.approx(binomial_quantile(n, theta, 0.999) / n * 1000)
+    assert all(float(n).is_integer() for n in result.curve["denominator"])  # children come whole
+
+
+def test_a_published_proportion_funnel_leaves_out_other_and_hides_small_denominators():
+    raw = pd.DataFrame(
+        {
+            "group": ["A", "B", "C", "other or not recorded"],
+            "numerator": [0, 12, 20, 30],
+            "denominator": [5.0, 150.0, 200.0, 100.0],
+        }
+    )
+    published = _published_funnel(raw, suppress=True, model="binomial")
+    assert list(published.points.group) == ["B", "C"]  # A saw 5 children: hidden, so not plotted
+    assert published.pooled_rate == pytest.approx(1000 * (10 + 20) / (150 + 200))  # 12 is published as 10

@@ -190,14 +190,90 @@ def test_a_child_who_moves_up_a_band_counts_in_the_proportion_of_their_midpoint_
     assert older.proportion == pytest.approx(1.0)
 
 
-def test_clinician_rows_use_their_home_practice_denominator():
-    frame = rates(_practice_extract(), make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",))
-    zed = row(frame, "2024-02", breakdown="clinician", group="zed")
-    amy = row(frame, "2024-02", breakdown="clinician", group="amy")
-    unknown = row(frame, "2024-02", breakdown="clinician", group="other or not recorded")
-    assert (zed.numerator, zed.codes, zed.child_years) == (2, 2, pytest.approx(2 * 29 / 365.25))  # practice A
-    assert (amy.numerator, amy.child_years) == (1, pytest.approx(29 / 365.25))  # practice B
-    assert unknown.codes == 1
+BP = "9999"  # a blood pressure reading: no report category
+
+
+def _clinic_events():
+    """GP01 codes one child and records blood pressure for two more (and an adult); PN01 records blood
+    pressure for four children and never a safeguarding code; HV01 codes one child twice. One GP01 event
+    falls in March, and one event for the adult, never a child in 2024."""
+    return [
+        event("a1", "1001", date(2024, 2, 1), "GP01"),
+        event("a2", BP, date(2024, 2, 2), "GP01"),
+        event("b1", BP, date(2024, 2, 3), "GP01"),
+        event("b2", BP, date(2024, 2, 3), "GP01"),
+        event("a2", BP, date(2024, 3, 3), "GP01"),
+        *(event(p, BP, date(2024, 2, 10 + i), "PN01") for i, p in enumerate(["a1", "a2", "b1", "c1"])),
+        event("a1", BP, date(2024, 2, 11), "PN01"),
+        event("c1", "2001", date(2024, 2, 5), "HV01"),
+        event("c1", "1002", date(2024, 2, 6), "HV01"),
+    ]
+
+
+def _clinic_extract():
+    patients = [
+        ("a1", date(2012, 1, 1), None, None, None, "F", "A"),
+        ("a2", date(2012, 1, 1), None, None, None, "M", "A"),
+        ("b1", date(2012, 1, 1), None, None, None, "F", "B"),
+        ("b2", date(2004, 1, 1), None, None, None, None, "B"),  # 20 in 2024: never a child here
+        ("c1", date(2016, 5, 5), None, None, None, "F", "B"),
+    ]
+    return make_connection(patients, _clinic_events())
+
+
+def _seen_and_coded(events, start, end, coded_codes=("1001", "1002", "2001")):
+    """Worked from the event tuples: per clinician, the children (not b2) with any event, and those coded."""
+    seen, coded = {}, {}
+    for patient, code, _, day, _, _, clinician in events:
+        if patient != "b2" and start <= day <= end:
+            seen.setdefault(clinician, set()).add(patient)
+            if code in coded_codes:
+                coded.setdefault(clinician, set()).add(patient)
+    return seen, coded
+
+
+def test_clinician_rows_are_children_coded_over_the_children_they_saw():
+    """Clinicians have no registered list: each row is the children they coded over the children they
+    recorded anything for. PN01, who never records a safeguarding code, has a row (0 of 4)."""
+    frame = rates(_clinic_extract(), make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",))
+    seen, coded = _seen_and_coded(_clinic_events(), date(2024, 2, 1), date(2024, 2, 29))
+    clinicians = frame[(frame.breakdown == "clinician") & (frame.category == ANY_CATEGORY)]
+    assert set(clinicians.group) == set(seen) == {"GP01", "PN01", "HV01"}
+    for clinician, children in seen.items():
+        got = row(frame, "2024-02", breakdown="clinician", group=clinician)
+        assert got.children_seen == len(children), clinician
+        assert got.numerator == len(coded.get(clinician, ())), clinician
+        assert got.proportion == pytest.approx(len(coded.get(clinician, ())) / len(children)), clinician
+        assert pd.isna(got.child_years) and pd.isna(got.rate) and pd.isna(got.registered_midpoint)
+    assert row(frame, "2024-02", breakdown="clinician", group="HV01").codes == 2
+    assert pd.isna(row(frame, "2024-02").children_seen)  # other breakdowns have no children seen
+
+
+def test_children_seen_are_read_from_every_row_of_the_events_file():
+    """With an extract read for the protocol's codes, the typed events table holds only those: the children
+    a clinician saw are read from raw_events (every row, dates as text), less the rows left out as bad."""
+    con = _clinic_extract()
+    from casefind.extract import _define_macros
+
+    _define_macros(con)
+    con.execute(
+        """CREATE TABLE raw_events AS SELECT row_number() OVER () + 1 AS _row, patient_id,
+        strftime(date, '%d/%m/%Y') AS date, clinician_id FROM events"""
+    )
+    con.execute("INSERT INTO raw_events VALUES (100, 'b1', '12/02/2024', 'PN02')")  # a bad row, left out
+    con.execute("CREATE TABLE problems AS SELECT 'events' AS tbl, 100::BIGINT AS row")
+    con.execute(f"DELETE FROM events WHERE code = '{BP}'")  # as read_extract keeps only the protocol's codes
+    frame = rates(con, make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",))
+    seen, _ = _seen_and_coded(_clinic_events(), date(2024, 2, 1), date(2024, 2, 29))
+    assert set(frame[frame.breakdown == "clinician"].group) == set(seen)
+    for clinician, children in seen.items():
+        assert row(frame, "2024-02", breakdown="clinician", group=clinician).children_seen == len(children)
+
+
+def test_clinician_rows_suppress_children_seen_like_any_count():
+    frame = rates(_clinic_extract(), make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",), suppress=True)
+    pn01 = row(frame, "2024-02", breakdown="clinician", group="PN01")  # 0 of 4: 4 children is hidden
+    assert pn01.numerator == 0 and pd.isna(pn01.children_seen) and pd.isna(pn01.proportion) and pn01.suppressed
 
 
 def test_pseudonyms_come_from_the_id_alone():
@@ -238,8 +314,8 @@ def test_the_extracts_end_is_the_latest_event_on_or_before_today():
             event("c1", "9999", date(2025, 1, 15)),  # a planned review
         ],
     )
-    today = date(2024, 11, 2)
-    assert find_extract_end(con, today) == ExtractEnd(today, today, 3, date(2099, 3, 1))
+    today, first = date(2024, 11, 2), date(2024, 3, 10)  # the earliest event, 2024-03-10, starts the extract
+    assert find_extract_end(con, today) == ExtractEnd(today, today, 3, date(2099, 3, 1), first)
     assert find_extract_end(con, date(2024, 1, 1)) == ExtractEnd(None, date(2024, 1, 1), 5, date(2099, 3, 1))
     assert find_extract_end(make_connection([], []), today) == ExtractEnd(None, today, 0, None)
     # from every row of the file as text, when the extract has it: rows that are no date are not counted
@@ -250,7 +326,7 @@ def test_the_extracts_end_is_the_latest_event_on_or_before_today():
         "CREATE VIEW raw_events AS SELECT strftime(date, '%d/%m/%Y') AS date FROM events "
         "UNION ALL SELECT unnest(['31/02/2025', '01/03/25', NULL, '1 Sept 2024'])"
     )
-    assert find_extract_end(con, today) == ExtractEnd(today, today, 3, date(2099, 3, 1))
+    assert find_extract_end(con, today) == ExtractEnd(today, today, 3, date(2099, 3, 1), first)
     assert find_extract_end(con, date(2024, 1, 1)) == ExtractEnd(None, date(2024, 1, 1), 6, date(2099, 3, 1))
 
 
@@ -363,8 +439,35 @@ def test_labels_that_could_identify_a_patient_are_grouped_without_their_value():
         f"no patient's identifier): counted in the group '{OTHER}', the value not shown.",
         f"5 coded events have a clinician_id that does not look like a clinician code (letters and digits, no "
         f"spaces, no patient's identifier): counted in the group '{OTHER}', the value not shown.",
-        f"1 patient has a sex other than F, M, I or U (or Female, Male, Indeterminate, Unknown): counted in the "
+        f"1 patient has no sex and 1 patient has a sex other than F, M, I or U (or Female, Male, Indeterminate, "
+        f"Unknown): counted in the group '{OTHER}', the value not shown.",
+    ]
+
+
+def test_blank_practices_sexes_and_clinicians_are_counted_in_the_warnings():
+    """An empty value goes to 'other or not recorded' as an unpublishable one does: the warnings count both."""
+    patients = [
+        ("c1", date(2015, 1, 1), None, None, None, "F", "A81001"),
+        ("c2", date(2015, 1, 1), None, None, None, "", ""),
+        ("c3", date(2015, 1, 1), None, None, None, None, None),
+        ("c4", date(2015, 1, 1), None, None, None, "M", "Jane Smith"),
+    ]
+    events = [event("c1", "1001", date(2024, 1, 3), "GP01"), event("c2", "1001", date(2024, 1, 3), None)]
+    events += [event("c3", "2001", date(2024, 1, 4), " "), event("c4", "2001", date(2024, 1, 4), "GP 01")]
+    con = make_connection(patients, events)
+    with CodingMeasures(con, CATEGORIES, 0, 17, *SPAN) as measures:
+        notices = measures.label_notices(("practice", "clinician", "sex"))
+    blank_sex = sum(1 for p in patients if not (p[5] or "").strip())
+    blank_practice = sum(1 for p in patients if not (p[6] or "").strip())
+    blank_clinician = sum(1 for e in events if not (e[6] or "").strip())
+    assert notices == [
+        f"{blank_practice} patients have no practice_id and 1 patient has a practice_id that does not look like a "
+        f"practice code (letters and digits, no spaces, no patient's identifier): counted in the group '{OTHER}', "
+        "the value not shown.",
+        f"{blank_clinician} coded events have no clinician_id and 1 coded event has a clinician_id that does not "
+        f"look like a clinician code (letters and digits, no spaces, no patient's identifier): counted in the "
         f"group '{OTHER}', the value not shown.",
+        f"{blank_sex} patients have no sex: counted in the group '{OTHER}'.",
     ]
 
 

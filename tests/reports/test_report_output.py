@@ -1,6 +1,8 @@
 """The whole report: byte-identical re-runs, safe files, escaped HTML with no external references."""
 
+import hashlib
 import html
+import json
 import math
 import os
 import re
@@ -13,8 +15,8 @@ import pytest
 from casefind.errors import OptionError, OutputError
 from casefind.reports import ANY_CATEGORY, build_coding_report, render_html, write_report
 from casefind.reports.html import LINE
-from casefind.reports.measures import find_extract_end
-from casefind.reports.report import DISCLOSURE_ON, compare_csv, rates_csv, spc_csv
+from casefind.reports.measures import find_extract_end, pseudonym_map
+from casefind.reports.report import DISCLOSURE_ON, compare_csv, funnel_csv, rates_csv, spc_csv
 from casefind.reports.spc import xmr
 from casefind.reports.tidy_csv import format_cell
 
@@ -59,7 +61,31 @@ def test_rerun_gives_byte_identical_files(tmp_path):
     second = [p.read_bytes() for p in write_report(build(), tmp_path / "two", PROVENANCE)]
     assert first == second
     names = sorted(os.listdir(tmp_path / "one"))
-    assert names == ["compare.csv", "funnel.csv", "rates.csv", "report.html", "spc.csv"]  # no temp files left
+    assert names == ["compare.csv", "funnel.csv", "provenance.json", "rates.csv", "report.html", "spc.csv"]
+
+
+def test_provenance_json_records_the_inputs_options_and_every_file(tmp_path):
+    """One provenance.json for the report folder, as build-list's sidecar: what the caller recorded of the
+    inputs, every option (as-of date, dates asked for and used), the warnings, and each file's SHA-256, so an
+    auditor can re-run the report and check every CSV."""
+    report = build(extract_end=date(2024, 10, 31))
+    written = write_report(report, tmp_path, PROVENANCE)
+    path = tmp_path / "provenance.json"
+    assert path in written and stat.S_IMODE(path.stat().st_mode) == 0o600
+    record = json.loads(path.read_text(encoding="utf-8"))
+    assert record["inputs"] == PROVENANCE["inputs"] and record["casefind_version"] == "0.1.0"
+    assert record["protocol_hash"] == PROVENANCE["protocol_hash"]
+    options = record["options"]
+    assert (options["date_from"], options["date_to"], options["date_to_requested"]) == (
+        "2023-01-01", "2024-10-31", "2024-12-31",
+    )  # fmt: skip
+    assert options["compare"] == [["2023-01-01", "2023-12-31"], ["2024-01-01", "2024-10-31"]]
+    assert record["disclosure_control"] == DISCLOSURE_ON
+    assert record["warnings"] == list(report.notices) and len(record["warnings"]) >= 2
+    others = sorted(p.name for p in written if p != path)
+    assert record["files_sha256"] == {
+        name: hashlib.sha256((tmp_path / name).read_bytes()).hexdigest() for name in others
+    }
 
 
 def test_files_are_owner_only(tmp_path):
@@ -208,7 +234,7 @@ def test_a_report_with_no_child_years_says_so_and_prints_no_nan():
         "so no rate."
     )
     assert caption(html_text, "funnel-plot-of-clinicians") == (
-        "No pooled rate and no limits: no clinician has child-years in the report&#x27;s dates "
+        "No pooled value and no limits: no clinician has children seen in the report&#x27;s dates "
         "(after rounding to the nearest 5)."
     )
     assert not re.search(r"\bnan\b", html_text, flags=re.I)
@@ -225,7 +251,7 @@ def test_funnel_caption_without_a_pooled_rate_under_suppression():
     assert math.isnan(report.funnel_summary["pooled_rate"])
     text = caption(render_html(report, PROVENANCE), "funnel-plot-of-clinicians")
     assert text == (
-        "No pooled rate and no limits: no clinician has child-years in the report&#x27;s dates "
+        "No pooled value and no limits: no clinician has children seen in the report&#x27;s dates "
         "(after rounding to the nearest 5)."
     )
 
@@ -286,8 +312,10 @@ def test_an_event_dated_after_today_does_not_stop_the_cut():
     assert report.notices == (
         "1 event is dated 2099-03-01, after the as-of date (2024-07-01); it was not used to find the "
         "extract's latest event date: such dates are typing errors or planned items.",
-        "The report ends on 2024-06-10, the extract's latest event date, not on --to 2024-09-30: the extract "
-        "holds no codes after it, so later days would read as days with none.",
+        "The report starts on 2024-01-10, the extract's earliest event date, not on --from 2024-01-01: the "
+        "extract holds no events before it, so earlier days would read as days when nobody was coded.",
+        "The report ends on 2024-06-10, the extract's latest event date on or before --as-of 2024-07-01, not on "
+        "--to 2024-09-30: events dated after --as-of are not used, so later days would read as days with none.",
     )
     assert report.rates.period_end.max() == date(2024, 6, 10)
     options = report.options.as_dict()
@@ -341,3 +369,203 @@ def test_an_out_folder_holding_an_earlier_report_is_refused(tmp_path):
     )
     assert sorted(os.listdir(tmp_path)) == ["compare.csv"]
     assert (tmp_path / "compare.csv").read_text() == "earlier"
+
+
+# --- the extract's first day, --as-of in messages -----------------------------------------------------------
+
+
+def test_dates_before_the_extracts_first_event_are_cut_off_and_said_so():
+    """The steady extract's first event is on 2024-01-10: before it the extract holds no history, so 2023 would
+    read as a year nobody was coded (a rate of 0, an infinite rate ratio, special causes)."""
+    first = date(2024, 1, 10)
+    report = steady_report(
+        date(2023, 7, 1),
+        date(2024, 6, 30),
+        compare=((date(2023, 12, 1), date(2024, 3, 31)), (date(2024, 4, 1), date(2024, 6, 30))),
+        extract_end=date(2024, 6, 30),
+        extract_start=first,
+        suppress=False,
+    )
+    overall = report.rates[(report.rates.breakdown == "overall") & (report.rates.category == ANY_CATEGORY)]
+    assert list(overall.period) == [f"2024-0{m}" for m in range(1, 7)]
+    assert overall.period_start.iloc[0] == first
+    assert list(report.spc[report.spc.category == ANY_CATEGORY].period) == list(overall.period)
+    assert not report.spc["special_cause"].any()
+    assert list(report.compare.period_before.unique()) == ["2024-01-10..2024-03-31"]
+    # 22 children coded from 10 January (the first coded day) to 31 March, over 1200 x 82 days
+    cp = report.compare.set_index("category").loc["cp_plan"]
+    assert cp.numerator_before == 10 + 3 + 0
+    assert cp.child_years_before == pytest.approx(1200 * ((date(2024, 3, 31) - first).days + 1) / 365.25)
+    assert report.notices == (
+        "The report starts on 2024-01-10, the extract's earliest event date, not on --from 2023-07-01: the "
+        "extract holds no events before it, so earlier days would read as days when nobody was coded.",
+        "The --compare range 2023-12-01..2024-03-31 starts on 2024-01-10, the extract's earliest event date, "
+        "not on 2023-12-01.",
+    )
+    options = report.options.as_dict()
+    assert (options["date_from"], options["date_from_requested"], options["extract_start"]) == (
+        "2024-01-10", "2023-07-01", "2024-01-10",
+    )  # fmt: skip
+    assert "<title>Safeguarding coding rates, 2024-01-10 to 2024-06-30</title>" in render_html(report, PROVENANCE)
+
+
+def test_the_first_day_is_found_with_the_end():
+    con = steady_extract()
+    report = build_coding_report(
+        con, CATEGORIES, 0, 17, date(2023, 1, 1), date(2024, 6, 30), extract_end=find_extract_end(con, date(2024, 7, 1))
+    )
+    assert report.rates.period_start.min() == date(2024, 1, 10)  # the first coded day, found by the scan
+
+
+@pytest.mark.parametrize(
+    ("date_to", "compare", "message"),
+    [
+        (date(2024, 1, 9), None, "--to: 2024-01-09 is before the extract's earliest event date (2024-01-10)"),
+        (
+            date(2024, 6, 30),
+            ((date(2023, 1, 1), date(2023, 12, 31)), (date(2024, 1, 1), date(2024, 6, 30))),
+            "--compare: the range 2023-01-01..2023-12-31 ends before the extract's earliest event date (2024-01-10)",
+        ),
+    ],
+    ids=["to", "compare"],
+)
+def test_a_report_ending_before_the_extract_starts_stops(date_to, compare, message):
+    with pytest.raises(OptionError) as caught:
+        steady_report(date(2023, 1, 1), date_to, compare=compare, extract_start=date(2024, 1, 10))
+    assert (
+        str(caught.value)
+        == f"{message}\n  HINT: choose dates from 2024-01-10, or use an extract that goes further back"
+    )
+
+
+def test_a_start_after_the_as_of_end_says_it_was_the_as_of_date():
+    """With --as-of 2024-03-01 the latest event on or before it is 2024-02-10; the April and June codes are
+    after --as-of. The message must say that --as-of, not the extract, ended the dates there."""
+    con = steady_extract()
+    end = find_extract_end(con, as_of=date(2024, 3, 1))
+    later = sum(count for month, count in CODED_PER_MONTH.items() if month > 3)
+    with pytest.raises(OptionError) as caught:
+        build_coding_report(con, CATEGORIES, 0, 17, date(2024, 4, 1), date(2024, 6, 30), extract_end=end)
+    assert str(caught.value) == (
+        "--from: 2024-04-01 is after the extract's latest event date on or before --as-of 2024-03-01 "
+        f"(2024-02-10); {later} events are dated after --as-of, the latest 2024-06-10, and not used\n"
+        "  HINT: give --as-of the day the extract was taken (the default is today), or choose dates up to 2024-02-10"
+    )
+
+
+# --- the clinician funnel: children coded over children seen -----------------------------------------------
+
+
+def clinic():
+    """One practice, 300 children aged 10 all through 2024. GP01 to GP07 each record something for 100
+    children and code 10 of them; PN01 records something for 150 children and never codes."""
+    patients = [(f"k{i:03d}", date(2014, 1, 1), None, None, None, "F", "A") for i in range(300)]
+    seen = {f"GP0{j}": [(j * 30 + i) % 300 for i in range(100)] for j in range(1, 8)}
+    seen["PN01"] = list(range(150, 300))
+    coded = {clinician: children[:10] for clinician, children in seen.items()}
+    coded["PN01"] = []
+    events = []
+    for clinician, children in seen.items():
+        events += [event(f"k{i:03d}", "9999", date(2024, 3, 1 + i % 28), clinician) for i in children]
+        events += [event(f"k{i:03d}", "1001", date(2024, 5, 1 + i % 28), clinician) for i in coded[clinician]]
+    return make_connection(patients, events), seen, coded
+
+
+def test_the_clinician_funnel_compares_each_clinicians_share_of_the_children_they_saw():
+    con, seen, coded = clinic()
+    report = build_coding_report(con, CATEGORIES, 0, 17, date(2024, 1, 1), date(2024, 12, 31), suppress=False)
+    assert report.funnel_summary["unit"] == "clinician"
+    points = report.funnel.set_index("group")
+    names = pseudonym_map(seen)
+    for clinician, children in seen.items():
+        point = points.loc[names[clinician]]
+        assert (point.observed, point.denominator) == (len(coded[clinician]), len(children)), clinician
+        assert point.rate == pytest.approx(1000 * len(coded[clinician]) / len(children))
+    pooled = sum(len(c) for c in coded.values()) / sum(len(c) for c in seen.values())  # 70 / 850
+    assert report.funnel_summary["pooled_rate"] == pytest.approx(1000 * pooled)
+    assert points.denominator.nunique() == 2  # each clinician's own children seen, not one shared exposure
+    assert not report.funnel_summary["overdispersed"]
+    pn01 = points.loc[names["PN01"]]
+    assert pn01.observed == 0 and pn01.outside_998  # 0 of 150 against 8%: the under-coder is found
+    assert pn01.lower_95 == pytest.approx(binomial_quantile(150, pooled, 0.025) / 150 * 1000)
+    text = funnel_csv(report)
+    assert text.splitlines()[0].startswith("unit,measure,group,observed,denominator,rate,")
+    assert ",children coded per 1000 children seen," in text.splitlines()[1]
+    html_text = html.unescape(render_html(report, PROVENANCE))
+    assert "pooled proportion of the clinicians plotted (their children coded over their children seen" in html_text
+    assert "with the overall rate" not in html_text and "main practice" not in html_text
+
+
+def binomial_quantile(n, p, q):
+    """Spiegelhalter (2005) A.1.2 for a binomial count, from the pmf."""
+    cdf = [sum(math.comb(n, k) * p**k * (1 - p) ** (n - k) for k in range(r + 1)) for r in range(n + 1)]
+    r = next(r for r in range(n + 1) if cdf[r] >= q)
+    below = cdf[r - 1] if r else 0.0
+    return max(0.0, r - (cdf[r] - q) / (cdf[r] - below))  # a count is never below 0
+
+
+def test_every_clinician_is_in_the_rates_and_the_funnel_even_without_a_safeguarding_code():
+    con, seen, coded = clinic()
+    report = build_coding_report(
+        con, CATEGORIES, 0, 17, date(2024, 1, 1), date(2024, 12, 31), by="year", pseudonymise_clinicians=False
+    )
+    rows = report.rates[(report.rates.breakdown == "clinician") & (report.rates.category == ANY_CATEGORY)]
+    assert dict(zip(rows.group, rows.children_seen, strict=True)) == {c: len(s) for c, s in seen.items()}
+    assert rows.set_index("group").loc["PN01", "numerator"] == 0
+    assert set(report.funnel.group) == set(seen)
+
+
+# --- what the funnel leaves out ----------------------------------------------------------------------------
+
+
+def test_an_adult_without_a_practice_does_not_make_a_practice_funnel():
+    con, seen, _ = clinic()
+    con.execute("INSERT INTO patients VALUES ('adult', DATE '1980-01-01', NULL, NULL, NULL, 'F', NULL)")
+    report = build_coding_report(con, CATEGORIES, 0, 17, date(2024, 1, 1), date(2024, 12, 31), suppress=False)
+    assert report.funnel_summary["unit"] == "clinician"
+    assert len(report.funnel) == len(seen)
+
+
+def test_blank_practices_are_left_out_of_the_funnel_and_the_pooled_rate():
+    """Practices A and B, and 100 children without a practice_id: the funnel plots A and B around their own
+    pooled rate and says what it left out."""
+    patients, events = [], []
+    for i in range(300):
+        practice = ("A", "B", None)[i % 3]
+        patients.append((f"k{i:03d}", date(2014, 1, 1), None, None, None, "F", practice))
+        if i % 3 == 2 or i % 10 == 0:  # every blank-practice child coded, 1 in 10 of the others
+            events.append(event(f"k{i:03d}", "1001", date(2024, 5, 1), "GP01"))
+    con = make_connection(patients, events)
+    report = build_coding_report(con, CATEGORIES, 0, 17, date(2024, 1, 1), date(2024, 12, 31), suppress=False)
+    assert report.funnel_summary["unit"] == "practice"
+    assert list(report.funnel.group) == ["A", "B"]
+    coded = {p: sum(1 for i in range(300) if i % 3 == k and i % 10 == 0) for k, p in enumerate("AB")}
+    child_years = 100 * 366 / 365.25  # per practice
+    assert report.funnel_summary["pooled_rate"] == pytest.approx(1000 * sum(coded.values()) / (2 * child_years))
+    left_out = (
+        "The funnel plot leaves out the group 'other or not recorded' (patients with a blank practice_id or one "
+        f"not shown: 100 children coded, {child_years:,.1f} child-years): it is not a practice, so it is not "
+        "plotted and takes no part in the pooled rate."
+    )
+    assert left_out in report.notices
+    assert "100 patients have no practice_id: counted in the group 'other or not recorded'." in report.notices
+    assert html.escape(left_out) in caption(render_html(report, PROVENANCE), "funnel-plot-of-practices")
+
+
+# --- plain words -------------------------------------------------------------------------------------------
+
+
+def test_the_method_says_what_the_code_does():
+    html_text = html.unescape(render_html(build(suppress=False), PROVENANCE))
+    assert "of the children counted on the middle day of the period (aged 0 to 17, registered and alive that day)" in (
+        html_text
+    )
+    assert '<th class="num">Aged 0-17, registered and alive at midpoint</th>' in html_text
+    assert "2 of 3 points in a row beyond the same two-sigma line" in html_text
+    assert "near a limit" not in html_text and "Registered at midpoint" not in html_text
+
+
+def test_the_spc_docstring_says_the_lower_lines_stop_at_zero():
+    from casefind.reports import spc
+
+    assert "not floored" not in spc.__doc__ and "drawn at zero" in spc.__doc__
