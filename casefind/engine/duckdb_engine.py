@@ -361,16 +361,15 @@ def _people_sql(protocol: Protocol, as_of: date, patients: str) -> tuple[str, st
 
 
 def _concern_criteria_met(protocol: Protocol, own: pd.DataFrame) -> pa.Table:
-    """(patient_id, evidence) for each ``concern.criteria`` criterion met on a patient's own record (not a
-    child-side code: that is about the child's relative), as 'Subject to a child protection plan:
-    <term> 2026-01-05'."""
+    """(patient_id, label, what, date) for each ``concern.criteria`` criterion met on a patient's own record
+    (not by a child-side code: that is about the child's relative); ``concern_table`` words it."""
     child_side = own["child_side"].eq(True) if "child_side" in own else pd.Series(False, index=own.index)
     met = own[own["criterion_id"].isin(protocol.concern.criteria) & ~child_side]
-    label = met["criterion_id"].map({c.id: c.label for c in protocol.criteria})
-    what = met["term"].where(met["term"].notna(), met["code"]).fillna("")
-    evidence = label + (": " + what).where(what != "", "") + " " + pd.to_datetime(met["date"]).dt.strftime("%Y-%m-%d")
-    schema = pa.schema([("patient_id", pa.string()), ("evidence", pa.string())])
-    return pa.table([met["patient_id"].astype(str).tolist(), evidence.astype(str).tolist()], schema=schema)
+    labels = pd.DataFrame(
+        {"criterion_id": [c.id for c in protocol.criteria], "label": [c.label for c in protocol.criteria]}
+    )
+    met = met[["patient_id", "criterion_id", "term", "code", "date"]].merge(labels, on="criterion_id")
+    return pa.Table.from_pandas(met.drop(columns="criterion_id"), preserve_index=False)
 
 
 def _relevant(con, protocol: Protocol, as_of: date, own: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -493,8 +492,11 @@ def _own_record(own: pd.DataFrame, child_side: pd.DataFrame) -> pd.DataFrame:
     A criterion reading ``own`` whose ``codes`` hold the child-side codes has read the same code from both
     lists: it is a child-side code, and says so."""
     key = ["patient_id", "criterion_id", "date", "code"]
-    same = own[key].merge(child_side[key].drop_duplicates(), how="left", indicator=True)["_merge"].eq("both")
-    own = own.assign(via_relation=own["via_relation"].where(~same.to_numpy(), CHILD_SIDE))
+    may = own["criterion_id"].isin(child_side["criterion_id"].unique())  # criteria with child-side codes only
+    same = own.loc[may, key].merge(child_side[key].drop_duplicates(), how="left", indicator=True)["_merge"]
+    own.loc[own.index[may], "via_relation"] = own.loc[may, "via_relation"].where(
+        ~same.eq("both").to_numpy(), CHILD_SIDE
+    )
     both = pd.concat([own, child_side.assign(via_relation=CHILD_SIDE)], ignore_index=True)
     latest_first = both.sort_values("date", ascending=False, kind="mergesort")
     return both.loc[latest_first.drop_duplicates(["patient_id", "criterion_id"]).index.sort_values()]

@@ -387,7 +387,8 @@ def concern_table(
 ) -> None:
     """``concern(patient_id, evidence)``: open flags, concern codes (from the scan's ``__concern__`` rows:
     the latest concern code, in the window and not followed by a later end code) and the concern criteria met
-    on patients' own records (``criteria_met``: patient_id, evidence).
+    on patients' own records (``criteria_met``: patient_id, label, term, code, date), as 'Subject to a child
+    protection plan: <term> 2026-01-05'.
 
     ``linked_concern(patient_id, evidence)``: the concern of the relatives each patient is linked to (parents,
     household adults, siblings), for the patients with any. The concern of a patient's wider family (a
@@ -401,7 +402,8 @@ def concern_table(
           SELECT patient_id, 'concern flag raised ' || strftime(raised_on, '%Y-%m-%d') AS evidence
           FROM concerns WHERE raised_on <= $as_of AND (resolved_on IS NULL OR resolved_on > $as_of)
           UNION
-          SELECT patient_id, evidence FROM criteria_met_arrow
+          SELECT patient_id, label || coalesce(': ' || coalesce(term, code), '') || ' ' || strftime(date, '%Y-%m-%d')
+          FROM criteria_met_arrow
           UNION
           SELECT s.patient_id, coalesce(s.ev.term, s.ev.code) || ' ' || strftime(s.ev.date, '%Y-%m-%d')
           FROM latest s LEFT JOIN latest e
