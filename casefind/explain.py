@@ -14,12 +14,10 @@ from casefind.errors import Problem
 from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, MissedAppointments, NewBirth, Protocol
 from casefind.ranking import Ranked, evidence_table
 from casefind.results import Evaluation
-from casefind.schema import TABLES
+from casefind.schema import PATIENT_ID_COLUMNS
 
 CARRIED = "met on this patient's record; carried to linked children"
 PROBLEMS_SHOWN = 5  # of the rows left out by --skip-bad-rows; build-list writes them all to a rejects file
-# The columns holding a patient_id: a rejected row "names" a patient when one of them holds theirs.
-ID_COLUMNS = tuple(dict.fromkeys(c.name for t in TABLES.values() for c in t.columns if c.name.endswith("patient_id")))
 
 
 @dataclass(frozen=True)
@@ -367,7 +365,7 @@ def _names_patient(rejects: pd.DataFrame, patient_id: str) -> pd.Series:
 
     def names(record) -> bool:
         values = json.loads(record) if isinstance(record, str) else {}
-        return any(isinstance(values.get(c), str) and values[c].strip() == patient_id for c in ID_COLUMNS)
+        return any(isinstance(values.get(c), str) and values[c].strip() == patient_id for c in PATIENT_ID_COLUMNS)
 
     return pd.Series([names(r) for r in rejects["record"]], index=rejects.index, dtype=bool)
 

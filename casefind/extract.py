@@ -41,7 +41,7 @@ from casefind.csv_files import REPEATED_HINT, CsvLayout, read_csv, repeated_name
 from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import MAX_LISTED_PROBLEMS, ExtractError, Problem
 from casefind.files import read_user_text
-from casefind.schema import TABLES, Column, Table
+from casefind.schema import PATIENT_ID_COLUMNS, TABLES, Column, Table
 
 DATE_FORMATS = [
     *("%Y-%m-%d", "%d/%m/%Y", "%Y-%m-%d %H:%M:%S", "%Y-%m-%dT%H:%M:%S", "%d/%m/%Y %H:%M", "%d/%m/%Y %H:%M:%S"),
@@ -462,7 +462,6 @@ def _register_raw(
     return raw, layout, _column_warnings(list(types), names, table, source), number_ids
 
 
-PATIENT_ID_COLUMNS = ("patient_id", "related_patient_id")
 _INTEGER_TYPES = ("TINYINT", "SMALLINT", "INTEGER", "BIGINT", "HUGEINT", "UTINYINT", "USMALLINT", "UINTEGER", "UBIGINT")
 
 

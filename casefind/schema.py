@@ -192,6 +192,12 @@ TABLES: dict[str, Table] = {
 }
 
 
+# The columns that hold a patient's id, in any table (patient_id, related_patient_id): compared across files.
+PATIENT_ID_COLUMNS = tuple(
+    dict.fromkeys(c.name for t in TABLES.values() for c in t.columns if c.name.endswith("patient_id"))
+)
+
+
 def describe() -> list[dict[str, str]]:
     """The schema as rows (table, column, type, required, meaning), for ``casefind schema`` and docs."""
     rows = []

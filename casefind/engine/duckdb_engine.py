@@ -360,11 +360,16 @@ def _people_sql(protocol: Protocol, as_of: date, patients: str) -> tuple[str, st
     return status, people
 
 
+def _child_side(own: pd.DataFrame) -> pd.Series:
+    """Which own-record hits come from a child-side (``reciprocal``) code (``_coded_in_window``'s mark; the
+    other kinds have no such column)."""
+    return own["child_side"].eq(True) if "child_side" in own else pd.Series(False, index=own.index)
+
+
 def _concern_criteria_met(protocol: Protocol, own: pd.DataFrame) -> pa.Table:
     """(patient_id, label, what, date) for each ``concern.criteria`` criterion met on a patient's own record
     (not by a child-side code: that is about the child's relative); ``concern_table`` words it."""
-    child_side = own["child_side"].eq(True) if "child_side" in own else pd.Series(False, index=own.index)
-    met = own[own["criterion_id"].isin(protocol.concern.criteria) & ~child_side]
+    met = own[own["criterion_id"].isin(protocol.concern.criteria) & ~_child_side(own)]
     labels = pd.DataFrame(
         {"criterion_id": [c.id for c in protocol.criteria], "label": [c.label for c in protocol.criteria]}
     )
@@ -432,7 +437,7 @@ def _route(
     """
     records = pd.DataFrame([(c.id, r) for c in protocol.criteria for r in c.record], columns=["criterion_id", "role"])
     eligible_children = set(people.loc[people["exclusion"].isna() & people["in_age_range"], "patient_id"])
-    marked = own["child_side"].eq(True) if "child_side" in own else pd.Series(False, index=own.index)
+    marked = _child_side(own)
     own, child_side = own[~marked], own[marked]
     pregnancy = {c.id for c in protocol.criteria if c.lists_adults}
 
