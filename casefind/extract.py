@@ -1057,13 +1057,14 @@ def _typed_select(
             cols.append(f"replace(replace({col.name}, ' ', ''), '-', '') AS {col.name}")
         else:
             cols.append(col.name)
-    conditions = [] if every_row else [f"_row NOT IN {_problem_rows(table)}"]
+    conditions = [] if every_row else [f"_row NOT IN {left_out_rows_sql(table)}"]
     conditions += [f"({where})"] if where else []
     return f"SELECT {', '.join(cols)} FROM {raw}" + (f" WHERE {' AND '.join(conditions)}" if conditions else "")
 
 
-def _problem_rows(table: Table) -> str:
-    """SQL: the rows of ``table`` left out, those with a problem and those with every field blank."""
+def left_out_rows_sql(table: Table) -> str:
+    """SQL: the rows (``_row``) of ``table`` left out, those with a problem and those with every field blank
+    (the ``problems`` and ``empty_rows`` tables ``read_extract`` fills)."""
     tbl = _sql_str(table.name)
     return f"(SELECT row FROM problems WHERE tbl = {tbl} UNION ALL SELECT row FROM empty_rows WHERE tbl = {tbl})"
 
@@ -1318,7 +1319,7 @@ def _read_rows(
     else:  # typed in one read of the file; the duplicate check reads the typed table, then bad rows go
         con.execute(f"CREATE TEMP TABLE {table.name} AS {_typed_select(table, mapping, raw, every_row=True)}")
         _collect_problems(con, table, mapping, table.name, source)
-        con.execute(f"DELETE FROM {table.name} WHERE _row IN {_problem_rows(table)}")
+        con.execute(f"DELETE FROM {table.name} WHERE _row IN {left_out_rows_sql(table)}")
     _refuse_month_first(con, table, source)
     if table.name == "patients":
         _rejected_patients(con)
@@ -1372,12 +1373,12 @@ def _refuse_month_first(con, table: Table, source: SourceFile) -> None:
 def _rejected_patients(con) -> None:
     """``rejected_patients``: each patient_id whose every row in the patients file has a problem, with the
     first of those rows. Their events (and other rows) are left out with them: a knock-on problem."""
-    [(bad,)] = con.execute(f"SELECT count(*) FROM {_problem_rows(TABLES['patients'])}").fetchall()
+    [(bad,)] = con.execute(f"SELECT count(*) FROM {left_out_rows_sql(TABLES['patients'])}").fetchall()
     con.execute(
         f"""
         CREATE TEMP TABLE rejected_patients AS
         SELECT patient_id, min(_row) AS patient_row FROM raw_patients
-        WHERE {bool(bad)} AND _row IN {_problem_rows(TABLES["patients"])} AND patient_id IS NOT NULL
+        WHERE {bool(bad)} AND _row IN {left_out_rows_sql(TABLES["patients"])} AND patient_id IS NOT NULL
           AND patient_id NOT IN (SELECT patient_id FROM patients)
         GROUP BY patient_id
         """
@@ -1450,7 +1451,7 @@ def _with_records(con, rejects: pd.DataFrame, files: dict[str, SourceFile]) -> p
             con.execute(
                 f"SELECT {_sql_str(source.path.name)} AS file, _row AS row, "
                 f"CAST(to_json(struct_pack({values})) AS VARCHAR) AS record "
-                f"FROM {rows} WHERE _row IN {_problem_rows(TABLES[name])}"
+                f"FROM {rows} WHERE _row IN {left_out_rows_sql(TABLES[name])}"
             ).df()
         )
     return rejects.merge(pd.concat(records), on=["file", "row"], how="left")

@@ -48,7 +48,7 @@ import pandas as pd
 
 from casefind.dates import FIRST_YEAR, LAST_YEAR
 from casefind.errors import OptionError
-from casefind.extract import typed_date_sql
+from casefind.extract import left_out_rows_sql, typed_date_sql
 from casefind.reports import stats
 from casefind.reports.periods import AgeBand, Period, check_age_bands, default_age_bands
 from casefind.schema import TABLES
@@ -192,6 +192,15 @@ class ExtractEnd:
     first_day: date | None = None
 
 
+def _has_raw_events(con) -> bool:
+    """Whether ``read_extract`` made the connection (``raw_events``: every row of the events file, as text,
+    beside ``problems`` and ``empty_rows``), or it holds a typed ``events`` table alone."""
+    [(found,)] = con.execute(
+        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_events'"
+    ).fetchall()
+    return bool(found)
+
+
 def find_extract_end(con, as_of: date) -> ExtractEnd:
     """The extract's earliest and latest event dates on or before ``as_of``, and the events dated after it,
     in one scan.
@@ -201,9 +210,7 @@ def find_extract_end(con, as_of: date) -> ExtractEnd:
     as the extract reads them (ISO or UK, years FIRST_YEAR to LAST_YEAR) and unreadable ones are ignored.
     Otherwise from the typed ``events`` table.
     """
-    [(has_raw,)] = con.execute(
-        "SELECT count(*) FROM information_schema.tables WHERE table_name = 'raw_events'"
-    ).fetchall()
+    has_raw = _has_raw_events(con)
     # each distinct date text is read once, with its row count (a few thousand dates among millions of rows);
     # the year test is in the FILTERs, where DuckDB cannot move it below the GROUP BY onto every row
     if has_raw:
@@ -659,12 +666,9 @@ class CodingMeasures:
         The typed ``events`` table may hold only the protocol's codes (see ``casefind.extract``): then every row
         of the events file is read from ``raw_events``, less the rows left out as bad; only the children's rows
         are kept before the distinct (patient, date, clinician) are typed, so adults' events cost one scan."""
-        tables = {t for (t,) in self.con.execute("SELECT table_name FROM information_schema.tables").fetchall()}
-        if "raw_events" not in tables:
+        if not _has_raw_events(self.con):
             return "SELECT patient_id, date AS event_date, clinician_id AS clinician_raw FROM events"
-        left_out = [f"SELECT row FROM {t} WHERE tbl = 'events'" for t in ("problems", "empty_rows") if t in tables]
-        where = f"patient_id IN ({children})"
-        where += f" AND _row NOT IN ({' UNION ALL '.join(left_out)})" if left_out else ""
+        where = f"patient_id IN ({children}) AND _row NOT IN {left_out_rows_sql(TABLES['events'])}"
         return f"""SELECT r.patient_id, {typed_date_sql("r.date")} AS event_date, r.clinician_id AS clinician_raw
             FROM (SELECT DISTINCT patient_id, date, clinician_id FROM raw_events WHERE {where}) r"""
 

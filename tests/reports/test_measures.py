@@ -262,6 +262,7 @@ def test_children_seen_are_read_from_every_row_of_the_events_file():
     )
     con.execute("INSERT INTO raw_events VALUES (100, 'b1', '12/02/2024', 'PN02')")  # a bad row, left out
     con.execute("CREATE TABLE problems AS SELECT 'events' AS tbl, 100::BIGINT AS row")
+    con.execute("CREATE TABLE empty_rows (tbl VARCHAR, row BIGINT)")  # as read_extract makes it
     con.execute(f"DELETE FROM events WHERE code = '{BP}'")  # as read_extract keeps only the protocol's codes
     frame = rates(con, make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",))
     seen, _ = _seen_and_coded(_clinic_events(), date(2024, 2, 1), date(2024, 2, 29))
