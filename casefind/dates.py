@@ -7,6 +7,8 @@ import re
 from dataclasses import dataclass
 from datetime import date, timedelta
 
+from casefind.errors import OptionError, Problem
+
 FIRST_YEAR, LAST_YEAR = 1850, 2200  # the years of a date casefind reads; outside them it is a slip (or two digits)
 _DURATION = re.compile(r"^\s*(\d+)\s*(day|week|month|year)s?\s*$", re.IGNORECASE)
 
@@ -41,5 +43,17 @@ class Duration:
 
 
 def age_on(born: date, day: date) -> int:
-    """Age in whole years on ``day`` (a child born 29 February turns one on 1 March)."""
+    """Age in whole years on ``day`` (a child born 29 February turns one on 1 March).
+
+    The engine works ages out in SQL (``casefind.engine.duckdb_families.age_sql``); this is the reference the
+    tests check it against."""
     return day.year - born.year - ((day.month, day.day) < (born.month, born.day))
+
+
+def check_year(option: str, day: date) -> None:
+    """Stop on a date given as an option whose year casefind never reads in an extract: a slip such as 0224
+    for 2024, or 9999-12-31 for 'no end', which would make thousands of report periods or none."""
+    if isinstance(day, date) and not FIRST_YEAR <= day.year <= LAST_YEAR:
+        raise OptionError(
+            Problem(option, f"{day.isoformat()} is not between {FIRST_YEAR} and {LAST_YEAR}", "check the year")
+        )

@@ -36,6 +36,7 @@ from casefind.codes import SPREADSHEET_NUMBER, sctid_problem
 from casefind.dates import Duration
 from casefind.errors import Problem, ProtocolError
 from casefind.files import decode_user_text, read_user_text
+from casefind.schema import CODE_SYSTEMS
 
 MAX_DURATION_YEARS = 150
 # The longest duration a protocol may give, per unit: 150 years of 365.25 days. Longer ones make no sense
@@ -69,9 +70,14 @@ def _as_tuple(value: Any) -> Any:
 
 Names = Annotated[tuple[str, ...], BeforeValidator(_as_tuple)]
 Tier = Literal["significant", "minor"]
-# Whose record a criterion reads (see casefind.engine.families for how each is found).
+# Whose record a criterion reads (see casefind.engine.duckdb_families for how each is found).
 Record = Literal["own", "parent", "household_adult", "sibling"]
-RECORDS = ("own", "parent", "household_adult", "sibling")
+CodeSystem = Literal[CODE_SYSTEMS]
+
+# The appointment statuses a protocol may count as missed: a choice among the extract schema's (attended, booked
+# or cancelled by the practice never are), so tests/test_rules_errors.py checks each is one of them.
+MISSABLE_STATUSES = ("was_not_brought", "did_not_attend", "cancelled_by_patient")
+MissableStatus = Literal[MISSABLE_STATUSES]
 
 
 class Frozen(BaseModel):
@@ -94,7 +100,7 @@ class Codelist(Frozen):
 
     description: str = ""
     source: str = Field("", description="Provenance: where the codes came from and which version")
-    code_system: Literal["snomed", "read2", "ctv3", "emis"] = "snomed"
+    code_system: CodeSystem = "snomed"
     file: str | None = Field(None, description="CSV path relative to the protocol file")
     file_sha256: str | None = None
     report_category: str | None = Field(
@@ -256,7 +262,7 @@ class MissedAppointments(Criterion):
     kind: Literal["missed_appointments"]
     window: DurationField
     min_count: Annotated[int, Field(ge=1)] = 2
-    statuses: tuple[Literal["was_not_brought", "did_not_attend", "cancelled_by_patient"], ...] = (
+    statuses: tuple[MissableStatus, ...] = (
         "was_not_brought",
         "did_not_attend",
     )

@@ -4,9 +4,10 @@ Rules (the README's "Ranking" section says the same):
 
 * A criterion **counts** for a patient who is eligible on the as-of date (registered, alive or recently
   died as the protocol says) and in the population's age range — or who is the case for her unborn baby
-  (``expectant``). A criterion with ``requires_concern`` counts only when the child, or anyone in the
-  child's family, has professional concern (an open flag, or a concern code in the protocol's window);
-  otherwise it is *held back* and only counted in the summary.
+  (``expectant``). A criterion with ``requires_concern`` counts only when the child, or a parent, household
+  adult or sibling linked to the child, has professional concern (an open flag, a concern code in the
+  protocol's window, or one of ``concern.criteria`` met on their own record); concern does not travel further
+  through the family. Otherwise the criterion is *held back* and only counted in the summary.
 * A child **qualifies** with one significant criterion, or with at least ``ranking.minor_criteria_needed``
   minor ones. Others are listed only with ``show_all`` (``--all``), marked as not qualifying.
 * **Score** = the sum over criteria met of weight x recency, where recency is 1, or

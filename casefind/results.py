@@ -1,7 +1,7 @@
 """Results are values: what an engine found and the ranked list, independent of how they are shown.
 
-Engines return an ``Evaluation``; ``casefind.ranking`` turns it into a ``CaseList``; exporters format a
-``CaseList`` and never recompute anything.
+Engines return an ``Evaluation``; ``casefind.ranking`` ranks it (a ``Ranked``); ``casefind.api`` adds the run's
+``RunInfo`` to make a ``CaseList``; exporters format a ``CaseList`` and never recompute anything.
 """
 
 from __future__ import annotations

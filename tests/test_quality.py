@@ -1,4 +1,4 @@
-"""One command runs every check: lint and the layering contracts run as part of the test suite."""
+"""One command runs every check: format, lint and the layering contracts run as part of the test suite."""
 
 from __future__ import annotations
 
@@ -24,5 +24,15 @@ def test_import_layers_hold():
 def test_ruff_lint_is_clean():
     result = subprocess.run(
         [sys.executable, "-m", "ruff", "check", "casefind", "tests", "bench"], cwd=REPO, capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_ruff_format_is_clean():
+    result = subprocess.run(
+        [sys.executable, "-m", "ruff", "format", "--check", "casefind", "tests", "bench"],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
     )
     assert result.returncode == 0, result.stdout + result.stderr

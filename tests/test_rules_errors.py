@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 
 from casefind.errors import ExitCode, ProtocolError
-from casefind.protocol import load_protocol
+from casefind.protocol import MISSABLE_STATUSES, load_protocol
+from casefind.schema import APPOINTMENT_STATUSES
 
 FIXTURES = Path(__file__).parent / "fixtures" / "bad_rules"
 
@@ -150,6 +151,21 @@ def test_a_codelist_file_problem_does_not_hide_other_problems_of_that_codelist(t
     assert _messages(path) == [
         f"{tmp_path / 'cl' / 'end.csv'}, row 2, column 'code': missing code\n  HINT: give the code, or delete the row",
         f"{path}, line 5, codelists.cp_end.code_system: expected 'snomed', 'read2', 'ctv3' or 'emis', got 'snowmed'",
+    ]
+
+
+def test_missed_appointment_statuses_are_those_of_the_extract_a_protocol_may_count_as_missed(tmp_path):
+    """The protocol picks which statuses can be missed; the words must be the extract schema's, or no
+    appointment would ever match them."""
+    assert set(MISSABLE_STATUSES) <= set(APPOINTMENT_STATUSES)
+    protocol = PROTOCOL + (
+        "  - {id: dna, label: DNA, kind: missed_appointments, window: 1 year, statuses: [attended], weight: 1, "
+        "tier: minor}\n"
+    )
+    path = _write(tmp_path, protocol)
+    assert _messages(path) == [
+        f"{path}, line 8, criteria[1] (id 'dna').statuses[0]: expected 'was_not_brought', 'did_not_attend' or "
+        "'cancelled_by_patient', got 'attended'"
     ]
 
 

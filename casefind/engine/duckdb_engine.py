@@ -42,7 +42,6 @@ ROLE_FIELDS = {  # criterion field -> role in the code map
     "late": "late",
     "reciprocal": "reciprocal",
 }
-CONCERN = "__concern__"  # pseudo-criterion id for the protocol's concern codes
 
 
 def code_map(protocol: Protocol, as_of: date) -> pd.DataFrame:
@@ -62,8 +61,8 @@ def code_map(protocol: Protocol, as_of: date) -> pd.DataFrame:
         window_start = criterion.window.before(as_of) if isinstance(criterion, MissedAppointments) else None
         for field, names in criterion.codelist_refs().items():
             add(criterion.id, ROLE_FIELDS[field], names, window_start)
-    add(CONCERN, "start", protocol.concern.codes)
-    add(CONCERN, "end", protocol.concern.end)
+    add(families.CONCERN, "start", protocol.concern.codes)
+    add(families.CONCERN, "end", protocol.concern.end)
     frame = pd.DataFrame(rows, columns=["code_system", "code", "criterion_id", "role", "term", "window_start"])
     frame["window_start"] = pd.to_datetime(frame["window_start"]).dt.date
     # The same code may sit in two codelists of one criterion role; keep one term for it.
@@ -173,7 +172,7 @@ def _coded_active(con, criteria: list[CodedActive], as_of: date) -> pd.DataFrame
                     WHEN e.ev IS NOT NULL THEN 'restarted after an end code on ' || e.ev.date
                END AS detail
         {_latest_start_joined("end")}
-          AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
+          AND {families.not_ended_sql("s", "e")}
           AND (w.window_start IS NULL OR s.ev.date >= w.window_start)
         """
     ).df()

@@ -382,13 +382,23 @@ def family_id_sql(patient_id: str, linked_family_id: str) -> str:
     return f"coalesce({linked_family_id}, 'F' || substr(md5({patient_id}), 1, 8))"
 
 
+CONCERN = "__concern__"  # the scan's pseudo-criterion id for the protocol's concern codes (duckdb_engine._scan_latest)
+
+
+def not_ended_sql(start: str, end: str) -> str:
+    """SQL: the latest start code (row ``start`` of ``latest``) is not followed by a later end code (row ``end``,
+    joined on the same patient and criterion, or NULL): "latest code wins", and an end code on the day of the
+    start does not close it. Coded criteria with an end and the protocol's concern codes both use it."""
+    return f"({end}.ev IS NULL OR {end}.ev.date <= {start}.ev.date)"
+
+
 def concern_table(
     con: duckdb.DuckDBPyConnection, as_of: date, window_start: date | None, criteria_met: pa.Table
 ) -> None:
-    """``concern(patient_id, evidence)``: open flags, concern codes (from the scan's ``__concern__`` rows:
-    the latest concern code, in the window and not followed by a later end code) and the concern criteria met
-    on patients' own records (``criteria_met``: patient_id, label, term, code, date), as 'Subject to a child
-    protection plan: <term> 2026-01-05'.
+    """``concern(patient_id, evidence)``: open flags, concern codes (from the scan's ``CONCERN`` rows: the
+    latest concern code, in the window and not followed by a later end code, ``not_ended_sql``) and the concern
+    criteria met on patients' own records (``criteria_met``: patient_id, label, term, code, date), as 'Subject
+    to a child protection plan: <term> 2026-01-05'.
 
     ``linked_concern(patient_id, evidence)``: the concern of the relatives each patient is linked to (parents,
     household adults, siblings), for the patients with any. The concern of a patient's wider family (a
@@ -396,7 +406,7 @@ def concern_table(
     otherwise open every family linked to it."""
     con.register("criteria_met_arrow", criteria_met)
     con.execute(
-        """
+        f"""
         CREATE OR REPLACE TEMP TABLE concern AS
         SELECT patient_id, string_agg(evidence, '; ' ORDER BY evidence) AS evidence FROM (
           SELECT patient_id, 'concern flag raised ' || strftime(raised_on, '%Y-%m-%d') AS evidence
@@ -407,12 +417,12 @@ def concern_table(
           UNION
           SELECT s.patient_id, coalesce(s.ev.term, s.ev.code) || ' ' || strftime(s.ev.date, '%Y-%m-%d')
           FROM latest s LEFT JOIN latest e
-            ON e.patient_id = s.patient_id AND e.criterion_id = '__concern__' AND e.role = 'end'
-          WHERE s.criterion_id = '__concern__' AND s.role = 'start' AND ($from IS NULL OR s.ev.date >= $from)
-            AND (e.ev IS NULL OR e.ev.date <= s.ev.date)
+            ON e.patient_id = s.patient_id AND e.criterion_id = $concern AND e.role = 'end'
+          WHERE s.criterion_id = $concern AND s.role = 'start' AND ($from IS NULL OR s.ev.date >= $from)
+            AND {not_ended_sql("s", "e")}
         ) GROUP BY patient_id
         """,
-        {"as_of": as_of, "from": window_start},
+        {"as_of": as_of, "from": window_start, "concern": CONCERN},
     )
     con.unregister("criteria_met_arrow")
     con.execute(

@@ -78,15 +78,6 @@ class Funnel:
     pooled_rate_high: float = math.nan
     model: str = "poisson"
 
-    def limits_at(self, denominator: float) -> dict[str, float]:
-        """The four limits (per 1000) for a unit with this denominator."""
-        if not denominator > 0:
-            return dict.fromkeys(CURVE_COLUMNS[1:], math.nan)
-        theta = self.pooled_rate / PER
-        tau2 = self.tau2 / (PER * PER)
-        raw = _limits(theta, denominator, self.overdispersed, self.method, self.phi, tau2, self.model)
-        return {k: v * PER for k, v in raw.items()}
-
 
 def funnel(
     groups: Sequence[str],
