@@ -8,8 +8,8 @@ import shutil
 from datetime import date
 from pathlib import Path
 
-from casefind import __version__
-from casefind.dates import FIRST_YEAR, LAST_YEAR
+from casefind import __version__, export
+from casefind.dates import check_year
 from casefind.engine import duckdb_engine
 from casefind.errors import ExtractError, OptionError, Problem, ProtocolError
 from casefind.extract import Extract, read_extract
@@ -71,10 +71,7 @@ def build_list(
 def _meeting_date(as_of: date | None) -> date:
     """``as_of``, or today; a year outside those casefind reads in an extract is a slip (``0224-11-24``)."""
     as_of = as_of or date.today()
-    if not FIRST_YEAR <= as_of.year <= LAST_YEAR:
-        raise OptionError(
-            Problem("--as-of", f"{as_of.isoformat()} is not between {FIRST_YEAR} and {LAST_YEAR}", "check the year")
-        )
+    check_year("--as-of", as_of)
     return as_of
 
 
@@ -125,6 +122,39 @@ def with_rejects_file(case_list: CaseList, path: str) -> CaseList:
     return dataclasses.replace(case_list, info=dataclasses.replace(case_list.info, rejects_file=path))
 
 
+def check_list_outputs(out: Path | None, as_of: date, *, skip_bad_rows: bool, overwrite: bool) -> Path:
+    """Before the extract is read: ``out``'s format is one casefind writes, and ``out``, its provenance and the
+    rejects file can be written without replacing an earlier run's (unless ``overwrite``; see
+    ``export.check_outputs``). Returns where rejected rows go (``export.rejects_path``)."""
+    if out is not None and out.suffix.lower() not in export.FORMATS:
+        raise OptionError(f"--out: unknown format '{out.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}")
+    rejects = export.rejects_path(out, as_of)
+    # Beside --out, an earlier run's rejects file would pass for this one's: checked even if none can be written.
+    export.check_outputs(out, rejects if skip_bad_rows or out is not None else None, overwrite=overwrite)
+    return rejects
+
+
+def save_list(
+    case_list: CaseList, out: Path | None, rejects: Path, *, overwrite: bool = False
+) -> tuple[CaseList, list[Path]]:
+    """Write the list to ``out`` with its provenance and its rejects file, all or none (``export.write_list``);
+    without ``out``, only the rejects file, if rows were left out. With ``overwrite``, a rejects file an earlier
+    run left beside ``out`` is removed when this list has none, so that it cannot pass for this run's.
+
+    Returns the list, recording where its rejected rows went, and the files written (the list first)."""
+    left_out = bool(len(case_list.rejects))
+    if left_out:
+        case_list = with_rejects_file(case_list, str(rejects))
+    if out is None:
+        if left_out:
+            export.write_rejects(case_list.rejects, rejects, overwrite=overwrite)
+        return case_list, [rejects] if left_out else []
+    export.write_list(case_list, out, overwrite=overwrite, rejects=rejects)
+    if overwrite and not left_out:
+        rejects.unlink(missing_ok=True)
+    return case_list, [out, export.provenance_path(out), *([rejects] if left_out else [])]
+
+
 def coding_report(
     data_dir: str | Path,
     out_dir: str | Path,
@@ -157,12 +187,12 @@ def coding_report(
     ``mapping`` file by name and SHA-256. ``report.rows_rejected`` counts the rows left out and report.html
     says they were. Returns the ``casefind.reports.CodingReport`` and the files written.
     """
-    from casefind import reports  # scipy is slow to import; build-list does not need it
-    from casefind.export import write_rejects
+    from casefind import reports  # slow to import (scipy.stats): build-list and explain do without it
+    from casefind.export import rejects_csv
 
     reports.check_out_dir(out_dir)  # before the extract is read, not after minutes of work
     as_of = as_of or date.today()
-    reports.check_year("--as-of", as_of)
+    check_year("--as-of", as_of)
     reports.check_options(date_from, date_to, by, breakdowns, compare)
     protocol = resolve_protocol(rules)
     categories = protocol.report_categories()
@@ -187,7 +217,8 @@ def coding_report(
         progress=progress,
         extract_end=reports.find_extract_end(extract.con, as_of),
     )
-    report = dataclasses.replace(report, rows_rejected=extract.rejected_rows)
+    notices = (*_report_warnings(extract), *report.notices)
+    report = dataclasses.replace(report, rows_rejected=extract.rejected_rows, notices=notices)
     provenance = {
         "protocol": {"name": protocol.name, "version": protocol.version, "sha256": protocol.fingerprint()},
         "codelists_sha256": protocol.codelist_hashes(),
@@ -198,12 +229,20 @@ def coding_report(
         "mapping": mapping_file,  # as build-list records it: file name and SHA-256, or None
         "casefind_version": __version__,
     }
-    written = reports.write_report(report, out_dir, provenance)
-    if len(extract.rejects):
-        rejects = Path(out_dir) / reports.REJECTS_FILE
-        write_rejects(extract.rejects.drop(columns="record"), rejects)
-        written.append(rejects)
+    # the rows left out, without their values (the report folder holds no identifiers), written with the report
+    left_out = extract.rejects.drop(columns="record")
+    written = reports.write_report(
+        report, out_dir, provenance, {reports.REJECTS_FILE: rejects_csv(left_out)} if len(left_out) else {}
+    )
     return report, written
+
+
+def _report_warnings(extract: Extract) -> list[str]:
+    """The extract's warnings about the files the coding report reads (patients and events: a column not found,
+    blank rows skipped), which may change every figure and so come first in its notices. Those about the
+    files it does not read (no relationships file) are the list's concern, not the report's."""
+    read = [extract.files[t].path.name for t in ("patients", "events") if t in extract.files]
+    return [str(w) for w in extract.warnings if any(name in w.location for name in read)]
 
 
 def explain(

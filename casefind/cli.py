@@ -14,7 +14,7 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
-from casefind import __version__, api, export, schema
+from casefind import __version__, api, schema
 from casefind.errors import ExitCode, OptionError, UserError
 from casefind.ranking import family_adults_text, score_text
 
@@ -204,14 +204,25 @@ def _left_out(rows: int, rejects_file) -> str:
     return f"{'1 bad row was' if rows == 1 else f'{rows} bad rows were'} left out (see {rejects_file})."
 
 
+# Path options say readable=False: otherwise typer stops on an existing path it cannot read with a usage error
+# (exit code 2) before casefind runs: an unreadable protocol is exit code 3, an --out file casefind may replace
+# need not be readable, and casefind's own messages carry a hint.
+
+
 @app.command("build-list")
 @_friendly_errors
 def build_list(
     data_dir: Path = typer.Argument(..., help="Folder with patients.csv/.parquet, events.csv/.parquet, ..."),
-    rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
+    rules: Path = typer.Option(
+        None, "--rules", readable=False, help="Selection protocol YAML (default: the bundled protocol)."
+    ),
     as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
-    out_file: Path = typer.Option(None, "--out", help="Also write the list: .csv, .parquet, .json or .xlsx."),
-    mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
+    out_file: Path = typer.Option(
+        None, "--out", readable=False, help="Also write the list: .csv, .parquet, .json or .xlsx."
+    ),
+    mapping: Path = typer.Option(
+        None, "--mapping", readable=False, help="YAML mapping your export's headers to casefind's."
+    ),
     skip_bad_rows: bool = _flag(
         "--skip-bad-rows", "Leave bad rows out (written to a rejects file) instead of stopping."
     ),
@@ -222,14 +233,7 @@ def build_list(
 ) -> None:
     """Build the ranked discussion list for a meeting and print it (and write it with --out)."""
     meeting = _parse_as_of(as_of)
-    if out_file is not None and out_file.suffix.lower() not in export.FORMATS:
-        raise OptionError(
-            f"--out: unknown format '{out_file.suffix or '(none)'}'; use one of {', '.join(export.FORMATS)}"
-        )
-    rejects_file = export.rejects_path(out_file, meeting)
-    # Beside --out, an earlier run's rejects file would pass for this one's: checked even if none can be written.
-    checked = rejects_file if skip_bad_rows or out_file is not None else None
-    export.check_outputs(out_file, checked, overwrite=overwrite)
+    rejects_file = api.check_list_outputs(out_file, meeting, skip_bad_rows=skip_bad_rows, overwrite=overwrite)
     case_list = api.build_list(
         data_dir,
         rules=rules,
@@ -239,21 +243,15 @@ def build_list(
         show_all=show_all,
         full=full,
     )
-    if len(case_list.rejects):
-        case_list = api.with_rejects_file(case_list, str(rejects_file))
-    if out_file is not None:  # the list, its provenance and its rejects together (all or none)
-        export.write_list(case_list, out_file, overwrite=overwrite, rejects=rejects_file)
-        if overwrite and not len(case_list.rejects):
-            rejects_file.unlink(missing_ok=True)  # an earlier run's, beside a list that now has none
-    elif len(case_list.rejects):
-        export.write_rejects(case_list.rejects, rejects_file, overwrite=overwrite)
+    case_list, written = api.save_list(case_list, out_file, rejects_file, overwrite=overwrite)
     if not quiet:
         _print_list(case_list)
     for warning in case_list.info.warnings:
         err.print(_styled("warning:", "yellow", warning), highlight=False, soft_wrap=True)
     out.print(_text(_summary(case_list.info)), highlight=False, soft_wrap=True)
     if out_file is not None:
-        out.print(f"Wrote {out_file} and {export.provenance_path(out_file).name}.", highlight=False, soft_wrap=True)
+        names = [str(written[0]), *(path.name for path in written[1:])]  # the list, its provenance, its rejects
+        out.print(f"Wrote {', '.join(names[:-1])} and {names[-1]}.", highlight=False, soft_wrap=True)
 
 
 def _parse_range(text: str, option: str) -> tuple[date, date]:
@@ -276,9 +274,14 @@ def coding_report(
     ),
     by: str = typer.Option("month", "--by", help="Period: month, quarter or year."),
     out_dir: Path = typer.Option(
-        Path("coding-report"), "--out", help="Folder for the CSVs and report.html (not one holding an earlier report)."
+        Path("coding-report"),
+        "--out",
+        readable=False,
+        help="Folder for the CSVs and report.html (not one holding an earlier report).",
     ),
-    rules: Path = typer.Option(None, "--rules", help="Protocol whose report_category codelists are counted."),
+    rules: Path = typer.Option(
+        None, "--rules", readable=False, help="Protocol whose report_category codelists are counted."
+    ),
     compare: tuple[str, str] | None = typer.Option(
         None,
         "--compare",
@@ -301,7 +304,9 @@ def coding_report(
         help="Replace clinician ids with codes such as C3FA9B2, the same in every report (the default); "
         "--no-pseudonymise-clinicians shows the ids (recorded in the output).",
     ),
-    mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
+    mapping: Path = typer.Option(
+        None, "--mapping", readable=False, help="YAML mapping your export's headers to casefind's."
+    ),
     skip_bad_rows: bool = _flag(
         "--skip-bad-rows",
         "Leave bad rows out instead of stopping; they are listed in OUT/rejects.csv (no patient identifiers).",
@@ -362,9 +367,13 @@ def coding_report(
 def explain(
     data_dir: Path = typer.Argument(..., help="Extract folder (as for build-list)."),
     patient_id: str = typer.Argument(..., help="The patient_id to explain."),
-    rules: Path = typer.Option(None, "--rules", help="Selection protocol YAML (default: the bundled protocol)."),
+    rules: Path = typer.Option(
+        None, "--rules", readable=False, help="Selection protocol YAML (default: the bundled protocol)."
+    ),
     as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
-    mapping: Path = typer.Option(None, "--mapping", help="YAML mapping your export's headers to casefind's."),
+    mapping: Path = typer.Option(
+        None, "--mapping", readable=False, help="YAML mapping your export's headers to casefind's."
+    ),
     skip_bad_rows: bool = _flag(
         "--skip-bad-rows", "Leave bad rows out instead of stopping; the output counts them and shows the first few."
     ),

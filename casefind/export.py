@@ -24,7 +24,15 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from casefind.errors import OutputError, Problem
-from casefind.files import FORMULA_STARTS, atomic_write, atomic_write_all, neutralise_formula, refuse_existing
+from casefind.files import (
+    FORMULA_STARTS,
+    atomic_write,
+    atomic_write_all,
+    check_writable,
+    neutralise_formula,
+    refuse_existing,
+)
+from casefind.ranking import number_text
 from casefind.results import CaseList
 
 FORMATS = (".csv", ".parquet", ".json", ".xlsx")
@@ -41,20 +49,24 @@ def _as_text(value) -> str:
 
 
 def _text_frame(frame: pd.DataFrame) -> pd.DataFrame:
-    """Dates as ISO text, whole-number scores without '.0', empty for missing."""
+    """Dates as ISO text, scores as JSON has them but whole ones without '.0', empty for missing."""
     out = frame.copy()
     for col in out.columns:
         if col == "score":
-            out[col] = [f"{v:g}" for v in out[col]]
+            out[col] = [number_text(v) for v in out[col]]
         else:
             out[col] = [("" if pd.isna(v) else _as_text(v)) for v in out[col]]
     return out
 
 
-def _csv_bytes(frame: pd.DataFrame) -> bytes:
-    """CSV, every text cell neutralised (``files.neutralise_formula``), then made safe to split (``_csv_cell``)."""
+def _csv_bytes(frame: pd.DataFrame, *, for_excel: bool = False) -> bytes:
+    """CSV, every text cell neutralised (``files.neutralise_formula``), then made safe to split (``_csv_cell``).
+
+    ``for_excel`` (build-list's list and rejects file, which practice staff open in Excel) starts the file with
+    a UTF-8 byte-order mark: without one Excel reads a CSV in the PC's code page, so Zoë shows as ZoÃ«. pandas,
+    R's readr and Python's ``utf-8-sig`` skip the mark; the coding report's CSVs, for SPC tools, have none."""
     text = _text_frame(frame).map(neutralise_formula).map(_csv_cell)
-    return text.to_csv(index=False, lineterminator="\n").encode("utf-8")
+    return text.to_csv(index=False, lineterminator="\n").encode("utf-8-sig" if for_excel else "utf-8")
 
 
 def _csv_cell(value):
@@ -250,7 +262,10 @@ def rejects_path(out: Path | None, as_of) -> Path:
 def check_outputs(out: Path | None, rejects: Path | None, *, overwrite: bool) -> None:
     """Stop before any work if ``out``, its provenance sidecar or ``rejects`` exists and ``overwrite`` was not
     given. A list is the record of what a meeting was shown: last month's ``list.csv`` must not be replaced
-    because this month's run was given the same name."""
+    because this month's run was given the same name. Each must be writable where it is to go
+    (``files.check_writable``), so a missing folder does not stop the run after the extract was read."""
+    for path in (p for p in (out, rejects) if p is not None):
+        check_writable(path)
     if not overwrite:
         paths = [out, provenance_path(out)] if out is not None else []
         refuse_existing(
@@ -262,8 +277,13 @@ def check_outputs(out: Path | None, rejects: Path | None, *, overwrite: bool) ->
         )
 
 
+def rejects_csv(rejects: pd.DataFrame) -> bytes:
+    """The rejected rows as a coding report's rejects.csv holds them (formula-safe CSV, as its other CSVs)."""
+    return _csv_bytes(rejects)
+
+
 def write_rejects(rejects: pd.DataFrame, path: Path, *, overwrite: bool = False) -> None:
-    atomic_write(path, lambda f: f.write(_csv_bytes(rejects)), overwrite=overwrite)
+    atomic_write(path, lambda f: f.write(_csv_bytes(rejects, for_excel=True)), overwrite=overwrite)
 
 
 def write_list(case_list: CaseList, path: str | Path, *, overwrite: bool = False, rejects: Path | None = None) -> Path:
@@ -275,7 +295,7 @@ def write_list(case_list: CaseList, path: str | Path, *, overwrite: bool = False
     path = Path(path)
     suffix = path.suffix.lower()
     writers = {
-        ".csv": lambda: _csv_bytes(case_list.entries),
+        ".csv": lambda: _csv_bytes(case_list.entries, for_excel=True),
         ".json": lambda: _json_bytes(case_list),
         ".parquet": lambda: _parquet_bytes(case_list),
         ".xlsx": lambda: _xlsx_bytes(case_list),
@@ -287,6 +307,6 @@ def write_list(case_list: CaseList, path: str | Path, *, overwrite: bool = False
     sidecar = json.dumps(case_list.info.as_dict(), indent=2, sort_keys=True) + "\n"
     contents = {path: writers[suffix](), provenance_path(path): sidecar.encode()}
     if rejects is not None and len(case_list.rejects):
-        contents[rejects] = _csv_bytes(case_list.rejects)
+        contents[rejects] = _csv_bytes(case_list.rejects, for_excel=True)
     atomic_write_all(contents, overwrite=overwrite)
     return path

@@ -7,6 +7,7 @@ Used by every writer (lists, rejects, provenance, coding reports) so the rules l
 from __future__ import annotations
 
 import codecs
+import errno
 import io
 import os
 import tempfile
@@ -49,11 +50,11 @@ def atomic_write_all(contents: dict[Path, bytes], *, overwrite: bool = True) -> 
         for path, tmp in staged.items():
             try:
                 if not overwrite:
-                    os.link(tmp, path)  # fails if another writer created it meanwhile
+                    _place_new(tmp, path)
                 else:
                     if path.exists():
-                        aside[path] = tmp + ".old"
-                        os.replace(path, aside[path])
+                        os.replace(path, tmp + ".old")
+                        aside[path] = tmp + ".old"  # only once moved: a failed move has nothing to put back
                     os.replace(tmp, path)
                 placed.append(path)
             except OSError as exc:
@@ -67,6 +68,22 @@ def atomic_write_all(contents: dict[Path, bytes], *, overwrite: bool = True) -> 
         for leftover in [*staged.values(), *aside.values()]:
             if os.path.exists(leftover):
                 os.unlink(leftover)
+
+
+def _place_new(tmp: str, path: Path) -> None:
+    """Move ``tmp`` to ``path``, which must not exist. A hard link fails if another writer created ``path``
+    meanwhile; a filesystem without hard links (FAT and exFAT USB sticks, some network shares) refuses the link
+    itself, and there the file is checked for, then renamed into place."""
+    try:
+        os.link(tmp, path)
+    except FileExistsError:
+        raise
+    except OSError as exc:
+        if exc.errno not in (errno.EPERM, errno.ENOTSUP, errno.EOPNOTSUPP, errno.EXDEV, errno.ENOSYS):
+            raise
+        if path.exists():
+            raise FileExistsError(errno.EEXIST, os.strerror(errno.EEXIST), str(path)) from None
+        os.replace(tmp, path)
 
 
 def _staged(path: Path, data: bytes) -> str:
@@ -91,9 +108,46 @@ def _staged(path: Path, data: bytes) -> str:
 
 def refuse_existing(paths: Iterable[Path], problem: str, footer: str) -> None:
     """Stop (OutputError, exit code 4) before any work if any of ``paths`` exists: one problem per file."""
-    existing = [path for path in paths if path.exists()]
+    existing = [path for path in paths if _exists(path)]
     if existing:
         raise OutputError([Problem(str(path), problem) for path in existing], footer=footer)
+
+
+def check_writable(path: Path) -> None:
+    """Stop (OutputError, exit code 4) before any work if ``path`` could not be written: it is a folder, or its
+    folder does not exist or may not be written in. (Root may write anywhere: ``os.access`` says so.)"""
+    if _is_dir(path):
+        raise OutputError(Problem(str(path), "is a folder", "give a file name, such as list.csv"))
+    folder = path.parent
+    if not _is_dir(folder):
+        raise OutputError(Problem(str(folder), "folder does not exist", "create it first or choose another --out"))
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise OutputError(Problem(str(folder), "no permission to write in this folder", "choose another --out"))
+
+
+def _exists(path: Path) -> bool:
+    return _looked_up(path, Path.exists)
+
+
+def _is_dir(path: Path) -> bool:
+    return _looked_up(path, Path.is_dir)
+
+
+def _looked_up(path: Path, test: Callable[[Path], bool]) -> bool:
+    """``test(path)``; a folder on the way that may not be opened is an OutputError, not a crash."""
+    try:
+        return test(path)
+    except OSError as exc:
+        raise lookup_error(path, exc) from None
+
+
+def lookup_error(path: Path | str, exc: OSError) -> OutputError:
+    """The error for an output path that could not be looked up (a folder on the way may not be opened)."""
+    return OutputError(
+        Problem(
+            str(path), f"cannot be looked up: {exc.strerror}", "check the folder's permissions, or choose another --out"
+        )
+    )
 
 
 def read_user_text(path: Path) -> str:

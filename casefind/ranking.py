@@ -126,16 +126,22 @@ def _in_list_order(hits: pd.DataFrame) -> pd.DataFrame:
     return hits.sort_values(["patient_id", "order", "date", "via_patient_id"], ascending=[True, True, False, True])
 
 
+def number_text(value: float) -> str:
+    """A number in full, as JSON writes it, without a whole number's '.0' (150, 110.8845). Python's :g keeps
+    six significant digits (110.885) and writes a million as 1e+06."""
+    return f"{value:.15g}"
+
+
 def score_text(score: float) -> str:
     """A score as the list shows it: a whole number as it is (13), any other to two decimals (8.33), as each
     recency-weighted term of ``score_components`` is shown."""
-    return f"{score:g}" if score == round(score) else f"{score:.2f}"
+    return f"{score:.0f}" if score == round(score) else f"{score:.2f}"  # (:g would write 1e+06)
 
 
 def _component_text(best: pd.DataFrame) -> pd.Series:
     """'cp_plan 10' or, with recency, 'parental_domestic_abuse 6x0.748=4.49': the factor to three decimals, so
     that an auditor multiplying what is shown gets the product shown (to two, 6x0.75=4.49 did not add up)."""
-    plain = best["criterion_id"] + " " + best["weight"].map("{:g}".format)
+    plain = best["criterion_id"] + " " + best["weight"].map(number_text)
     decays = best["recency"] != 1.0  # only these are formatted further: most criteria have no half-life
     if not decays.any():  # needed: .map over no rows gives floats, and floats + "=" raises
         return plain

@@ -137,6 +137,32 @@ def test_skip_bad_rows_writes_private_rejects_beside_the_output(make_extract, tm
     assert rejects.stat().st_mode & 0o777 == 0o600
     assert "invalid date '31/02/2024'" in rejects.read_text()
     assert "1 bad row was left out" in result.output
+    assert f"Wrote {out}, list.csv.provenance.json and list.csv.rejects.csv." in result.output
+
+
+def test_a_protocol_file_that_cannot_be_read_is_a_protocol_problem(make_extract, tmp_path, monkeypatch):
+    """Exit code 3 with casefind's message, not a usage error from the command-line parser (exit code 2)."""
+    import os
+    from pathlib import Path
+
+    folder = make_extract(patients="patient_id | date_of_birth\nP1 | 2015-01-01")
+    rules = tmp_path / "rules.yaml"
+    rules.write_text("name: x\n")
+    real_access, real_read = os.access, Path.read_bytes
+
+    def access(path, mode, *args, **kwargs):  # as for a file its owner made unreadable to others
+        return False if str(path) == str(rules) else real_access(path, mode, *args, **kwargs)
+
+    def read_bytes(path):
+        if str(path) == str(rules):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_read(path)
+
+    monkeypatch.setattr(os, "access", access)
+    monkeypatch.setattr(Path, "read_bytes", read_bytes)
+    result = runner.invoke(app, ["build-list", str(folder), "--rules", str(rules)], terminal_width=300)
+    assert result.exit_code == 3, result.output
+    assert f"error: {rules}: cannot read the protocol file: Permission denied" in result.output
 
 
 def test_an_earlier_list_is_not_replaced_without_overwrite(make_extract, tmp_path, monkeypatch):

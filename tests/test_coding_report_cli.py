@@ -591,3 +591,40 @@ def test_a_clinician_who_never_codes_is_compared_on_the_children_they_saw(extrac
     assert (rows["NURSE001"]["numerator"], rows["NURSE001"]["children_seen"]) == ("0", "40")
     assert rows["NURSE001"]["denominator"] == "" and rows["NURSE001"]["rate"] == ""
     assert "NURSE002" not in (tmp_path / "o" / "report.html").read_text(encoding="utf-8")
+
+
+def test_the_extracts_warnings_reach_the_screen_the_report_and_its_provenance(extract, tmp_path):
+    """A registered_to column under another name is not read: everyone counts as still registered and the
+    child-years change. The auditor must be told, in the folder they keep, not only on the screen."""
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    (folder / "patients.csv").write_text(
+        (extract / "patients.csv").read_text(encoding="utf-8").replace("registered_to", "Deregistered", 1),
+        encoding="utf-8",
+    )
+    (folder / "events.csv").write_bytes((extract / "events.csv").read_bytes())
+    out = tmp_path / "o"
+    result = run(folder, "--from", "2024-01-01", "--to", "2024-12-31", "--out", out)
+    assert result.exit_code == 0, result.output
+    warning = "column 'Deregistered' not used, and no column was found for registered_to"
+    assert warning in result.stderr
+    provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    assert [w for w in provenance["warnings"] if warning in w] == [provenance["warnings"][0]]  # the first
+    assert warning.replace("'", "&#x27;") in (out / "report.html").read_text(encoding="utf-8")
+
+
+def test_rejects_csv_is_written_with_the_report_and_in_its_provenance(extract, tmp_path):
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    (folder / "patients.csv").write_bytes((extract / "patients.csv").read_bytes())
+    lines = (extract / "events.csv").read_text(encoding="utf-8").splitlines()
+    cells = lines[5].split(",")
+    cells[EVENT_COLUMNS.index("date")] = "31/02/2024"  # no such day: a bad row, left out with --skip-bad-rows
+    lines[5] = ",".join(cells)
+    (folder / "events.csv").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    out = tmp_path / "o"
+    result = run(folder, "--from", "2024-01-01", "--to", "2024-12-31", "--out", out, "--skip-bad-rows")
+    assert result.exit_code == 0, result.output
+    provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    assert provenance["files_sha256"]["rejects.csv"] == hashlib.sha256((out / "rejects.csv").read_bytes()).hexdigest()
+    assert "Wrote rates.csv, spc.csv, funnel.csv, report.html, rejects.csv, provenance.json" in result.stdout

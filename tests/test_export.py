@@ -9,6 +9,7 @@ import os
 import stat
 from datetime import date, datetime
 
+import openpyxl
 import pandas as pd
 import pyarrow.parquet as pq
 import pytest
@@ -60,7 +61,6 @@ def test_same_inputs_give_byte_identical_files(case_list, make_extract, tmp_path
 
 def test_xlsx_creation_time_is_the_as_of_date(case_list, tmp_path):
     """Both files of the byte-identical test are written within a second, so a clock time would pass it."""
-    openpyxl = pytest.importorskip("openpyxl")
     book = openpyxl.load_workbook(export.write_list(case_list, tmp_path / "list.xlsx"))
     assert book.properties.created == datetime(2026, 11, 24)
 
@@ -127,7 +127,6 @@ def test_csv_writes_a_nul_byte_as_the_replacement_character(case_list, tmp_path)
 
 
 def test_xlsx_quote_prefixes_plus_tab_and_carriage_return(case_list, tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
     from openpyxl.utils.escape import unescape  # the file stores "\r" as "_x000D_", which openpyxl leaves as is
 
     book = openpyxl.load_workbook(export.write_list(_with_risky_starts(case_list), tmp_path / "list.xlsx"))
@@ -144,7 +143,6 @@ def _xlsx_columns(sheet) -> dict[str, list]:
 
 
 def test_xlsx_numbers_and_dates_are_typed_and_identifiers_stay_text(case_list, tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
     book = openpyxl.load_workbook(export.write_list(case_list, tmp_path / "list.xlsx"))
     cols = _xlsx_columns(book["List"])
     for name in ("family_rank", "rank", "age"):
@@ -166,7 +164,6 @@ def test_xlsx_numbers_and_dates_are_typed_and_identifiers_stay_text(case_list, t
 
 
 def test_xlsx_ranks_and_ages_sort_as_numbers(make_extract, tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
     born = [f"{2014 + i}-06-01" for i in range(11)]  # ages 12 down to 2
     patients = "patient_id | date_of_birth\n" + "\n".join(f"P{i} | {b}" for i, b in enumerate(born))
     events = "patient_id | code | date\n" + "\n".join(f"P{i} | 342191000000101 | 2026-01-01" for i in range(11))
@@ -177,7 +174,6 @@ def test_xlsx_ranks_and_ages_sort_as_numbers(make_extract, tmp_path):
 
 
 def test_xlsx_formula_text_keeps_its_value_with_a_quote_prefix(case_list, tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
     entries = case_list.entries.copy()
     entries.loc[0, "family_name"] = '=HYPERLINK("http://x","y")'
     info = dataclasses.replace(case_list.info, warnings=("=1+1 is a formula",))
@@ -266,6 +262,94 @@ def test_a_list_its_provenance_and_rejects_are_written_all_or_none(tmp_path, mon
     assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {p.name: d for p, d in old.items()}
 
 
+def test_an_old_file_that_cannot_be_moved_aside_is_left_and_reported(tmp_path, monkeypatch):
+    """Last month's list open in Excel (Windows) or owned by someone else in a shared folder: moving it aside
+    fails, and the error says so; the rollback must not try to put back a file that never moved."""
+    from casefind import files
+
+    old = tmp_path / "list.csv"
+    old.write_bytes(b"old list")
+    real_replace = os.replace
+
+    def replace(src, dst):
+        if str(src) == str(old):  # moving the old list out of the way
+            raise PermissionError(13, "Permission denied")
+        real_replace(src, dst)
+
+    monkeypatch.setattr(files.os, "replace", replace)
+    new = {old: b"new list", tmp_path / "list.csv.provenance.json": b"new provenance"}
+    with pytest.raises(OutputError, match="list.csv: cannot write: Permission denied"):
+        files.atomic_write_all(new, overwrite=True)
+    assert {p.name: p.read_bytes() for p in tmp_path.iterdir()} == {"list.csv": b"old list"}
+
+
+@pytest.mark.parametrize("errno_name", ["EPERM", "EOPNOTSUPP"])
+def test_a_filesystem_without_hard_links_still_takes_new_files(tmp_path, monkeypatch, errno_name):
+    """FAT and exFAT USB sticks and some network shares refuse hard links; a new file is still written, and
+    an existing one still never replaced."""
+    import errno
+
+    from casefind import files
+
+    def no_links(src, dst):
+        raise OSError(getattr(errno, errno_name), "Operation not permitted")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    files.atomic_write_all(
+        {tmp_path / "list.csv": b"new", tmp_path / "list.csv.provenance.json": b"p"}, overwrite=False
+    )
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["list.csv", "list.csv.provenance.json"]
+    with pytest.raises(OutputError, match="already exists and is never overwritten"):
+        files.atomic_write_all({tmp_path / "list.csv": b"newer"}, overwrite=False)
+    assert (tmp_path / "list.csv").read_bytes() == b"new"
+    assert stat.S_IMODE((tmp_path / "list.csv").stat().st_mode) == 0o600
+
+
+def test_a_file_created_meanwhile_is_not_replaced_without_hard_links(tmp_path, monkeypatch):
+    """Without hard links the file is looked for just before the rename: one made meanwhile is kept."""
+    import errno
+
+    from casefind import files
+
+    target = tmp_path / "list.csv"
+
+    def no_links(src, dst):
+        target.write_bytes(b"another run's")  # created between the first check and the link
+        raise OSError(errno.EPERM, "Operation not permitted")
+
+    monkeypatch.setattr(files.os, "link", no_links)
+    with pytest.raises(OutputError, match="list.csv: cannot write: File exists"):
+        files.atomic_write_all({target: b"mine"}, overwrite=False)
+    assert [(p.name, p.read_bytes()) for p in tmp_path.iterdir()] == [("list.csv", b"another run's")]
+
+
+def test_an_output_folder_that_cannot_be_looked_in_is_an_output_error(tmp_path, monkeypatch):
+    """A --out folder the user may not open is exit code 4 with the folder named, not an internal error."""
+    from pathlib import Path
+
+    real_stat = Path.stat
+
+    def stat_(path, *args, **kwargs):  # as os.stat fails inside a folder without search permission
+        if "locked" in str(path):
+            raise PermissionError(13, "Permission denied", str(path))
+        return real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(Path, "stat", stat_)
+    with pytest.raises(OutputError, match="locked/list.csv: cannot be looked up: Permission denied") as caught:
+        export.check_outputs(tmp_path / "locked" / "list.csv", None, overwrite=False)
+    assert caught.value.exit_code == 4
+
+
+def test_outputs_are_checked_for_a_folder_to_go_in_before_any_work(tmp_path):
+    with pytest.raises(OutputError, match="nope: folder does not exist"):
+        export.check_outputs(tmp_path / "nope" / "list.csv", None, overwrite=True)
+    (tmp_path / "list.csv").mkdir()
+    with pytest.raises(OutputError, match="list.csv: is a folder"):
+        export.check_outputs(tmp_path / "list.csv", None, overwrite=True)
+    with pytest.raises(OutputError, match="nope: folder does not exist"):  # a rejects file beside no --out
+        export.check_outputs(None, tmp_path / "nope" / "casefind-rejects-2026-11-24.csv", overwrite=False)
+
+
 def test_a_folder_where_a_file_would_go_stops_before_anything_is_written(tmp_path):
     from casefind import files
 
@@ -287,7 +371,6 @@ def test_an_empty_list_in_parquet_has_the_types_of_a_full_one(case_list, tmp_pat
 
 
 def test_a_cell_longer_than_excel_holds_is_cut_with_a_note_saying_so(case_list, tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
     long = case_list.entries.copy()
     long.loc[long.index[0], "evidence"] = "E" * 40_000 + "THE END"
     book = openpyxl.load_workbook(export.write_list(dataclasses.replace(case_list, entries=long), tmp_path / "l.xlsx"))
@@ -297,3 +380,37 @@ def test_a_cell_longer_than_excel_holds_is_cut_with_a_note_saying_so(case_list, 
         "[cut: an Excel cell holds 32,767 characters; the CSV or JSON list has all of it]"
     )
     assert _xlsx_columns(book["List"])["evidence"][1].value == case_list.entries["evidence"].iloc[1]
+
+
+def test_csv_scores_are_the_numbers_json_has(case_list, tmp_path):
+    """A heavy weight with a recency factor, or a score of a million: the CSV must not round to six digits
+    (110.885) or write 1e+06 where the JSON list says 110.8845 and 1000000."""
+    entries = case_list.entries.copy()
+    entries["score"] = [110.8845, 1_000_000.0]
+    scored = dataclasses.replace(case_list, entries=entries)
+    csv_scores = [r["score"] for r in csv.DictReader((export.write_list(scored, tmp_path / "l.csv")).open())]
+    doc = json.loads(export.write_list(scored, tmp_path / "l.json").read_text())
+    json_scores = [child["score"] for family in doc["families"] for child in family["children"]]
+    assert csv_scores == ["110.8845", "1000000"]
+    assert [float(s) for s in csv_scores] == json_scores
+
+
+def test_a_whole_score_of_a_million_is_shown_in_full():
+    from casefind.ranking import score_text
+
+    assert [score_text(s) for s in (1_000_000.0, 13.0, 8.333)] == ["1000000", "13", "8.33"]
+
+
+def test_the_csv_list_and_its_rejects_open_in_excel_with_accents_as_written(make_extract, tmp_path):
+    """Excel reads a CSV without a byte-order mark in the PC's code page (Zoë as ZoÃ«)."""
+    folder = make_extract(
+        patients="patient_id | given_name | date_of_birth\nP1 | Zoë | 2015-02-01",
+        events="patient_id | code | date\nP1 | 342191000000101 | 2026-01-01\nP1 | 135891007 | 31/02/2026",
+    )
+    case_list = api.build_list(folder, as_of=AS_OF, skip_bad_rows=True)
+    rejects = tmp_path / "list.csv.rejects.csv"
+    path = export.write_list(case_list, tmp_path / "list.csv", rejects=rejects)
+    for written in (path, rejects):
+        assert written.read_bytes().startswith("\ufeff".encode())
+    assert pd.read_csv(path, dtype=str)["given_name"].tolist() == ["Zoë"]
+    assert next(csv.DictReader(path.open(encoding="utf-8-sig")))["given_name"] == "Zoë"

@@ -7,6 +7,7 @@ import hashlib
 import json
 from datetime import date
 
+import openpyxl
 import pytest
 from typer.testing import CliRunner
 
@@ -130,7 +131,6 @@ def test_provenance_records_the_mapping_file_and_the_options(family, tmp_path):
 
 
 def test_provenance_without_mapping_or_options_says_so(family, tmp_path):
-    openpyxl = pytest.importorskip("openpyxl")
     folder, rules = family
     out = tmp_path / "list.xlsx"
     _build(folder, rules, "--out", str(out))

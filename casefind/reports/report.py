@@ -17,9 +17,9 @@ from pathlib import Path
 
 import pandas as pd
 
-from casefind.dates import FIRST_YEAR, LAST_YEAR
+from casefind.dates import check_year
 from casefind.errors import OptionError, OutputError, Problem
-from casefind.files import atomic_write_all
+from casefind.files import atomic_write_all, lookup_error
 from casefind.reports import html as h
 from casefind.reports import stats
 from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
@@ -128,15 +128,6 @@ def check_options(
     make_periods(date_from, date_to, by)  # the dates as asked for must make sense before they are cut
     _compare_periods(compare)
     return chosen
-
-
-def check_year(option: str, day: date) -> None:
-    """Stop on a date whose year casefind never reads in an extract (as build-list's ``--as-of``): a slip such
-    as 0224 for 2024 or 9999-12-31 for 'no end', which would make thousands of periods or none."""
-    if isinstance(day, date) and not FIRST_YEAR <= day.year <= LAST_YEAR:
-        raise OptionError(
-            Problem(option, f"{day.isoformat()} is not between {FIRST_YEAR} and {LAST_YEAR}", "check the year")
-        )
 
 
 def build_coding_report(
@@ -602,14 +593,14 @@ def provenance_record(report: CodingReport, provenance: Mapping) -> dict:
     }
 
 
-def provenance_json(report: CodingReport, provenance: Mapping, outputs: Mapping[str, str]) -> str:
+def provenance_json(report: CodingReport, provenance: Mapping, outputs: Mapping[str, bytes]) -> str:
     """provenance.json: :func:`provenance_record`, the warnings the report gave, and the SHA-256 of each file
     written beside it, so an auditor can re-run the report and check every file is the same."""
     record = {
         **provenance_record(report, provenance),
         "warnings": list(report.notices),
         "rows_rejected": report.rows_rejected,
-        "files_sha256": {name: hashlib.sha256(text.encode()).hexdigest() for name, text in sorted(outputs.items())},
+        "files_sha256": {name: hashlib.sha256(data).hexdigest() for name, data in sorted(outputs.items())},
     }
     return json.dumps(record, indent=2, sort_keys=True, ensure_ascii=False, default=str) + "\n"
 
@@ -830,7 +821,13 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
     An earlier report is never overwritten, and none of its files (a compare.csv, say) is left beside a new
     report that did not write it, where it would pass for part of it.
     """
-    directory = Path(out_dir)
+    try:
+        _check_out_dir(Path(out_dir))
+    except OSError as exc:  # a folder on the way that may not be opened
+        raise lookup_error(out_dir, exc) from None
+
+
+def _check_out_dir(directory: Path) -> None:
     if directory.exists() and not directory.is_dir():
         raise OutputError(
             Problem(str(directory), "is a file, not a folder", "choose a new --out folder for the report")
@@ -855,9 +852,12 @@ def check_out_dir(out_dir: str | os.PathLike) -> None:
         )
 
 
-def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: Mapping) -> list[Path]:
-    """Write rates.csv, compare.csv (if compared), spc.csv, funnel.csv, report.html and provenance.json (the
-    inputs, options and each other file's SHA-256); return their paths.
+def write_report(
+    report: CodingReport, out_dir: str | os.PathLike, provenance: Mapping, extra: Mapping[str, bytes] | None = None
+) -> list[Path]:
+    """Write rates.csv, compare.csv (if compared), spc.csv, funnel.csv, report.html, the ``extra`` files (by
+    name: the rejects file) and provenance.json (the inputs, options and each other file's SHA-256); return
+    their paths.
 
     ``out_dir`` must hold none of these files (see :func:`check_out_dir`). The files are written together
     (``files.atomic_write_all``): each to a temporary file in ``out_dir``, then linked into place, none left if
@@ -876,7 +876,7 @@ def write_report(report: CodingReport, out_dir: str | os.PathLike, provenance: M
         "funnel.csv": funnel_csv(report),
         "report.html": render_html(report, provenance),
     }
-    outputs = {name: text for name, text in outputs.items() if text is not None}
-    outputs[PROVENANCE_FILE] = provenance_json(report, provenance, outputs)
-    atomic_write_all({directory / name: text.encode("utf-8") for name, text in outputs.items()}, overwrite=False)
+    outputs = {name: text.encode("utf-8") for name, text in outputs.items() if text is not None} | dict(extra or {})
+    outputs[PROVENANCE_FILE] = provenance_json(report, provenance, outputs).encode("utf-8")
+    atomic_write_all({directory / name: data for name, data in outputs.items()}, overwrite=False)
     return [directory / name for name in outputs]
