@@ -463,12 +463,16 @@ class CodingMeasures:
         shaped = pd.DataFrame({"raw": [str(v) for v in values if publishable_code(str(v))]}, dtype="string")
         self.con.register("_casefind_report_labels_df", shaped)
         try:
-            identifiers = " UNION ".join(
-                f"SELECT lower(CAST({c} AS VARCHAR)) AS v FROM patients" for c in self._identifier_columns()
+            # the few labels are looked up in the identifier columns (a hash of the labels, probed by each
+            # patient), not the million identifiers gathered and hashed, which took 0.3 s a label table
+            found = " UNION ".join(
+                f"SELECT lower(CAST({c} AS VARCHAR)) AS v FROM patients WHERE lower(CAST({c} AS VARCHAR)) IN "
+                "(SELECT lower(raw) FROM _casefind_report_labels_df)"
+                for c in self._identifier_columns()
             )
             published = self.con.execute(
                 f"""SELECT raw FROM _casefind_report_labels_df
-                WHERE lower(raw) NOT IN (SELECT v FROM ({identifiers}) WHERE v IS NOT NULL)"""
+                WHERE lower(raw) NOT IN (SELECT v FROM ({found}))"""
             ).fetchall()
         finally:
             self.con.unregister("_casefind_report_labels_df")
