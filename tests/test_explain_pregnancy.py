@@ -143,8 +143,8 @@ def test_a_pregnant_sister_is_the_case_herself_and_her_brother_is_told_why_not(m
     assert {c.criterion_id: c for c in brother.criteria}["anc"].reasons == (
         "own record: no code from the criterion's codelists on or before the as-of date",
         "mother (patient mum): no code from the criterion's codelists on or before the as-of date",
-        "household adult (patient sis): not read, since a pregnancy reaches the woman's own children and she is a "
-        "sibling of the child, not a parent",
+        "adult sibling in household (patient sis): not read, since a pregnancy reaches the woman's own children "
+        "and she is a sibling of the child, not a parent",
     )
 
 

@@ -393,7 +393,7 @@ def _relevant(con, protocol: Protocol, as_of: date, own: pd.DataFrame) -> tuple[
         SELECT child_id, relative_id, relation, role, priority FROM links
         WHERE child_id IN (SELECT patient_id FROM relevant_children)
            OR relative_id IN (SELECT patient_id FROM own_ids);
-        CREATE OR REPLACE TEMP TABLE relevant_links AS {families.with_pregnancy_reach_sql("relevant_links")}
+        CREATE OR REPLACE TEMP TABLE relevant_links AS {families.annotated_links_sql("relevant_links")}
         """,
     )
     con.unregister("own_ids_df")
@@ -422,7 +422,7 @@ def _route(
 
     Pregnancy criteria (``lists_adults``) are carried from the expectant woman to the children she is
     linked to (her children, and children in her household who are not her siblings: see
-    ``duckdb_families.with_pregnancy_reach_sql``) who are in the population; only when there are none is
+    ``duckdb_families.annotated_links_sql``) who are in the population; only when there are none is
     the woman herself the case, and then parental criteria read her own record too. A pregnancy ends with the
     woman's death: one who died on or before the as-of date carries hers to no one, and is no case for it.
     A sibling's record is read only while the sibling is in the population too (registered, in the age
@@ -586,7 +586,7 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
         "CREATE OR REPLACE TEMP TABLE patient_links AS SELECT * FROM links WHERE child_id = $id OR relative_id = $id",
         {"id": patient_id},
     )
-    reach = families.with_pregnancy_reach_sql("patient_links")
+    reach = families.annotated_links_sql("patient_links")
     links = con.execute(
         f"SELECT relative_id, relation, role, pregnancy_not_carried FROM ({reach}) WHERE child_id = ? "
         "ORDER BY priority, relation, relative_id",

@@ -25,7 +25,7 @@ How explicit links and shared households combine (the README's Families section 
   their foster carer)" where one child's birth parent is the other's foster carer, step-parent or carer),
   or another child (under 18) in the same household.
   A criterion reads a sibling's record only while the sibling could be listed (``duckdb_engine._route``).
-* **A pregnancy reaches** (``with_pregnancy_reach_sql``) the children an expectant woman is a parent of,
+* **A pregnancy reaches** (``annotated_links_sql``) the children an expectant woman is a parent of,
   and the children of her household unless she is the child's sibling (an explicit sibling link or a shared
   parent: a pregnant 19-year-old living with her parents is not her younger brother's mother) or fewer
   than ``MIN_MOTHER_GAP_YEARS`` (12) years older than the child (with only a household_id to go on, a
@@ -348,9 +348,14 @@ def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
     con.unregister("component_df")
 
 
-def with_pregnancy_reach_sql(links: str) -> str:
+ADULT_SIBLING = "adult sibling in household"  # a household adult who is the child's sibling too
+
+
+def annotated_links_sql(links: str) -> str:
     """SELECT every row of ``links`` (a relation shaped like ``links``), with ``pregnancy_not_carried``: why an
-    expectant relative's pregnancy does not reach the row's child (module docstring), or NULL when it does.
+    expectant relative's pregnancy does not reach the row's child (module docstring), or NULL when it does;
+    and a household adult who is also the child's sibling (a brother of 19 at home) worded ``ADULT_SIBLING``,
+    not "household adult", which reads as a parent figure.
 
     A link's sibling rows are looked for in ``links`` itself, so it must hold every link of each of its children,
     or every link to each of its relatives (as the few links a query needs do; not run over the millions of
@@ -361,7 +366,8 @@ def with_pregnancy_reach_sql(links: str) -> str:
           SELECT patient_id, date_of_birth FROM patients
           WHERE patient_id IN (SELECT child_id FROM household UNION SELECT relative_id FROM household)
         )
-        SELECT l.*,
+        SELECT l.* REPLACE (CASE WHEN l.relation = 'household adult' AND s.child_id IS NOT NULL THEN '{ADULT_SIBLING}'
+                                 ELSE l.relation END AS relation),
                CASE WHEN l.role NOT IN ('parent', 'household_adult') THEN 'not a parent or household adult'
                     WHEN l.role = 'parent' THEN NULL
                     WHEN s.child_id IS NOT NULL THEN 'a sibling of the child, not a parent'
