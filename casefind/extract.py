@@ -20,6 +20,7 @@ encodings, delimiters and line endings of real CSV exports are read is in ``case
 
 from __future__ import annotations
 
+import datetime
 import difflib
 import hashlib
 import re
@@ -150,18 +151,28 @@ def _choice_key_sql(expr: str) -> str:
 
 
 def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
-    """Read a column-mapping YAML file (see ``rules/mapping.example.yaml``)."""
+    """Read a column-mapping YAML file (see ``rules/mapping.example.yaml``). Every problem with it is an
+    ExtractError naming the file and the key (and its line, where a value has the wrong kind)."""
     if path is None:
         return {}
     path = Path(path)
     try:
-        data = yaml.safe_load(read_user_text(path)) or {}
+        text = read_user_text(path)
+        data = yaml.safe_load(text) or {}
     except OSError as exc:
         raise ExtractError(Problem(str(path), f"cannot read the mapping file: {exc.strerror}")) from None
     except yaml.YAMLError as exc:
+        # the parser's reason, never its excerpt of the file: a header may be quoted there, and so may a value
         mark = getattr(exc, "problem_mark", None)
         where = f"{path}, line {mark.line + 1}" if mark else str(path)
-        raise ExtractError(Problem(where, "not valid YAML")) from None
+        reason = getattr(exc, "problem", None)
+        raise ExtractError(
+            Problem(
+                where,
+                f"not valid YAML: {reason}" if reason else "not valid YAML",
+                f"indent with spaces, not tabs, and put a header holding ': ' or ' #' in quotes ({MAPPING_EXAMPLE})",
+            )
+        ) from None
     problems, result = [], {}
     if not isinstance(data, dict):
         raise ExtractError(Problem(str(path), "expected a mapping of table names to {file, columns}"))
@@ -169,16 +180,54 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
         if table_name not in TABLES:
             problems.append(Problem(f"{path}, {table_name}", f"unknown table (known: {', '.join(TABLES)})"))
             continue
-        spec = spec or {}
+        table = TABLES[table_name]
+        spec = {} if spec is None else spec
+        if not isinstance(spec, dict):
+            problems.append(
+                Problem(
+                    _mapping_where(path, text, table_name),
+                    f"expected file, columns or values under {table_name}, not {_yaml_kind(spec)}",
+                    f"name the file after file: and the headers under columns:, as in {table_name}: "
+                    f"{{file: NAME.csv}} ({MAPPING_EXAMPLE})",
+                )
+            )
+            continue
         unknown_keys = set(spec) - {"file", "columns", "values"}
         if unknown_keys:
             problems.append(
-                Problem(f"{path}, {table_name}", f"unknown key(s) {sorted(unknown_keys)}; use file, columns, values")
+                Problem(
+                    f"{path}, {table_name}",
+                    f"unknown key(s) {sorted(map(str, unknown_keys))}; use file, columns, values",
+                )
             )
-        columns = {str(k): str(v) for k, v in (spec.get("columns") or {}).items()}
+        file = spec.get("file")
+        if file is not None and not isinstance(file, str):
+            problems.append(
+                Problem(
+                    _mapping_where(path, text, table_name, "file"),
+                    f"expected one file name, not {_yaml_kind(file)}",
+                    "casefind reads one file per table: join the files into one, and name that"
+                    if isinstance(file, list)
+                    else f"write the file's name with its extension ({table_name}.csv); a name that is only digits "
+                    "goes in quotes: file: '123'",
+                )
+            )
+        columns = spec.get("columns") or {}
+        if not isinstance(columns, dict):
+            example = next(c.name for c in table.columns if c.required)
+            problems.append(
+                Problem(
+                    _mapping_where(path, text, table_name, "columns"),
+                    f"expected each header with the column it holds, not {_yaml_kind(columns)}",
+                    f"write each header, a colon and casefind's column, one to a line: "
+                    f"{table_name}: {{columns: {{'Their Header': {example}}}}}",
+                )
+            )
+            columns = {}
+        columns = {str(k): str(v) for k, v in columns.items()}
         for source, target in columns.items():
-            if target not in TABLES[table_name].column_names:
-                close = difflib.get_close_matches(target, TABLES[table_name].column_names, n=1)
+            if target not in table.column_names:
+                close = difflib.get_close_matches(target, table.column_names, n=1)
                 problems.append(
                     Problem(
                         f"{path}, {table_name}.columns['{source}']",
@@ -187,11 +236,36 @@ def load_mapping(path: str | Path | None) -> dict[str, TableMapping]:
                     )
                 )
         problems += _mapped_twice(f"{path}, {table_name}.columns", columns)
-        values = _value_mapping(path, TABLES[table_name], spec.get("values") or {}, problems)
-        result[table_name] = TableMapping(spec.get("file"), columns, values)
+        values = _value_mapping(path, table, spec.get("values") or {}, problems)
+        result[table_name] = TableMapping(file, columns, values)
     if problems:
         raise ExtractError(problems)
     return result
+
+
+def _yaml_kind(value) -> str:
+    """What a YAML value is, in words, for a message that says what was expected instead."""
+    if isinstance(value, bool):
+        return "true or false"
+    if isinstance(value, (int, float)):
+        return "a number"
+    if isinstance(value, datetime.date):  # a datetime is one too
+        return "a date"
+    kinds = {str: "text", list: "a list", dict: "keys and values"}
+    return next((kind for typ, kind in kinds.items() if isinstance(value, typ)), "an empty value")
+
+
+def _mapping_where(path: Path, text: str, *keys: str) -> str:
+    """``path, line N, table.key``: the line of the last of ``keys`` in the mapping file (read again: only a
+    file with a problem is)."""
+    node, line = yaml.compose(text, Loader=yaml.SafeLoader), None
+    for key in keys:
+        pairs = [(k, v) for k, v in node.value if k.value == key] if isinstance(node, yaml.MappingNode) else []
+        if not pairs:
+            break
+        key_node, node = pairs[-1]  # a key written twice: the later one is the value read
+        line = key_node.start_mark.line + 1
+    return f"{path}{f', line {line}' if line else ''}, {'.'.join(keys)}"
 
 
 def _mapped_twice(where: str, columns: dict[str, str]) -> list[Problem]:
@@ -355,12 +429,14 @@ def _rename(
     stripped = [h.strip() for h in headers]  # never two that differ only in case: DuckDB reads those as one
     for source, target in (mapping.columns if mapping else {}).items():
         if not _same_name(source.strip(), stripped):
+            # the header meant may have been matched to the same column without the mapping ('Date of Birth')
+            near = [*unused, *([chosen[target]] if target in chosen else [])]
             problems.append(
                 Problem(
                     where,
                     f"the mapping file maps '{source}' to {target}, but the file has no column '{source}'",
                     f"did you mean '{close}'?"
-                    if (close := _nearest(source.strip(), unused))
+                    if (close := _nearest(source.strip(), near))
                     else "copy the header from the file's first row",
                 )
             )
@@ -422,8 +498,11 @@ def _register_raw(
         described = con.execute(f"DESCRIBE SELECT * FROM {scan}").fetchall()
         types = {name: typ for name, typ, *_ in described if name != "file_row_number"}
         names = _rename(list(types), table, mapping, path)
+        # A file with no rows has no value a type could have changed (written from an empty DataFrame, its
+        # columns are NULL or DOUBLE whatever they hold): it is a file with a header but no rows (_no_rows).
+        [(rows,)] = con.execute(f"SELECT count(*) FROM {scan}").fetchall()
         wrong = [p for col in table.columns if (p := _parquet_type_problem(col, names.get(col.name), types, path))]
-        if wrong:
+        if wrong and rows:
             raise ExtractError(wrong)
         row_expr = "file_row_number + 1"
         layout = None
@@ -471,6 +550,7 @@ def _is_integer(typ: str | None) -> bool:
 
 _NESTED = re.compile(r".*(\[[0-9]*\]|^STRUCT\(|^MAP\(|^UNION\()")
 _DATE_TYPES = ("DATE", "VARCHAR")  # and TIMESTAMP of any precision or zone
+_NULL_TYPE = '"NULL"'  # as DuckDB names the type of a Parquet column with no values (see _parquet_type_problem)
 
 
 def _parquet_scan(path: str | Path, *, row_numbers: bool = False) -> str:
@@ -510,8 +590,13 @@ def _parquet_type_problem(col: Column, header: str | None, types: dict[str, str]
     * A code or an identifier (``Column.exact``) stored as floating point, or as a decimal with places, has
       been changed; as an integer or a DECIMAL(p,0) it is exact, and read as its digits. Other columns take
       any single value (a gestation as DOUBLE).
+    * A column of the NULL type holds no value at all: pyarrow writes a column that is empty in every row so
+      (no one has died, no relationship has an end date). Any column may be it, and reads as empty; in a
+      required column each row then misses its value, as in a CSV file.
     """
     typ = types.get(header, "VARCHAR")
+    if typ == _NULL_TYPE:
+        return None
     places = _decimal_places(typ)
     hint = "re-export this column as text (string)"
     if _NESTED.match(typ):
@@ -685,6 +770,11 @@ def _define_macros(con) -> None:
 
     The two commonest layouts take a fast path: ``dd/mm/yyyy`` one format (a TRY_CAST that fails costs six
     times as much as this parse), ISO dates TRY_CAST; only other text pays for the list of formats.
+
+    Only text starting with a digit, as every format does, is parsed: DuckDB reads words too ('epoch' is
+    1970-01-01 to its cast and 1900-01-01 to try_strptime, 'infinity' 9999-12-31 or 1900-01-01), which no
+    export means as a date. The test is two string comparisons (':' follows '9'), not a regular expression,
+    so the fast paths stay fast.
     """
     fmts = "[" + ", ".join(_sql_str(f) for f in DATE_FORMATS) + "]"
     uk = "CASE WHEN s LIKE '__/__/____' THEN CAST(try_strptime(s, '%d/%m/%Y') AS DATE) END"
@@ -692,8 +782,9 @@ def _define_macros(con) -> None:
     # format read (coalesce stops at the first value), so the dates that are read pay nothing for it
     sep = r"regexp_replace(s, '^([0-9]{1,2}[- ])(?i:sept)([- ])', '\1Sep\2')"
     con.execute(
-        f"CREATE OR REPLACE TEMP MACRO cf_date_any(s) AS coalesce({uk}, TRY_CAST(s AS DATE), "
-        f"CAST(try_strptime(s, {fmts}) AS DATE), CAST(try_strptime({sep}, {fmts}) AS DATE))"
+        "CREATE OR REPLACE TEMP MACRO cf_date_any(s) AS CASE WHEN s >= '0' AND s < ':' THEN "
+        f"coalesce({uk}, TRY_CAST(s AS DATE), CAST(try_strptime(s, {fmts}) AS DATE), "
+        f"CAST(try_strptime({sep}, {fmts}) AS DATE)) END"
     )
     con.execute(
         "CREATE OR REPLACE TEMP MACRO cf_date(s) AS "
@@ -736,6 +827,64 @@ _STATUS_WORD = "(?i:" + "|".join(STATUS_WORDS) + ")"
 STATUS_SHAPED = f"{_STATUS_WORD}([ _/-]+{_STATUS_WORD})*"  # 'Walked Out', 'Cancelled', 'did-not-attend'
 TWO_DIGIT_YEAR = f"[0-9]{{1,2}}([-/.][0-9]{{1,2}}[-/.]|[- ]{_MONTH_NAME}[- ])[0-9]{{2}}([ T].*)?"
 NHS_NUMBER_RUN = "(^|[^0-9])[0-9]{10}([^0-9]|$)"
+DIGITS_SHAPED = "[0-9.]*[0-9][0-9.]*"  # a SNOMED CT code (or a Read code of digits): digits and points
+
+
+@dataclass(frozen=True)
+class DateMistake:
+    """A date written in a way casefind does not read, which says what went wrong (``condition``: SQL on the
+    cleaned value ``{c}``): the message names the kind of mistake and its hint the fix. Digits are never shown:
+    yyyymmdd and a spreadsheet's serial number have the shape of an identifier, which may be in the wrong
+    column. A ``placeholder`` is one of a few words no one is called, so it is quoted, except in a column that
+    identifies a patient (a date of birth or death), where no value is ever shown."""
+
+    condition: str
+    problem: str
+    hint: str
+    placeholder: bool = False
+
+    def message(self, column: str, col: Column) -> str:
+        """SQL text: the problem, with the placeholder word where it may be shown."""
+        if self.placeholder and not col.identifies_patient:
+            return f"'invalid date ''' || {column} || ''': {self.problem}'"
+        return _sql_str(f"invalid date: {self.problem}")
+
+
+DATE_PLACEHOLDER = "(?i:null|nan|nat|none|n/a|#n/a)"  # what exports and dataframes write for no value
+DATE_MISTAKES = (
+    DateMistake(
+        f"regexp_full_match({{c}}, {_sql_str(DATE_PLACEHOLDER)})",
+        "a placeholder for an unknown date",
+        "the export should leave an unknown date blank: a word such as NULL or NaN is not read as a blank",
+        placeholder=True,
+    ),
+    DateMistake(  # 20240301: only a valid date in casefind's years, so another 8-digit number is not called one
+        f"regexp_full_match({{c}}, '[0-9]{{{{8}}}}') AND year(try_strptime({{c}}, '%Y%m%d')) "
+        f"BETWEEN {FIRST_YEAR} AND {LAST_YEAR}",
+        "8 digits without separators (yyyymmdd)",
+        "export dates as yyyy-mm-dd",
+    ),
+    DateMistake(  # 45352 is 2024-03-01 to Excel (days since 1900); a time of day adds a fraction
+        "regexp_full_match({c}, '[1-9][0-9]{{4}}([.][0-9]+)?')",
+        "a spreadsheet's serial number for a date (days since 1900), not the date",
+        "format the column as a date (yyyy-mm-dd) before saving it from the spreadsheet",
+    ),
+)
+_CODE_CHAR = "[^" + "".join(CODE_NOT_IN) + "]"
+SPREADSHEET_TEXT_CODES = (  # (shape, SQL for the code inside it, the problem, its hint): how Excel keeps a code text
+    (
+        f"'{_CODE_CHAR}+",
+        "substr({c}, 2)",
+        "is written with Excel's text prefix, an apostrophe in front of it",
+        "remove the apostrophe in front of each code: export the codes as text, without opening them in a spreadsheet",
+    ),
+    (
+        f'="{_CODE_CHAR}+"',
+        "substr({c}, 3, length({c}) - 3)",
+        'is written inside Excel\'s ="..." formula, which keeps it text',
+        'remove the =" and " around each code: export the codes as text, without opening them in a spreadsheet',
+    ),
+)
 NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
 
 
@@ -853,14 +1002,28 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                 )
             )
         if col.type == "code":
+            # a tab, a zero-width space or Excel's ' text prefix would stop the code ever matching
+            not_a_word = " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in CODE_NOT_IN)
+            for shape, inner, problem, hint in SPREADSHEET_TEXT_CODES:
+                checks.append(
+                    Check(
+                        c,
+                        f"regexp_full_match({c}, {_sql_str(shape)})",
+                        f"'code ' || {_echo(inner.format(c=c), DIGITS_SHAPED)} || {_sql_str(' ' + problem)}",
+                        hint,
+                        screen=not_a_word,
+                    )
+                )
+            text_codes = " OR ".join(f"regexp_full_match({c}, {_sql_str(s)})" for s, *_ in SPREADSHEET_TEXT_CODES)
             checks.append(
-                Check(  # a tab, a zero-width space or Excel's ' text prefix would stop the code ever matching
+                Check(
                     c,
-                    " OR ".join(f"contains({c}, {_sql_str(ch)})" for ch in CODE_NOT_IN),
+                    f"({not_a_word}) AND NOT ({text_codes})",
                     f"'code ' || {_echo(c, CODE_SHAPED, visible=True)} || ' contains a quote, comma, apostrophe, "
                     "tab, space or invisible character'",
                     "a code is one word, such as 342191000000101 or 13Iv.; check the quoting, and remove "
                     "anything typed or exported around it",
+                    screen=not_a_word,
                 )
             )
             checks.append(
@@ -885,16 +1048,21 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                     )
                 )
         if col.type == "date":
+            invalid = f"{c} IS NOT NULL AND NOT {_plain_iso_date(c)} AND {_date_sql(c)} IS NULL"
+            mistakes = [(f"coalesce({m.condition.format(c=c)}, false)", m) for m in DATE_MISTAKES]
+            for condition, mistake in mistakes:
+                checks.append(Check(c, f"{invalid} AND {condition}", mistake.message(c, col), mistake.hint, invalid))
             shown = _shown_date(c, col)
             checks.append(
                 Check(
                     c,
-                    f"{c} IS NOT NULL AND NOT {_plain_iso_date(c)} AND {_date_sql(c)} IS NULL",
+                    f"{invalid} AND NOT ({' OR '.join(condition for condition, _ in mistakes)})",
                     f"CASE WHEN regexp_full_match({c}, {_sql_str(TWO_DIGIT_YEAR)}) "
                     f"THEN 'date ' || {shown} || ' has a two-digit year' "
                     f"WHEN cf_date_any({c}) IS NULL THEN 'invalid date ' || {shown} "
                     f"ELSE 'date ' || {shown} || ' has a year outside {FIRST_YEAR}-{LAST_YEAR}' END",
                     DATE_HINT,
+                    invalid,
                 )
             )
         if col.choices:
@@ -989,19 +1157,31 @@ def _collect_problems(
             """
         )
     if table.unique:
-        key = table.unique[0]
-        con.execute(
-            f"""
-            INSERT INTO problems
-            SELECT {tbl}, {src}, r._row, {_sql_str(key)}, 'duplicate {key} (first seen on row {REF_ROW})',
-                   'each {key} must appear once', {tbl}, d.first_row, false
-            FROM {rows} r
-            JOIN (SELECT {key}, min(_row) AS first_row FROM {rows} WHERE {key} IS NOT NULL
-                  GROUP BY {key} HAVING count(*) > 1) d USING ({key})
-            WHERE r._row <> d.first_row
-            """
-        )
+        _duplicate_keys(con, table, rows, src)
     return checked
+
+
+def _duplicate_keys(con, table: Table, rows: str, src: str) -> None:
+    """Insert a problem for every row of ``rows`` whose key another row has too: the later ones name the first
+    row, the first names the second. The first row is left out too: an id on two rows is ambiguous, and the
+    other tables' rows with that id (events, relationships) could belong to either patient; kept with the
+    first, they would be put on the wrong child's record. Every row of that id out, they are knock-on rows
+    like those of any rejected patient (``rejected_patients``)."""
+    key, tbl = table.unique[0], _sql_str(table.name)
+    con.execute(
+        f"""
+        INSERT INTO problems
+        SELECT {tbl}, {src}, r._row, {_sql_str(key)},
+               CASE WHEN r._row = d.first_row THEN 'duplicate {key} (also on row {REF_ROW})'
+                    ELSE 'duplicate {key} (first seen on row {REF_ROW})' END,
+               'each {key} must appear once: give each patient their own (--skip-bad-rows leaves out every row '
+               || 'with it, in every file)',
+               {tbl}, CASE WHEN r._row = d.first_row THEN d.second_row ELSE d.first_row END, false
+        FROM {rows} r
+        JOIN (SELECT {key}, min(_row) AS first_row, list_sort(list(_row))[2] AS second_row FROM {rows}
+              WHERE {key} IS NOT NULL GROUP BY {key} HAVING count(*) > 1) d USING ({key})
+        """
+    )
 
 
 def _screens(con, table: Table, checks: list[Check]) -> list[str]:
@@ -1123,6 +1303,12 @@ def read_extract(
         raise ExtractError(
             Problem(str(data_dir), "no such directory", "pass the folder holding patients.csv and events.csv")
         )
+    try:
+        next(data_dir.iterdir(), None)
+    except OSError as exc:
+        raise ExtractError(
+            Problem(str(data_dir), f"cannot be read: {exc.strerror}", "check that you may open this folder")
+        ) from None
     table_maps = load_mapping(mapping)
     con = con or connect()
     workdir = Path(tempfile.mkdtemp(prefix="casefind-"))
@@ -1146,17 +1332,22 @@ def _read(
             missing += exc.problems
             continue
         if path is None:
+            no_file = f"no {table.name}.csv or {table.name}.parquet"
+            if folder := _folder_named_as_file(data_dir, table):  # not "no patients.csv (found: patients.csv)"
+                no_file += f" file: {folder.name} is a folder"
             if table.required:
                 present = ", ".join(sorted(p.name for p in data_dir.iterdir())) or "nothing"
                 missing.append(
-                    Problem(str(data_dir), f"no {table.name}.csv or {table.name}.parquet (found: {present})",
-                            _missing_file_hint(data_dir, table))
-                )  # fmt: skip
+                    Problem(str(data_dir), f"{no_file} (found: {present})", _missing_file_hint(data_dir, table))
+                )
             else:
                 absent.append(
-                    Problem(data_dir.name, f"no {table.name}.csv or {table.name}.parquet: {table.if_absent}",
+                    Problem(data_dir.name, f"{no_file}: {table.if_absent}",
                             _missing_file_hint(data_dir, table, optional=True))
                 )  # fmt: skip
+            continue
+        if problem := _unreadable(path):
+            missing.append(problem)
             continue
         files[table.name] = SourceFile(table.name, path, "parquet" if path.suffix.lower() == ".parquet" else "csv")
     if missing:
@@ -1170,6 +1361,30 @@ def _read(
     return extract
 
 
+def _unreadable(path: Path) -> Problem | None:
+    """Why the file ``path`` cannot be read, or None: opened here, before any work, so that a file another
+    program holds (on Windows, Excel locks a file it has open) or one the user may not read is named with its
+    reason, not an internal error part way through the run."""
+    try:
+        with path.open("rb") as handle:
+            handle.read(1)
+    except OSError as exc:
+        return Problem(str(path), f"cannot be read: {exc.strerror or type(exc).__name__}", UNREADABLE_HINT)
+    return None
+
+
+UNREADABLE_HINT = (
+    "close it in any program that has it open (Excel locks the files it has open), and check that you may read it"
+)
+
+
+def _folder_named_as_file(data_dir: Path, table: Table) -> Path | None:
+    """A folder named as the table's file would be (``patients.csv``, as Spark names the folder of a table it
+    writes), in any case."""
+    names = (f"{table.name}.csv", f"{table.name}.parquet")
+    return next((p for p in sorted(data_dir.iterdir()) if p.name.lower() in names and p.is_dir()), None)
+
+
 def _missing_file_hint(data_dir: Path, table: Table, optional: bool = False) -> str:
     """How to give casefind the table's file: name a file that is there in another format, or say how."""
     folders = [p for p in data_dir.iterdir() if p.is_dir() and p.name.lower() in (table.name, f"{table.name}.parquet")]
@@ -1178,6 +1393,15 @@ def _missing_file_hint(data_dir: Path, table: Table, optional: bool = False) -> 
             f"{parts[0].name} is a folder of part files, as Spark writes a table; casefind reads one file per "
             f"table: write it as one (in Spark, .coalesce(1); or with DuckDB, COPY (FROM '{parts[0].name}/*.parquet') "
             f"TO '{table.name}_all.parquet') and map it: {table.name}: {{file: {table.name}_all.parquet}}"
+        )
+    if folder := _folder_named_as_file(data_dir, table):
+        inside = sorted(p.name for p in folder.iterdir() if p.suffix.lower() in (".csv", ".parquet") and p.is_file())
+        if len(inside) == 1:
+            mapped = f"{folder.name}/{inside[0]}"
+            return f"casefind reads a file, not a folder: map the file in it: {table.name}: {{file: {mapped}}}"
+        return (
+            f"casefind reads one file per table, not a folder: put the table's file here as {table.name}.csv, "
+            f"or name it in a mapping file: {table.name}: {{file: ...}}"
         )
     near = sorted(p.name for p in data_dir.iterdir() if p.stem.lower() == table.name and p.is_file())
     if any(name.lower().endswith((".xlsx", ".xls")) for name in near):
@@ -1242,6 +1466,8 @@ def _read_tables(
     for table in (t for t in TABLES.values() if t.name in files):  # patients first: the others are checked against it
         with _reading(con, files[table.name]):
             _read_rows(con, table, files[table.name], table_maps.get(table.name) or TableMapping(), keep, cut_codes)
+        if table.name == "patients":
+            _refuse_no_patients(con, files["patients"], skip_bad_rows)
 
     if keep and rows_read.get("events") and not con.execute("SELECT count(*) FROM events").fetchone()[0]:
         header_warnings.append(
@@ -1334,6 +1560,37 @@ def _no_rows(source: SourceFile, table: Table) -> Problem:
         )
     missing = table.if_absent or "no criterion read from codes can be met"
     return Problem(source.path.name, f"the file has a header but no rows: {missing}")
+
+
+def _refuse_no_patients(con, source: SourceFile, skip_bad_rows: bool) -> None:
+    """Stop when no patient is left once the bad and blank rows are out: an empty list would say that no child
+    needs discussing. Rows with every field blank are no rows (``_no_rows``). With ``skip_bad_rows``, every row
+    with a problem (often one column written wrongly throughout, such as NULL in every empty date of death)
+    stops the run here, with those problems (up to the cap); without it they stop it anyway, with every file's."""
+    if con.execute("SELECT count(*) FROM patients").fetchone()[0]:
+        return
+    own = con.execute(
+        "SELECT tbl, file, row, col AS column, problem, hint, ref_tbl, ref_row FROM problems WHERE tbl = 'patients' "
+        "ORDER BY row, col"
+    ).df()
+    if own.empty:
+        _no_rows(source, TABLES["patients"])  # raises
+    if not skip_bad_rows:
+        return
+    rows = own["row"].nunique()
+    listed = _past_blank_lines(own.head(MAX_LISTED_PROBLEMS - 1), {"patients": source})
+    problems = [
+        Problem(
+            source.path.name,
+            f"every row has a problem ({rows} row{'s' if rows != 1 else ''}), so no patient is left to list",
+            "--skip-bad-rows leaves out bad rows, and here that is every patient: fix the problems below (the same "
+            "problem in every row is most often one column exported wrongly)",
+        )
+    ]
+    for r in listed.itertuples():
+        hint = r.hint if isinstance(r.hint, str) else None
+        problems.append(Problem(f"{r.file}, row {r.row}, column '{r.column}'", r.problem, hint))
+    raise ExtractError(problems, total=1 + len(own), footer="Stopped before any output.")
 
 
 US_ONLY_DATE = "(0?[1-9]|1[0-2])/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?"
