@@ -164,28 +164,41 @@ def _unit_variance(theta: float, model: str) -> float:
     return theta if model == "poisson" else max(0.0, theta * (1 - theta))
 
 
-def poisson_limit(expected: float, p: float) -> float:
-    """Continuous ``p``-quantile of a Poisson count with mean ``expected`` (Spiegelhalter 2005, A.1.2)."""
-    if expected <= 0:
-        return 0.0
-    return _interpolated(_st.poisson(expected), p)
+def poisson_limit(expected, p: float):
+    """Continuous ``p``-quantile of a Poisson count with mean ``expected`` (Spiegelhalter 2005, A.1.2). A
+    number, or an array of them: a funnel's curve is worked out in one call, not a scipy call per point."""
+    expected = np.asarray(expected, dtype=float)
+    mean = np.where(expected > 0, expected, 1.0)  # placeholder mean where the limit is 0 anyway
+    limit = _interpolated(lambda r: _st.poisson.cdf(r, mean), _st.poisson.ppf(p, mean), p)
+    return _like(expected, np.where(expected > 0, limit, 0.0))
 
 
-def binomial_limit(n: int, theta: float, p: float) -> float:
-    """Continuous ``p``-quantile of a Binomial(``n``, ``theta``) count (Spiegelhalter 2005, A.1.2)."""
-    if theta <= 0 or n <= 0:
-        return 0.0
+def binomial_limit(n, theta: float, p: float):
+    """Continuous ``p``-quantile of a Binomial(``n``, ``theta``) count (Spiegelhalter 2005, A.1.2); ``n`` a
+    whole number or an array of them."""
+    n = np.asarray(n, dtype=float)
+    if theta <= 0:
+        return _like(n, np.zeros_like(n))
     if theta >= 1:
-        return float(n)
-    return _interpolated(_st.binom(int(n), theta), p)
+        return _like(n, np.maximum(n, 0.0))
+    trials = np.where(n > 0, np.rint(n), 1.0)
+    limit = _interpolated(lambda r: _st.binom.cdf(r, trials, theta), _st.binom.ppf(p, trials, theta), p)
+    return _like(n, np.where(n > 0, limit, 0.0))
 
 
-def _interpolated(distribution, p: float) -> float:
-    r = float(distribution.ppf(p))
-    upper_cdf = distribution.cdf(r)
-    lower_cdf = distribution.cdf(r - 1) if r > 0 else 0.0
-    alpha = (upper_cdf - p) / (upper_cdf - lower_cdf) if upper_cdf > lower_cdf else 0.0
-    return max(0.0, r - alpha)
+def _interpolated(cdf, r, p: float):
+    """``r`` (the ``p``-quantile of a discrete count) less how far ``p`` falls short of its cdf, as a share of
+    the step to ``r - 1``."""
+    upper_cdf = cdf(r)
+    lower_cdf = np.where(r > 0, cdf(r - 1), 0.0)
+    step = upper_cdf - lower_cdf
+    alpha = np.where(step > 0, (upper_cdf - p) / np.where(step > 0, step, 1.0), 0.0)
+    return np.maximum(0.0, r - alpha)
+
+
+def _like(given: np.ndarray, values: np.ndarray):
+    """``values`` as a float when ``given`` was one number, else as an array."""
+    return float(values) if given.ndim == 0 else values
 
 
 def _dispersion(z: list[float]) -> tuple[float, bool]:
@@ -209,7 +222,7 @@ def _dersimonian_laird(phi: float, weights: list[float]) -> float:
 def _limits(
     theta: float, n: float, overdispersed: bool, method: str, phi: float, tau2: float, model: str = "poisson"
 ) -> dict:
-    """Limits per unit of denominator for a unit with denominator ``n``."""
+    """Limits per unit of denominator for a unit with denominator ``n`` (a number, or an array: a curve)."""
     result = {}
     ceiling = math.inf if model == "poisson" else 1.0
     for level, (p_low, p_high) in LEVELS.items():
@@ -219,13 +232,13 @@ def _limits(
             if model == "poisson":
                 low, high = poisson_limit(theta * n, p_low) / n, poisson_limit(theta * n, p_high) / n
             else:
-                low, high = binomial_limit(round(n), theta, p_low) / n, binomial_limit(round(n), theta, p_high) / n
+                low, high = binomial_limit(np.rint(n), theta, p_low) / n, binomial_limit(np.rint(n), theta, p_high) / n
         else:
             unit = _unit_variance(theta, model)
             variance = unit / n + tau2 if method == "additive" else phi * unit / n
             z = _st.norm.ppf(p_high)
-            low = max(0.0, theta - z * math.sqrt(variance))
-            high = min(ceiling, theta + z * math.sqrt(variance))
+            low = np.maximum(0.0, theta - z * np.sqrt(variance))
+            high = np.minimum(ceiling, theta + z * np.sqrt(variance))
         result[f"lower_{level}"] = low
         result[f"upper_{level}"] = high
     return result
@@ -239,5 +252,6 @@ def _curve(denominators: list[float], limits, whole: bool = False) -> pd.DataFra
     grid = [float(n) for n in np.geomspace(low, high, CURVE_POINTS)]
     if whole:
         grid = sorted({float(max(1, round(n))) for n in grid})
-    rows = [{"denominator": n, **{k: v * PER for k, v in limits(n).items()}} for n in grid]
-    return pd.DataFrame(rows, columns=CURVE_COLUMNS)
+    grid = np.array(grid)
+    curve = pd.DataFrame({"denominator": grid, **{k: v * PER for k, v in limits(grid).items()}})
+    return curve[CURVE_COLUMNS]

@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from casefind.reports.funnel import funnel, poisson_limit
+from casefind.reports.funnel import binomial_limit, funnel, poisson_limit
 from casefind.reports.report import _published_funnel
 
 
@@ -27,6 +27,33 @@ def interpolated_quantile(mean, p):
 @pytest.mark.parametrize("mean, p", [(5.0, 0.975), (5.0, 0.025), (12.3, 0.999), (12.3, 0.001), (0.4, 0.975)])
 def test_poisson_limit_is_the_interpolated_quantile(mean, p):
     assert poisson_limit(mean, p) == pytest.approx(interpolated_quantile(mean, p), abs=1e-9)
+
+
+def test_a_curve_of_limits_is_worked_out_in_one_call_with_the_same_values():
+    """The funnel's curve asks for hundreds of limits: as an array they are one scipy call each, and equal the
+    reference quantile point by point (a mean of 0 has limit 0)."""
+    means = [0.0, 0.4, 5.0, 12.3]
+    limits = poisson_limit(np.array(means), 0.975)
+    assert isinstance(limits, np.ndarray)
+    expected = [0.0] + [interpolated_quantile(m, 0.975) for m in means[1:]]
+    assert limits.tolist() == pytest.approx(expected, abs=1e-9)
+
+
+def test_binomial_limits_of_a_curve_are_those_of_each_point():
+    n = np.array([0.0, 1.0, 7.0, 40.0, 250.0])
+    for theta, p in [(0.1, 0.975), (0.3, 0.001), (0.0, 0.975), (1.0, 0.5)]:
+        curve = binomial_limit(n, theta, p)
+        reference = [0.0 if theta <= 0 or k <= 0 else k if theta >= 1 else interpolated_binomial(int(k), theta, p)
+                     for k in n]  # fmt: skip
+        assert curve.tolist() == pytest.approx(reference, abs=1e-9)
+
+
+def interpolated_binomial(n, theta, p):
+    """Spiegelhalter (2005) A.1.2 for a binomial count, from scipy's pmf summed by hand."""
+    cdf = np.cumsum([stats.binom.pmf(k, n, theta) for k in range(n + 1)])
+    r = int(np.searchsorted(cdf, p - 1e-12))
+    below = cdf[r - 1] if r > 0 else 0.0
+    return max(0.0, r - (cdf[r] - p) / (cdf[r] - below))
 
 
 def test_poisson_limit_approaches_normal_for_large_counts():
