@@ -827,6 +827,8 @@ _STATUS_WORD = "(?i:" + "|".join(STATUS_WORDS) + ")"
 STATUS_SHAPED = f"{_STATUS_WORD}([ _/-]+{_STATUS_WORD})*"  # 'Walked Out', 'Cancelled', 'did-not-attend'
 TWO_DIGIT_YEAR = f"[0-9]{{1,2}}([-/.][0-9]{{1,2}}[-/.]|[- ]{_MONTH_NAME}[- ])[0-9]{{2}}([ T].*)?"
 NHS_NUMBER_RUN = "(^|[^0-9])[0-9]{10}([^0-9]|$)"
+# ... or ten digits as a spreadsheet writes the number: 9.99124E+09 (its first digits are an NHS number's)
+NHS_NUMBER_AS_NUMBER = "[0-9]([.][0-9]*)?[eE][+]?0*9$"
 DIGITS_SHAPED = "[0-9.]*[0-9][0-9.]*"  # a SNOMED CT code (or a Read code of digits): digits and points
 
 
@@ -890,13 +892,15 @@ NOT_SHOWN = "(not shown: it may be a name or an identifier in the wrong column)"
 
 def _echo(expr: str, shape: str, visible: bool = False) -> str:
     """SQL text: ``expr`` in quotes if it matches the regular expression ``shape`` and holds no run of exactly
-    ten digits (an NHS number's length), else NOT_SHOWN. ``visible``: INVISIBLE characters are written
-    ``<U+200B>``, so that the user sees what to remove."""
+    ten digits (an NHS number's length), nor a number of ten digits as a spreadsheet writes it (9.99124E+09),
+    else NOT_SHOWN. ``visible``: INVISIBLE characters are written ``<U+200B>``, so that the user sees what to
+    remove."""
     text = expr
     for ch in INVISIBLE if visible else ():
         text = f"replace({text}, {_sql_str(ch)}, '<U+{ord(ch):04X}>')"
     quoted = f"'''' || {text} || ''''"
-    shown = f"regexp_full_match({expr}, {_sql_str(shape)}) AND NOT regexp_matches({expr}, {_sql_str(NHS_NUMBER_RUN)})"
+    nhs_number = f"{NHS_NUMBER_RUN}|{NHS_NUMBER_AS_NUMBER}"
+    shown = f"regexp_full_match({expr}, {_sql_str(shape)}) AND NOT regexp_matches({expr}, {_sql_str(nhs_number)})"
     return f"CASE WHEN {shown} THEN {quoted} ELSE {_sql_str(NOT_SHOWN)} END"
 
 
@@ -1030,7 +1034,8 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                 Check(  # Excel shows 342191000000101 as 3.42191E+14 and saves it so: the digits are gone
                     c,
                     f"regexp_full_match({c}, {_sql_str(SPREADSHEET_NUMBER)})",
-                    f"'code ''' || {c} || ''' is a number as a spreadsheet writes it: the code''s digits are lost'",
+                    f"'code ' || {_echo(c, SPREADSHEET_NUMBER)} || ' is a number as a spreadsheet writes it: the "
+                    "code''s digits are lost'",
                     "export again without opening the file in a spreadsheet, or format the code column as text",
                     # each such number holds a digit, a point and a digit, or a digit, an E and a sign
                     screen=f"regexp_matches({c}, '[0-9][.][0-9]|[0-9][eE][+-]')",

@@ -543,3 +543,20 @@ def test_a_spark_folder_of_part_files_is_named_with_how_to_make_one_file(tmp_pat
         "table: write it as one (in Spark, .coalesce(1); or with DuckDB, COPY (FROM 'events.parquet/*.parquet') "
         "TO 'events_all.parquet') and map it: events: {file: events_all.parquet}"
     )
+
+
+def test_an_nhs_number_a_spreadsheet_wrote_into_the_code_column_is_not_quoted(tmp_path):
+    """A shifted column can put an NHS number where the code belongs, and a spreadsheet then writes it as
+    9991241264.0 or 9.99124E+09: the message (and the coding report's shareable rejects.csv, which repeats it)
+    must not carry it, nor its first digits. A code's own number is still quoted."""
+    codes = ["9991241264.0", "9.99124E+09", "9.99124E9", "3.42191E+14"]
+    events = "patient_id,code,date\n" + "".join(f"P1,{c},2026-01-01\n" for c in codes)
+    folder = _write(tmp_path / "x", patients_csv=PATIENTS, events_csv=events)
+    lost = "is a number as a spreadsheet writes it: the code's digits are lost"
+    hidden = "(not shown: it may be a name or an identifier in the wrong column)"
+    assert _lines(_problems(folder)) == [
+        f"events.csv, row 2, column 'code': code {hidden} {lost}",
+        f"events.csv, row 3, column 'code': code {hidden} {lost}",
+        f"events.csv, row 4, column 'code': code {hidden} {lost}",
+        f"events.csv, row 5, column 'code': code '3.42191E+14' {lost}",
+    ]
