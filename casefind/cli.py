@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import os
 import re
+import signal
 import sys
 from datetime import date, datetime
 from pathlib import Path
@@ -68,35 +70,72 @@ def _flag(name: str, help: str):
     return typer.Option(False, name, metavar="", help=help)
 
 
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
+
+
+@contextlib.contextmanager
+def _stopped_by_signals():
+    """Ctrl-C, a scheduler's SIGTERM or a closed terminal's SIGHUP stop a run as KeyboardInterrupt does, so that
+    every ``finally`` runs: the extract's work folder (it can hold a UTF-8 copy of a whole CSV file) and
+    DuckDB's spill folder are removed, as on any other stop; by default SIGTERM and SIGHUP end the process with
+    neither. Yields the signals received (DuckDB may report an interrupted query as another error)."""
+    received: list[int] = []
+
+    def stop(signum, frame):
+        received.append(signum)
+        raise KeyboardInterrupt
+
+    try:
+        earlier = {sig: signal.signal(sig, stop) for sig in STOP_SIGNALS}
+    except ValueError:  # not the main thread (an embedding application): leave its handlers alone
+        earlier = {}
+    try:
+        yield received
+    finally:
+        for sig, handler in earlier.items():
+            signal.signal(sig, handler)
+
+
 def _friendly_errors(func):
     """User errors: one clear message and their exit code. Bugs: no traceback (it might hold patient data)
-    unless CASEFIND_DEBUG=1 is set."""
+    unless CASEFIND_DEBUG=1 is set. A run stopped by a signal says so and exits with 128 + the signal's number
+    (130 for Ctrl-C), never as an internal error."""
 
     @functools.wraps(func)
     def wrapper(*args, **kwargs):
-        try:
-            return func(*args, **kwargs)
-        except UserError as exc:
-            err.print(_styled("error:", "bold red", exc.render()), highlight=False, soft_wrap=True)
-            raise typer.Exit(int(exc.exit_code)) from None
-        except (typer.Exit, typer.Abort, KeyboardInterrupt):
-            raise
-        except Exception as exc:
-            if os.environ.get("CASEFIND_DEBUG") == "1":
+        with _stopped_by_signals() as received:
+            try:
+                return func(*args, **kwargs)
+            except UserError as exc:
+                err.print(_styled("error:", "bold red", exc.render()), highlight=False, soft_wrap=True)
+                raise typer.Exit(int(exc.exit_code)) from None
+            except (typer.Exit, typer.Abort):
                 raise
-            err.print(
-                _styled(
-                    "internal error:",
-                    "bold red",
-                    f"{type(exc).__name__} in casefind {__version__}. Details are hidden because they may contain "
-                    "patient data; rerun with CASEFIND_DEBUG=1 to see them, and report the bug without sharing "
-                    "patient data.",
-                ),
-                highlight=False,
-            )
-            raise typer.Exit(int(ExitCode.INTERNAL)) from None
+            except (KeyboardInterrupt, Exception) as exc:
+                if received or isinstance(exc, KeyboardInterrupt):
+                    signum = received[0] if received else signal.SIGINT
+                    err.print(_styled("stopped:", "bold red", f"{signal.Signals(signum).name} received"))
+                    raise typer.Exit(128 + int(signum)) from None
+                _internal_error(exc)
 
     return wrapper
+
+
+def _internal_error(exc: Exception) -> None:
+    """A bug: its kind and where to report it, not its details (they may hold patient data)."""
+    if os.environ.get("CASEFIND_DEBUG") == "1":
+        raise exc
+    err.print(
+        _styled(
+            "internal error:",
+            "bold red",
+            f"{type(exc).__name__} in casefind {__version__}. Details are hidden because they may contain "
+            "patient data; rerun with CASEFIND_DEBUG=1 to see them, and report the bug without sharing "
+            "patient data.",
+        ),
+        highlight=False,
+    )
+    raise typer.Exit(int(ExitCode.INTERNAL)) from None
 
 
 def _parse_date(value: str, option: str) -> date:

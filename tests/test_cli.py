@@ -368,3 +368,38 @@ def test_a_reader_that_stops_early_is_not_an_internal_error(tmp_path):
         assert proc.wait(timeout=120) == 0, stderr
     assert "internal error" not in stderr and "BrokenPipe" not in stderr
     assert out.exists() and out.with_name("list.csv.provenance.json").exists()
+
+
+@pytest.mark.parametrize("signame", ["SIGTERM", "SIGINT"])
+def test_a_run_stopped_by_a_signal_leaves_no_copy_of_the_extract_and_says_so(make_extract, tmp_path, signame):
+    """A scheduler's timeout (SIGTERM) or Ctrl-C while the extract is read: the work folder (which can hold a
+    UTF-8 copy of a whole CSV file) and DuckDB's spill folder are removed, and the exit code is 128 + the
+    signal's number, not an internal error."""
+    import os
+    import signal
+    import subprocess
+    import sys
+
+    folder = make_extract(
+        patients="patient_id | date_of_birth\nP1 | 2015-01-01",
+        events="patient_id | code | date\nP1 | 342191000000101 | 2026-01-01",
+    )
+    scratch = tmp_path / "tmp"
+    scratch.mkdir()
+    script = (
+        "import os, signal\n"
+        "from casefind import extract\n"
+        "from casefind.cli import app\n"
+        "read_rows = extract._read_rows\n"
+        "def stopped(*args, **kwargs):\n"
+        f"    os.kill(os.getpid(), signal.{signame})\n"
+        "    return read_rows(*args, **kwargs)\n"
+        "extract._read_rows = stopped\n"
+        f"app(['build-list', {str(folder)!r}, '--as-of', '2026-11-24'])\n"
+    )
+    env = {**os.environ, "TMPDIR": str(scratch)}
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, env=env, timeout=120)
+    assert done.returncode == 128 + getattr(signal, signame), done.stderr
+    assert f"stopped: {signame} received" in done.stderr
+    assert "internal error" not in done.stderr
+    assert list(scratch.iterdir()) == []
