@@ -169,10 +169,14 @@ def coding_report(
     breakdowns: tuple[str, ...] = ("category", "practice", "clinician", "age_band", "sex"),
     suppress: bool = True,
     pseudonymise_clinicians: bool = True,
+    clinician_key: str | None = None,
     progress=None,
     as_of: date | None = None,
 ) -> tuple:
     """Coding rates of the protocol's report categories; writes CSVs and report.html into ``out_dir``.
+
+    ``clinician_key``: the practice's private key for the clinician codes (``--clinician-key``); without one
+    they follow the published method, which anyone who can guess the ids' format can recompute.
 
     The report ends by the extract's latest event date on or before ``as_of`` (default: today), the day the
     extract was taken; ``report.notices`` say when ``date_to`` or a compared range was cut short there, and
@@ -214,6 +218,7 @@ def coding_report(
         compare=compare,
         suppress=suppress,
         pseudonymise_clinicians=pseudonymise_clinicians,
+        clinician_salt=clinician_key or reports.PUBLIC_SALT,
         progress=progress,
         extract_end=reports.find_extract_end(extract.con, as_of),
     )

@@ -343,6 +343,15 @@ def coding_report(
         help="Replace clinician ids with codes such as C3FA9B2, the same in every report (the default); "
         "--no-pseudonymise-clinicians shows the ids (recorded in the output).",
     ),
+    clinician_key: str = typer.Option(
+        None,
+        "--clinician-key",
+        envvar="CASEFIND_CLINICIAN_KEY",
+        metavar="KEY",
+        show_envvar=True,
+        help="The practice's private key for the clinician codes: without it anyone who can guess the ids' "
+        "format can recompute them. Keep it with the practice; the same key gives the same codes.",
+    ),
     mapping: Path = typer.Option(
         None, "--mapping", readable=False, help="YAML mapping your export's headers to casefind's."
     ),
@@ -385,6 +394,7 @@ def coding_report(
             breakdowns=tuple(breakdown),
             suppress=not no_suppress,
             pseudonymise_clinicians=pseudonymise_clinicians,
+            clinician_key=clinician_key,
             progress=lambda step: bar.update(task, description=step),
             as_of=run_date,
         )

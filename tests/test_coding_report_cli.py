@@ -250,6 +250,28 @@ def test_clinicians_are_pseudonymised_unless_asked_not_to(extract, default_repor
     assert "&quot;pseudonymise_clinicians&quot;: false" in shown
 
 
+def test_a_practice_key_makes_clinician_codes_only_it_can_recompute(extract, default_report, tmp_path, monkeypatch):
+    """The published method with its public salt lets anyone who can guess the ids' format (GP03) recompute
+    the codes; with the practice's key (--clinician-key, or CASEFIND_CLINICIAN_KEY) they are
+    sha256(key NUL id), and the key itself is written nowhere."""
+    key = "practice-secret-7f3a"
+    monkeypatch.setenv("CASEFIND_CLINICIAN_KEY", key)
+    out = report(extract, tmp_path / "keyed")
+    groups = {r["group"] for r in read_csv(out / "rates.csv") if r["breakdown"] == "clinician"}
+    expected = {"C" + hashlib.sha256(f"{key}\0{c}".encode()).hexdigest()[:6].upper() for c in CLINICIANS}
+    assert groups == expected
+    assert groups.isdisjoint({r["group"] for r in read_csv(default_report / "rates.csv")})
+    provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
+    assert provenance["options"]["clinician_key"] is True
+    assert (
+        json.loads((default_report / "provenance.json").read_text(encoding="utf-8"))["options"]["clinician_key"]
+        is False
+    )
+    for name in OUTPUTS:
+        assert key not in (out / name).read_text(encoding="utf-8"), name
+    assert "only someone holding the key can tell whose a code is" in (out / "report.html").read_text(encoding="utf-8")
+
+
 def test_no_patient_identifiers_in_any_output(extract, default_report, open_report):
     patients = read_csv(extract / "patients.csv")
     identifiers = {p[c] for p in patients for c in ("patient_id", "nhs_number", "family_name", "given_name")}

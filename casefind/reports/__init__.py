@@ -3,7 +3,7 @@
 Library only: everything works on a DuckDB connection holding the core's ``patients`` and ``events`` tables.
 """
 
-from casefind.reports.measures import ANY_CATEGORY, ExtractEnd, find_extract_end
+from casefind.reports.measures import ANY_CATEGORY, PUBLIC_SALT, ExtractEnd, find_extract_end
 from casefind.reports.report import (
     REJECTS_FILE,
     CodingReport,
@@ -18,6 +18,7 @@ from casefind.reports.report import (
 
 __all__ = [
     "ANY_CATEGORY",
+    "PUBLIC_SALT",
     "REJECTS_FILE",
     "CodingReport",
     "ExtractEnd",

@@ -153,7 +153,10 @@ def publishable_code(value: str | None) -> bool:
     return not (_TEN_DIGITS.fullmatch(digits) or _DATE_SHAPE.fullmatch(value) or _POSTCODE_SHAPE.fullmatch(value))
 
 
-def pseudonym_map(ids: Iterable[str], salt: str = "casefind") -> dict[str, str]:
+PUBLIC_SALT = "casefind"  # the salt of the published method, when the practice gives no key (--clinician-key)
+
+
+def pseudonym_map(ids: Iterable[str], salt: str = PUBLIC_SALT) -> dict[str, str]:
     """Pseudonyms that depend only on the id and the salt: "C" + the first 6 hex digits of
     sha256(salt + NUL + id), in capitals (so the codes are in no order the ids were).
 
@@ -288,7 +291,7 @@ class CodingMeasures:
         age_bands: Sequence[AgeBand] | None = None,
         suppress: bool = True,
         pseudonymise_clinicians: bool = False,
-        clinician_salt: str = "casefind",
+        clinician_salt: str = PUBLIC_SALT,
     ) -> pd.DataFrame:
         """Tidy rates: one row per period x category x breakdown group (see module docstring)."""
         chosen = normalise_breakdowns(breakdowns)
@@ -354,7 +357,7 @@ class CodingMeasures:
         period: Period,
         unit: str,
         pseudonymise_clinicians: bool = False,
-        clinician_salt: str = "casefind",
+        clinician_salt: str = PUBLIC_SALT,
         category: str = ANY_CATEGORY,
     ) -> pd.DataFrame:
         """Unsuppressed observed counts and denominators per practice or clinician over one period:

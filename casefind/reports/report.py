@@ -26,6 +26,7 @@ from casefind.reports.funnel import FUNNEL_COLUMNS, Funnel, funnel
 from casefind.reports.measures import (
     ANY_CATEGORY,
     OTHER,
+    PUBLIC_SALT,
     CodingMeasures,
     ExtractEnd,
     Progress,
@@ -83,6 +84,7 @@ class ReportOptions:
     # --from as asked for; date_from and compare above start by extract_start (see _clip_to_extract)
     date_from_requested: date | None = None
     extract_start: date | None = None
+    clinician_key: bool = False  # the pseudonyms were made with the practice's private key, not the public salt
 
     def as_dict(self) -> dict:
         values = asdict(self)
@@ -144,7 +146,7 @@ def build_coding_report(
     pseudonymise_clinicians: bool = True,
     funnel_unit: str | None = None,
     age_bands: Sequence[AgeBand] | None = None,
-    clinician_salt: str = "casefind",
+    clinician_salt: str = PUBLIC_SALT,
     progress: Progress | None = None,
     extract_end: date | ExtractEnd | None = None,
     extract_start: date | None = None,
@@ -198,7 +200,7 @@ def build_coding_report(
         age_min, age_max, date_from, date_to, by, chosen, _ranges(compare_periods),
         suppress, pseudonymise_clinicians, unit, tuple(categories),
         requested_to, _ranges(requested_compare), extract_end, events_after_as_of, as_of,
-        requested_from, extract_start,
+        requested_from, extract_start, clinician_salt != PUBLIC_SALT,
     )  # fmt: skip
     return CodingReport(
         options=options,
@@ -759,7 +761,14 @@ def _method_html(report: CodingReport) -> str:
         "a counted child has a row, including those who recorded no safeguarding code."
         + (
             " Clinician ids are replaced by codes made from a hash of the id (such as C3FA9B2): the same "
-            "clinician has the same code in every report."
+            "clinician has the same code in every report"
+            + (
+                " made with the same private key (--clinician-key), and only someone holding the key can tell "
+                "whose a code is."
+                if o.clinician_key
+                else "; anyone who can guess the ids' format (GP03) can recompute the codes, as the method is "
+                "public: a practice that shares the report outside the practice should set --clinician-key."
+            )
             if o.pseudonymise_clinicians
             else " Clinician ids are shown as recorded (--no-pseudonymise-clinicians)."
         ),
