@@ -195,8 +195,7 @@ def coding_report(
     from casefind.export import rejects_csv
 
     reports.check_out_dir(out_dir)  # before the extract is read, not after minutes of work
-    as_of = as_of or date.today()
-    check_year("--as-of", as_of)
+    as_of = _meeting_date(as_of)
     reports.check_options(date_from, date_to, by, breakdowns, compare)
     protocol = resolve_protocol(rules)
     categories = protocol.report_categories()

@@ -70,6 +70,13 @@ def _flag(name: str, help: str):
     return typer.Option(False, name, metavar="", help=help)
 
 
+def _path(name: str, help: str, default: Path | None = None):
+    """A file or folder option. Not ``readable``: typer would stop on an existing path it cannot read with a
+    usage error (exit code 2) before casefind runs, where an unreadable protocol is exit code 3, an --out file
+    casefind may replace need not be readable, and casefind's own messages carry a hint."""
+    return typer.Option(default, name, readable=False, help=help)
+
+
 STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP") if hasattr(signal, name))
 
 
@@ -243,25 +250,14 @@ def _left_out(rows: int, rejects_file) -> str:
     return f"{'1 bad row was' if rows == 1 else f'{rows} bad rows were'} left out (see {rejects_file})."
 
 
-# Path options say readable=False: otherwise typer stops on an existing path it cannot read with a usage error
-# (exit code 2) before casefind runs: an unreadable protocol is exit code 3, an --out file casefind may replace
-# need not be readable, and casefind's own messages carry a hint.
-
-
 @app.command("build-list")
 @_friendly_errors
 def build_list(
     data_dir: Path = typer.Argument(..., help="Folder with patients.csv/.parquet, events.csv/.parquet, ..."),
-    rules: Path = typer.Option(
-        None, "--rules", readable=False, help="Selection protocol YAML (default: the bundled protocol)."
-    ),
+    rules: Path = _path("--rules", "Selection protocol YAML (default: the bundled protocol)."),
     as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
-    out_file: Path = typer.Option(
-        None, "--out", readable=False, help="Also write the list: .csv, .parquet, .json or .xlsx."
-    ),
-    mapping: Path = typer.Option(
-        None, "--mapping", readable=False, help="YAML mapping your export's headers to casefind's."
-    ),
+    out_file: Path = _path("--out", "Also write the list: .csv, .parquet, .json or .xlsx."),
+    mapping: Path = _path("--mapping", "YAML mapping your export's headers to casefind's."),
     skip_bad_rows: bool = _flag(
         "--skip-bad-rows", "Leave bad rows out (written to a rejects file) instead of stopping."
     ),
@@ -312,15 +308,10 @@ def coding_report(
         help="Last day of the report, YYYY-MM-DD (inclusive; cut to the extract's latest event date).",
     ),
     by: str = typer.Option("month", "--by", help="Period: month, quarter or year."),
-    out_dir: Path = typer.Option(
-        Path("coding-report"),
-        "--out",
-        readable=False,
-        help="Folder for the CSVs and report.html (not one holding an earlier report).",
+    out_dir: Path = _path(
+        "--out", "Folder for the CSVs and report.html (not one holding an earlier report).", Path("coding-report")
     ),
-    rules: Path = typer.Option(
-        None, "--rules", readable=False, help="Protocol whose report_category codelists are counted."
-    ),
+    rules: Path = _path("--rules", "Protocol whose report_category codelists are counted."),
     compare: tuple[str, str] | None = typer.Option(
         None,
         "--compare",
@@ -352,9 +343,7 @@ def coding_report(
         help="The practice's private key for the clinician codes: without it anyone who can guess the ids' "
         "format can recompute them. Keep it with the practice; the same key gives the same codes.",
     ),
-    mapping: Path = typer.Option(
-        None, "--mapping", readable=False, help="YAML mapping your export's headers to casefind's."
-    ),
+    mapping: Path = _path("--mapping", "YAML mapping your export's headers to casefind's."),
     skip_bad_rows: bool = _flag(
         "--skip-bad-rows",
         "Leave bad rows out instead of stopping; they are listed in OUT/rejects.csv (no patient identifiers).",
@@ -416,13 +405,9 @@ def coding_report(
 def explain(
     data_dir: Path = typer.Argument(..., help="Extract folder (as for build-list)."),
     patient_id: str = typer.Argument(..., help="The patient_id to explain."),
-    rules: Path = typer.Option(
-        None, "--rules", readable=False, help="Selection protocol YAML (default: the bundled protocol)."
-    ),
+    rules: Path = _path("--rules", "Selection protocol YAML (default: the bundled protocol)."),
     as_of: str = typer.Option(None, "--as-of", metavar="YYYY-MM-DD", help="Meeting date YYYY-MM-DD (default: today)."),
-    mapping: Path = typer.Option(
-        None, "--mapping", readable=False, help="YAML mapping your export's headers to casefind's."
-    ),
+    mapping: Path = _path("--mapping", "YAML mapping your export's headers to casefind's."),
     skip_bad_rows: bool = _flag(
         "--skip-bad-rows", "Leave bad rows out instead of stopping; the output counts them and shows the first few."
     ),

@@ -1592,10 +1592,7 @@ def _refuse_no_patients(con, source: SourceFile, skip_bad_rows: bool) -> None:
             "problem in every row is most often one column exported wrongly)",
         )
     ]
-    for r in listed.itertuples():
-        hint = r.hint if isinstance(r.hint, str) else None
-        problems.append(Problem(f"{r.file}, row {r.row}, column '{r.column}'", r.problem, hint))
-    raise ExtractError(problems, total=1 + len(own), footer="Stopped before any output.")
+    raise ExtractError(problems + _row_problems(listed), total=1 + len(own), footer="Stopped before any output.")
 
 
 US_ONLY_DATE = "(0?[1-9]|1[0-2])/(1[3-9]|2[0-9]|3[01])/[0-9]{4}([ T].*)?"
@@ -1656,9 +1653,7 @@ def _stop(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> ExtractError:
     listed = _past_blank_lines(own.head(MAX_LISTED_PROBLEMS - len(counts)), files)
     problems = []
     for table in TABLES:
-        for r in listed[listed["tbl"] == table].itertuples():
-            hint = r.hint if isinstance(r.hint, str) else None
-            problems.append(Problem(f"{r.file}, row {r.row}, column '{r.column}'", r.problem, hint))
+        problems += _row_problems(listed[listed["tbl"] == table])
         if table in counts:
             n = int(counts[table])
             problems.append(
@@ -1673,6 +1668,15 @@ def _stop(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> ExtractError:
         "(build-list and coding-report then write them, with their reasons, to a rejects file)."
     )
     return ExtractError(problems, total=len(own) + len(counts), footer=footer)
+
+
+def _row_problems(listed: pd.DataFrame) -> list[Problem]:
+    """Each problem of ``listed`` (rows of the ``problems`` table, rows numbered by ``_past_blank_lines``) as
+    ``file, row N, column 'c'``."""
+    return [
+        Problem(f"{r.file}, row {r.row}, column '{r.column}'", r.problem, r.hint if isinstance(r.hint, str) else None)
+        for r in listed.itertuples()
+    ]
 
 
 def _past_blank_lines(rejects: pd.DataFrame, files: dict[str, SourceFile]) -> pd.DataFrame:

@@ -88,8 +88,7 @@ def _place_new(tmp: str, path: Path) -> None:
 
 def _staged(path: Path, data: bytes) -> str:
     """``data`` in a 0600 temporary file beside ``path``, flushed to disk; its name."""
-    if not path.parent.is_dir():
-        raise OutputError(Problem(str(path.parent), "folder does not exist", "create it first or choose another --out"))
+    _require_folder(path.parent)
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
     except OSError as exc:
@@ -119,10 +118,14 @@ def check_writable(path: Path) -> None:
     if _is_dir(path):
         raise OutputError(Problem(str(path), "is a folder", "give a file name, such as list.csv"))
     folder = path.parent
-    if not _is_dir(folder):
-        raise OutputError(Problem(str(folder), "folder does not exist", "create it first or choose another --out"))
+    _require_folder(folder)
     if not os.access(folder, os.W_OK | os.X_OK):
         raise OutputError(Problem(str(folder), "no permission to write in this folder", "choose another --out"))
+
+
+def _require_folder(folder: Path) -> None:
+    if not _is_dir(folder):
+        raise OutputError(Problem(str(folder), "folder does not exist", "create it first or choose another --out"))
 
 
 def _exists(path: Path) -> bool:

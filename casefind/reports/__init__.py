@@ -11,7 +11,6 @@ from casefind.reports.report import (
     build_coding_report,
     check_options,
     check_out_dir,
-    check_year,
     render_html,
     write_report,
 )
@@ -26,7 +25,6 @@ __all__ = [
     "build_coding_report",
     "check_options",
     "check_out_dir",
-    "check_year",
     "find_extract_end",
     "render_html",
     "write_report",
