@@ -12,7 +12,7 @@ from casefind import __version__, export
 from casefind.dates import check_year
 from casefind.engine import duckdb_engine
 from casefind.errors import ExtractError, OptionError, Problem, ProtocolError
-from casefind.extract import Extract, read_extract
+from casefind.extract import Extract, about_nhs_numbers, read_extract
 from casefind.files import refuse_existing
 from casefind.protocol import Protocol, default_protocol_path, load_protocol
 from casefind.ranking import rank
@@ -244,9 +244,11 @@ def coding_report(
 def _report_warnings(extract: Extract) -> list[str]:
     """The extract's warnings about the files the coding report reads (patients and events: a column not found,
     blank rows skipped), which may change every figure and so come first in its notices. Those about the
-    files it does not read (no relationships file) are the list's concern, not the report's."""
+    files it does not read (no relationships file) are the list's concern, not the report's; so are those
+    about NHS numbers, which the report does not read: they name rows of single patients, which a report that
+    may leave the practice must not."""
     read = [extract.files[t].path.name for t in ("patients", "events") if t in extract.files]
-    return [str(w) for w in extract.warnings if any(name in w.location for name in read)]
+    return [str(w) for w in extract.warnings if any(name in w.location for name in read) and not about_nhs_numbers(w)]
 
 
 def explain(

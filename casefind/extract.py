@@ -1750,6 +1750,15 @@ NHS_NUMBER_WARNINGS = {  # what is wrong with an NHS number -> the warning's wor
 }
 
 
+NHS_NUMBER_COLUMN = "column 'nhs_number'"  # how the NHS-number warnings' locations end
+
+
+def about_nhs_numbers(warning: Problem) -> bool:
+    """Whether ``warning`` is one of the NHS-number warnings (``_nhs_number_warnings``), which name rows of
+    the patients file."""
+    return warning.location.endswith(NHS_NUMBER_COLUMN)
+
+
 def _nhs_number_warnings(con, source: SourceFile) -> list[Problem]:
     """A warning for each kind of bad NHS number (NHS_NUMBER_WARNINGS), and one for valid numbers given to more
     than one patient (merged records, or a number typed into the wrong record). Counts and rows only: an NHS
@@ -1787,7 +1796,7 @@ def _nhs_number_warnings(con, source: SourceFile) -> list[Problem]:
             problem = f"{len(rows)} {NHS_NUMBER_WARNINGS[kind][len(rows) != 1]}"
         warnings.append(
             Problem(
-                f"{source.path.name}, {_rows_text(_spreadsheet_rows(source, rows))}, column 'nhs_number'",
+                f"{source.path.name}, {_rows_text(_spreadsheet_rows(source, rows))}, {NHS_NUMBER_COLUMN}",
                 f"{problem} (the patients are still considered; check the numbers before sharing the list)",
             )
         )

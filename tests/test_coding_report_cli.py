@@ -650,3 +650,23 @@ def test_rejects_csv_is_written_with_the_report_and_in_its_provenance(extract, t
     provenance = json.loads((out / "provenance.json").read_text(encoding="utf-8"))
     assert provenance["files_sha256"]["rejects.csv"] == hashlib.sha256((out / "rejects.csv").read_bytes()).hexdigest()
     assert "Wrote rates.csv, spc.csv, funnel.csv, report.html, rejects.csv, provenance.json" in result.stdout
+
+
+def test_nhs_number_warnings_stay_out_of_the_report(extract, tmp_path):
+    """A wrong check digit is build-list's warning, naming the patient's row: the report reads no NHS
+    number, so neither its screen, nor report.html, nor provenance.json (which may leave the practice) say it.
+    build-list on the same extract still warns."""
+    folder = tmp_path / "extract"
+    folder.mkdir()
+    patients = (extract / "patients.csv").read_text(encoding="utf-8")
+    first = nhs_numbers(1)[0]
+    assert patients.count(first) == 1
+    (folder / "patients.csv").write_text(patients.replace(first, first[:-1] + str((int(first[-1]) + 1) % 10)))
+    (folder / "events.csv").write_bytes((extract / "events.csv").read_bytes())
+    out = tmp_path / "o"
+    result = run(folder, "--from", "2024-01-01", "--to", "2024-12-31", "--out", out)
+    assert result.exit_code == 0, result.output
+    assert "modulus 11" in " ".join(str(w) for w in build_list(folder, as_of=date(2025, 9, 30)).info.warnings)
+    for text in (result.stderr, (out / "report.html").read_text(encoding="utf-8")):
+        assert "modulus 11" not in text and "nhs_number" not in text
+    assert not [w for w in json.loads((out / "provenance.json").read_text(encoding="utf-8"))["warnings"] if "NHS" in w]

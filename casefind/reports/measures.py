@@ -11,6 +11,8 @@ Definitions (all dates inclusive):
   **codes**: the number of such coded events (a row the export repeats, with the same child, code, day
   and clinician, is one event).
 * **Child-years**: days eligible within the period / 365.25.
+* **Children registered** (``children_registered``): children eligible on at least one day of the period,
+  the group's population, which disclosure control reads (see :func:`finalise_rates`).
 * **Registered at midpoint**: children eligible (in the age range, registered and alive) on the period's
   middle day; **cohort numerator**: those of them in the numerator, so
   ``proportion = cohort_numerator / registered_midpoint`` is a true proportion (Wilson interval). By age band, the
@@ -80,6 +82,7 @@ RATE_COLUMNS = [
     "rate",
     "lower",
     "upper",
+    "children_registered",
     "registered_midpoint",
     "cohort_numerator",
     "proportion",
@@ -103,7 +106,9 @@ COMPARE_COLUMNS = [
     "upper",
     "suppressed",
 ]
-COUNT_COLUMNS = ("numerator", "codes", "registered_midpoint", "cohort_numerator", "children_seen")
+COUNT_COLUMNS = (
+    "numerator", "codes", "children_registered", "registered_midpoint", "cohort_numerator", "children_seen",
+)  # fmt: skip
 
 Progress = Callable[[str], None]
 
@@ -115,6 +120,7 @@ _T_PRACTICES = "_casefind_report_practice_labels"
 _T_GROUPED = "_casefind_report_patients"  # the dates the report reads, with the published practice and sex
 _T_CLINICIANS = "_casefind_report_clinician_labels"
 _T_SEEN = "_casefind_report_seen"  # (clinician, patient_id, event_date): events of any code of eligible children
+DENOMINATORS = ["child_days", "children_registered", "registered_midpoint"]  # per period x group, from patients
 _FAR_PAST = "DATE '0001-01-01'"
 _FAR_FUTURE = "DATE '9999-12-31'"
 
@@ -361,7 +367,8 @@ class CodingMeasures:
         category: str = ANY_CATEGORY,
     ) -> pd.DataFrame:
         """Unsuppressed observed counts and denominators per practice or clinician over one period:
-        ``group, numerator, denominator`` (child-years for a practice, children seen for a clinician). The
+        ``group, numerator, denominator, population`` (child-years for a practice, children seen for a
+        clinician; the population, which disclosure control reads, is the children registered or seen). The
         group ``OTHER`` is included; the funnel leaves it out (see ``report``).
 
         Funnel limits need the true figures; callers apply disclosure control to what they publish.
@@ -374,9 +381,11 @@ class CodingMeasures:
             clinician_salt=clinician_salt,
         )
         rows = table[(table.breakdown == unit) & (table.category == category)]
-        denominator = "child_years" if unit == "practice" else "children_seen"
-        rows = rows.rename(columns={denominator: "denominator"})
-        return rows[["group", "numerator", "denominator"]].reset_index(drop=True)
+        if unit == "practice":
+            rows = rows.rename(columns={"child_years": "denominator", "children_registered": "population"})
+        else:
+            rows = rows.assign(denominator=rows["children_seen"], population=rows["children_seen"])
+        return rows[["group", "numerator", "denominator", "population"]].reset_index(drop=True)
 
     # --- set-up -----------------------------------------------------------------------------------------
 
@@ -491,25 +500,26 @@ class CodingMeasures:
         present = {c for (c,) in self.con.execute("SELECT column_name FROM (DESCRIBE patients)").fetchall()}
         return [c.name for c in TABLES["patients"].columns if c.identifies_patient and c.name in present]
 
-    def label_notices(self, breakdowns: Iterable[str]) -> list[str]:
+    def label_notices(self, breakdowns: Iterable[str], suppress: bool = False) -> list[str]:
         """One sentence per breakdown among ``breakdowns`` (practice, clinician, sex) with values not published,
-        empty ones included: how many rows went to ``OTHER``, never the values."""
+        empty ones included: how many rows went to ``OTHER``, never the values. With ``suppress`` the counts
+        follow the report's disclosure control ("1 to 7", else "about" the count rounded to the nearest 5)."""
         chosen, notices = set(breakdowns), []
         code_rule = "(letters and digits, no spaces, no patient's identifier)"
         if "practice" in chosen:
             notices += _other_notice(
                 "patient", "practice_id", self._blank_practices, self._hidden_practices,
-                f"a practice_id that does not look like a practice code {code_rule}",
+                f"a practice_id that does not look like a practice code {code_rule}", suppress,
             )  # fmt: skip
         if "clinician" in chosen:
             notices += _other_notice(
                 "coded event", "clinician_id", self._blank_clinician_codes, self._hidden_clinician_codes,
-                f"a clinician_id that does not look like a clinician code {code_rule}",
+                f"a clinician_id that does not look like a clinician code {code_rule}", suppress,
             )  # fmt: skip
         if "sex" in chosen:
             notices += _other_notice(
                 "patient", "sex", self._blank_sexes, self._hidden_sexes,
-                "a sex other than F, M, I or U (or Female, Male, Indeterminate, Unknown)",
+                "a sex other than F, M, I or U (or Female, Male, Indeterminate, Unknown)", suppress,
             )  # fmt: skip
         return notices
 
@@ -549,7 +559,8 @@ class CodingMeasures:
     # --- denominators and numerators -----------------------------------------------------------------------
 
     def _denominators(self, bands: Sequence[AgeBand]) -> pd.DataFrame:
-        """Child-days and midpoint counts per period x practice x sex x band, in one pass over patients."""
+        """Child-days, children and midpoint counts per period x practice x sex x band, in one pass over patients
+        (a child is one spell per band, so ``children_registered`` counts each child once in each band)."""
         self._create_bands_table(bands)
         return self.con.execute(
             f"""WITH spells AS (
@@ -558,6 +569,7 @@ class CodingMeasures:
                 FROM {_T_GROUPED} p CROSS JOIN {_T_BANDS} b)
             SELECT per.label AS period, practice, sex, band,
                    sum(date_diff('day', greatest(s, per.ps), least(e, per.pe)) + 1)::BIGINT AS child_days,
+                   count(*)::BIGINT AS children_registered,
                    count(*) FILTER (WHERE per.mid BETWEEN s AND e)::BIGINT AS registered_midpoint
             FROM spells JOIN {_T_PERIODS} per ON spells.s <= per.pe AND spells.e >= per.ps
             WHERE spells.s <= spells.e
@@ -590,7 +602,7 @@ class CodingMeasures:
         group_sql = f"m.{column}" if column else "'all'"
         numerators = self._numerators(group_sql, [AgeBand(self.age_min, self.age_max)])
         keyed = denominators.assign(group=denominators[column] if column else "all")
-        dens = keyed.groupby(["period", "group"], as_index=False)[["child_days", "registered_midpoint"]].sum()
+        dens = keyed.groupby(["period", "group"], as_index=False)[DENOMINATORS].sum()
         groups = ["all"] if column is None else sorted(set(dens["group"]))
         return self._grid(breakdown, self._complete(dens, groups), numerators)
 
@@ -599,7 +611,7 @@ class CodingMeasures:
         denominators = self._denominators(bands)
         dens = (
             denominators.rename(columns={"band": "group"})
-            .groupby(["period", "group"], as_index=False)[["child_days", "registered_midpoint"]]
+            .groupby(["period", "group"], as_index=False)[DENOMINATORS]
             .sum()
         )
         return self._grid("age_band", self._complete(dens, [b.label for b in bands]), numerators)
@@ -628,7 +640,11 @@ class CodingMeasures:
             frame[column] = frame[column].fillna(0).astype("int64")
         # no registered list: no child-years and no midpoint census
         frame = frame.assign(
-            child_days=math.nan, registered_midpoint=math.nan, cohort_numerator=math.nan, breakdown="clinician"
+            child_days=math.nan,
+            children_registered=math.nan,
+            registered_midpoint=math.nan,
+            cohort_numerator=math.nan,
+            breakdown="clinician",
         )
         if pseudonymise:
             frame["group"] = frame["group"].map(pseudonym_map(frame["group"], salt))
@@ -684,8 +700,8 @@ class CodingMeasures:
         periods = self.con.execute(f"SELECT label FROM {_T_PERIODS}").df()["label"]
         full = pd.MultiIndex.from_product([periods, groups], names=["period", "group"]).to_frame(index=False)
         full = full.merge(dens, on=["period", "group"], how="left")
-        full[["child_days", "registered_midpoint"]] = full[["child_days", "registered_midpoint"]].fillna(0)
-        return full.astype({"child_days": "int64", "registered_midpoint": "int64"})
+        full[DENOMINATORS] = full[DENOMINATORS].fillna(0)
+        return full.astype(dict.fromkeys(DENOMINATORS, "int64"))
 
     def _grid(self, breakdown: str, dens: pd.DataFrame, numerators: pd.DataFrame) -> pd.DataFrame:
         """Every period x group with a denominator, crossed with every category; absent numerators are 0."""
@@ -701,18 +717,23 @@ class CodingMeasures:
             self.progress(message)
 
 
-def _rows(count: int, noun: str) -> str:
+def _rows(count: int, noun: str, suppress: bool = False) -> str:
+    """Say "3 patients have"; with ``suppress``, the count as disclosure control publishes it ("1 to 7 patients
+    have", "about 15 patients have": always "about", or its absence would tell a count rounding left alone)."""
+    if suppress:
+        shown = stats.suppress_count(count)
+        return f"1 to 7 {noun}s have" if shown is None else f"about {shown:,} {noun}s have"
     return f"1 {noun} has" if count == 1 else f"{count:,} {noun}s have"
 
 
-def _other_notice(noun: str, column: str, blank: int, hidden: int, value: str) -> list[str]:
+def _other_notice(noun: str, column: str, blank: int, hidden: int, value: str, suppress: bool) -> list[str]:
     """The sentence saying how many rows went to ``OTHER`` for one column: blank, and with ``value``, one
-    not published (counts only)."""
+    not published (counts only, under disclosure control if ``suppress``)."""
     parts = []
     if blank:
-        parts.append(f"{_rows(blank, noun)} no {column}")
+        parts.append(f"{_rows(blank, noun, suppress)} no {column}")
     if hidden:
-        parts.append(f"{_rows(hidden, noun)} {value}")
+        parts.append(f"{_rows(hidden, noun, suppress)} {value}")
     if not parts:
         return []
     shown = ", the value not shown" if hidden else ""
@@ -738,9 +759,15 @@ def _attach_period_dates(frame: pd.DataFrame, periods: Sequence[Period]) -> pd.D
 def finalise_rates(raw: pd.DataFrame, suppress: bool, category_names: Sequence[str]) -> pd.DataFrame:
     """Rates, intervals and (optionally) disclosure control from raw counts and child-days.
 
-    With ``suppress``: people and code counts follow :func:`stats.suppress_count`, codes are also hidden
-    wherever their numerator is, child-years are rounded to the nearest 5, and every rate, proportion and
-    interval is recomputed from those published figures (so it is hidden wherever its count is).
+    With ``suppress``: people and code counts follow :func:`stats.suppress_count`, codes and the cohort
+    numerator are also hidden wherever the numerator is, child-years are rounded to the nearest 5, and every
+    rate, proportion and interval is recomputed from those published figures (so it is hidden wherever its
+    count is).
+
+    A group of 1 to 7 children (its population: ``children_registered``, or a clinician's ``children_seen``)
+    has every count hidden, zeros included. Otherwise a 0 beside a hidden count would tell who was coded:
+    one child with sex 'I' shows 0 when she was not coded and a hidden count when she was; and of a small
+    group, a 0 says of each child that they were not.
     """
     records = []
     for row in raw.itertuples(index=False):
@@ -767,8 +794,11 @@ def _finalise_row(row: dict, suppress: bool) -> dict:
     hidden = False
     if suppress:
         shown = {c: stats.suppress_count(v) if v is not None else None for c, v in counts.items()}
+        population = counts["children_seen" if clinician else "children_registered"]
+        if population is not None and stats.suppress_count(population) is None:  # a group of 1 to 7 children
+            shown = dict.fromkeys(shown)
         if shown["numerator"] is None:
-            shown["codes"] = None
+            shown["codes"] = shown["cohort_numerator"] = None
         hidden = any(shown[c] is None for c in present)
         counts = shown
         if not clinician:

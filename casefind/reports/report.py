@@ -36,12 +36,15 @@ from casefind.reports.periods import AgeBand, Period, make_periods, range_period
 from casefind.reports.spc import SPC_COLUMNS, points_only, xmr
 from casefind.reports.tidy_csv import to_csv_text
 
-DISCLOSURE_ON = "counts 1-7 suppressed; other counts and child-years rounded to nearest 5; rates from rounded figures"
+DISCLOSURE_ON = (
+    "counts 1-7 suppressed (every count of a group of 1-7 children too); other counts and child-years rounded to "
+    "nearest 5; rates from rounded figures"
+)
 DISCLOSURE_OFF = "NONE (--no-suppress): for use inside the practice only; do not publish"
 
 RATES_CSV_COLUMNS = [
     "period", "group", "numerator", "denominator", "rate", "lower", "upper",
-    "category", "breakdown", "period_start", "period_end", "codes", "registered_midpoint",
+    "category", "breakdown", "period_start", "period_end", "codes", "children_registered", "registered_midpoint",
     "cohort_numerator", "children_seen", "proportion", "prop_lower", "prop_upper", "suppressed",
     "disclosure_control",
 ]  # fmt: skip
@@ -193,7 +196,7 @@ def build_coding_report(
         if unit == "clinician":
             raw = measures.funnel_input(whole, unit, pseudonymise_clinicians, clinician_salt)
         compared = measures.compare(*compare_periods, suppress=suppress) if compare_periods else None
-        label_notices = measures.label_notices({*chosen, unit})
+        label_notices = measures.label_notices({*chosen, unit}, suppress)
     result = _published_funnel(raw, suppress, FUNNEL_MODELS[unit])
     left_out = _funnel_left_out(raw, suppress, unit)
     options = ReportOptions(
@@ -212,6 +215,7 @@ def build_coding_report(
             "unit": unit,
             "measure": FUNNEL_MEASURES[unit],
             "left_out": left_out,
+            "small_units": _small_units(raw) if suppress else 0,
             "category": ANY_CATEGORY,
             "pooled_rate": result.pooled_rate,
             "pooled_rate_low": result.pooled_rate_low,
@@ -427,7 +431,9 @@ def _published_funnel(raw: pd.DataFrame, suppress: bool, model: str = "poisson")
     the funnel whatever the suppressed counts are (the limits rise with the pooled rate). The
     overdispersion test reads the units shown, at the stand-in; the widest limits also cover the
     decisions at both ends. Suppressed units have no rate, so no z-score or flag; a unit whose child-years
-    round to 0 is not plotted. Without suppressed units the three coincide and this is the plain funnel.
+    round to 0 is not plotted, nor is a unit of 1 to 7 children (``population``, registered or seen), whose
+    0 would say of each child that they were not coded (see ``measures.finalise_rates``). Without
+    suppressed units the three coincide and this is the plain funnel.
     """
     raw = raw[raw["group"] != OTHER]
     groups = [str(g) for g in raw["group"]]
@@ -438,7 +444,10 @@ def _published_funnel(raw: pd.DataFrame, suppress: bool, model: str = "poisson")
         result = replace(result, pooled_rate_low=result.pooled_rate, pooled_rate_high=result.pooled_rate)
     else:
         counts = [stats.suppress_count(o) for o in observed]
-        published = [_published_denominator(n, model) for n in denominators]
+        published = [
+            0.0 if _small_group(p) else _published_denominator(n, model)
+            for n, p in zip(denominators, raw["population"], strict=True)
+        ]
         plotted = [c for c, n in zip(counts, published, strict=True) if n > 0]  # as funnel() plots them
         shown, hidden = sum(c for c in plotted if c is not None), sum(c is None for c in plotted)
         exposure = sum(published)
@@ -458,6 +467,17 @@ def _published_denominator(value: float, model: str) -> float:
     return 0.0 if shown is None else float(shown)
 
 
+def _small_units(raw: pd.DataFrame) -> int:
+    """How many units (``OTHER`` is none) disclosure control leaves off the funnel for having 1 to 7 children."""
+    units = raw[(raw["group"] != OTHER) & (raw["population"] > 0)]
+    return int(units["population"].map(_small_group).sum())
+
+
+def _small_group(population) -> bool:
+    """A group of 1 to 7 children, whose every count disclosure control hides (``measures.finalise_rates``)."""
+    return stats.suppress_count(int(population)) is None
+
+
 def _funnel_left_out(raw: pd.DataFrame, suppress: bool, unit: str) -> str | None:
     """What the funnel leaves out: the group ``OTHER``, in published figures; None when it held nothing."""
     other = raw[raw["group"] == OTHER]
@@ -465,17 +485,22 @@ def _funnel_left_out(raw: pd.DataFrame, suppress: bool, unit: str) -> str | None
         return None
     count, denominator = int(other["numerator"].iloc[0]), float(other["denominator"].iloc[0])
     model = FUNNEL_MODELS[unit]
-    if suppress:
-        count, denominator = stats.suppress_count(count), _published_denominator(denominator, model)
-    coded = "1 to 7 (suppressed)" if count is None else f"{count:,}"
-    if unit == "practice":
-        held = (
-            f"patients with a blank practice_id or one not shown: {coded} children coded, "
-            f"{denominator:,.1f} child-years"
-        )
+    held = (
+        "patients with a blank practice_id or one not shown"
+        if unit == "practice"
+        else "events with a blank clinician_id or one not shown"
+    )
+    if suppress and _small_group(other["population"].iloc[0]):
+        held += ": 1 to 7 children, so every figure is suppressed"
     else:
-        seen = f"{denominator:,.0f}" if denominator > 0 else "1 to 7 (suppressed)"
-        held = f"events with a blank clinician_id or one not shown: {coded} children coded of {seen} children seen"
+        if suppress:
+            count, denominator = stats.suppress_count(count), _published_denominator(denominator, model)
+        coded = "1 to 7 (suppressed)" if count is None else f"{count:,}"
+        if unit == "practice":
+            held += f": {coded} children coded, {denominator:,.1f} child-years"
+        else:
+            seen = f"{denominator:,.0f}" if denominator > 0 else "1 to 7 (suppressed)"
+            held += f": {coded} children coded of {seen} children seen"
     return (
         f"The funnel plot leaves out the group '{OTHER}' ({held}): it is not a {unit}, so it is not plotted and "
         f"takes no part in the pooled {'rate' if unit == 'practice' else 'proportion'}."
@@ -618,9 +643,10 @@ def _spc_caption(spc: pd.DataFrame, suppress: bool) -> str:
     if hidden:
         text = (
             f"No mean, process limits or special causes: {hidden} of {months} months {_are(hidden)} suppressed (1 to 7 "
-            "children coded), and lines worked out from the other months would be biased, because disclosure "
-            "control hides a month according to its count. Grey: the published months. For the full chart, run "
-            "the report with --no-suppress inside the practice, or on an extract covering more children."
+            "children coded, or 1 to 7 children counted), and lines worked out from the other months would be "
+            "biased, because disclosure control hides a month according to its count. Grey: the published months. "
+            "For the full chart, run the report with --no-suppress inside the practice, or on an extract covering "
+            "more children."
         )
     elif spc["value"].notna().any():
         flagged = spc[spc["special_cause"]]["period"].tolist()
@@ -645,6 +671,13 @@ def _funnel_caption(report: CodingReport) -> str:
     s = report.funnel_summary
     phi = "not estimated (fewer than 3 units)" if math.isnan(s["phi"]) else f"{s['phi']:.2f}"
     left_out = f" {s['left_out']}" if s.get("left_out") else ""
+    small = s.get("small_units", 0)
+    if small:
+        units = f"{s['unit']}{'' if small == 1 else 's'}"
+        left_out = (
+            f" {small} {units} with 1 to 7 children {_are(small)} not plotted: under disclosure control every "
+            f"figure of so small a group is suppressed.{left_out}"
+        )
     clinician = s["unit"] == "clinician"
     if math.isnan(s["pooled_rate"]):
         rounded = " (after rounding to the nearest 5)" if report.options.suppress else ""
@@ -717,6 +750,7 @@ def _rate_tables(report: CodingReport) -> list[tuple[str, str]]:
         ("rate", "Rate /1000", 2),
         ("lower", "95% CI low", 2),
         ("upper", "95% CI high", 2),
+        ("children_registered", f"Aged {o.age_min}-{o.age_max}, registered and alive in the period", 0),
         ("registered_midpoint", counted, 0),
         ("proportion", "Proportion", 4),
     ]
@@ -790,7 +824,10 @@ def _method_html(report: CodingReport) -> str:
         (
             "Small numbers: counts of 1 to 7 are hidden, other counts and child-years are "
             "rounded to the nearest 5, "
-            "and rates are worked out from the rounded figures. When any month is hidden, the SPC chart shows "
+            "and rates are worked out from the rounded figures. A group of 1 to 7 children (counted in the "
+            "period, or seen by a clinician) has every count hidden, even a 0, which would say of each child "
+            "that they were not coded; such a practice or clinician is not plotted in the funnel. "
+            "When any month is hidden, the SPC chart shows "
             "the published months without a mean or limits, which would be biased."
             if o.suppress
             else "Small numbers are NOT hidden in this report (--no-suppress). Keep it inside the practice."

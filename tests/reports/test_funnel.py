@@ -118,8 +118,10 @@ def test_too_few_units_skip_the_dispersion_test():
     assert (result.curve["upper_998"] >= result.curve["upper_95"]).all()
 
 
-def _published(groups, observed, years):
-    raw = pd.DataFrame({"group": groups, "numerator": observed, "denominator": years})
+def _published(groups, observed, years, population=None):
+    """The published practice funnel; each practice has 1,000 children unless ``population`` says."""
+    population = population or [1000] * len(groups)
+    raw = pd.DataFrame({"group": groups, "numerator": observed, "denominator": years, "population": population})
     return _published_funnel(raw, suppress=True)
 
 
@@ -159,7 +161,12 @@ def test_a_suppressed_count_cannot_be_worked_out_from_the_pooled_rate_or_phi():
 
 def test_without_suppression_the_published_funnel_is_the_true_one():
     raw = pd.DataFrame(
-        {"group": list("ABCD"), "numerator": [10, 20, 31, 39], "denominator": [1000.0, 2000, 3000, 4000]}
+        {
+            "group": list("ABCD"),
+            "numerator": [10, 20, 31, 39],
+            "denominator": [1000.0, 2000, 3000, 4000],
+            "population": [3, 900, 1400, 1800],
+        }
     )
     published = _published_funnel(raw, suppress=False)
     assert published.pooled_rate == pytest.approx(10.0)
@@ -229,8 +236,24 @@ def test_a_published_proportion_funnel_leaves_out_other_and_hides_small_denomina
             "group": ["A", "B", "C", "other or not recorded"],
             "numerator": [0, 12, 20, 30],
             "denominator": [5.0, 150.0, 200.0, 100.0],
+            "population": [5, 150, 200, 100],
         }
     )
     published = _published_funnel(raw, suppress=True, model="binomial")
     assert list(published.points.group) == ["B", "C"]  # A saw 5 children: hidden, so not plotted
     assert published.pooled_rate == pytest.approx(1000 * (10 + 20) / (150 + 200))  # 12 is published as 10
+
+
+def test_a_practice_of_1_to_7_children_is_not_plotted_whatever_it_coded():
+    """Four children over a year are about 5 child-years, which would plot. Its 0 would say of each of the
+    four that they were not coded, and a hidden count that one of them was: under disclosure control the
+    practice is left off, and nothing published depends on its count, 0 included."""
+    groups, years = ["A", "B", "TINY"], [3005.0, 2990.0, 4.0]
+    results = [_published(groups, [20, 31, coded], years, [1000, 1000, 4]) for coded in range(5)]
+    for result in results:
+        assert list(result.points.group) == ["A", "B"]
+        pd.testing.assert_frame_equal(result.points, results[0].points)
+        assert result.pooled_rate == results[0].pooled_rate
+    assert results[0].pooled_rate == pytest.approx(1000 * (20 + 30) / (3005 + 2990))  # 31 is published as 30
+    eight = _published(groups, [20, 31, 0], years, [1000, 1000, 8])  # 8 children: plotted, with its 0
+    assert eight.points.set_index("group").loc["TINY", "observed"] == 0

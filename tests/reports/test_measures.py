@@ -273,8 +273,55 @@ def test_children_seen_are_read_from_every_row_of_the_events_file():
 
 def test_clinician_rows_suppress_children_seen_like_any_count():
     frame = rates(_clinic_extract(), make_periods(date(2024, 2, 1), date(2024, 2, 29)), ("clinician",), suppress=True)
-    pn01 = row(frame, "2024-02", breakdown="clinician", group="PN01")  # 0 of 4: 4 children is hidden
-    assert pn01.numerator == 0 and pd.isna(pn01.children_seen) and pd.isna(pn01.proportion) and pn01.suppressed
+    pn01 = row(frame, "2024-02", breakdown="clinician", group="PN01")  # 0 of 4: 4 children is hidden, the 0 too
+    assert pd.isna(pn01.numerator) and pd.isna(pn01.codes) and pd.isna(pn01.children_seen)
+    assert pd.isna(pn01.proportion) and pn01.suppressed
+
+
+PUBLISHED = [
+    "numerator", "codes", "child_years", "rate", "lower", "upper", "children_registered",
+    "registered_midpoint", "cohort_numerator", "proportion", "prop_lower", "prop_upper", "suppressed",
+]  # fmt: skip
+
+
+def _sex_rows(sex_of_coded_child: str, coded: bool):
+    """The published sex rows of 2024: 20 girls (3 coded, one on 1 December) and one child of
+    ``sex_of_coded_child`` who is coded in June if ``coded``."""
+    patients = [(f"k{i}", date(2015, 1, 1), None, None, None, "F", "P") for i in range(20)]
+    patients.append(("x", date(2015, 1, 1), None, None, None, sex_of_coded_child, "P"))
+    events = [event(f"k{i}", "1001", date(2024, 12 if i == 0 else 5, 1)) for i in range(3)]
+    events += [event("x", "2001", date(2024, 6, 1))] if coded else []
+    frame = rates(
+        make_connection(patients, events), make_periods(date(2024, 1, 1), date(2024, 12, 31), "year"), ("sex",), True
+    )
+    return frame[frame.breakdown == "sex"].set_index(["group", "category"])[PUBLISHED]
+
+
+def test_a_group_of_1_to_7_children_has_every_count_hidden_zeros_too():
+    """One child with sex I: a 0 would say she was not coded and a hidden count that she was. Her group is
+    hidden whole, so its published row is the same whether she was coded or not."""
+    not_coded, coded = _sex_rows("I", coded=False), _sex_rows("I", coded=True)
+    pd.testing.assert_frame_equal(not_coded, coded)
+    alone = coded.loc[("I", "cause_for_concern")]
+    assert pd.isna(alone.numerator) and pd.isna(alone.codes) and pd.isna(alone.cohort_numerator)
+    assert pd.isna(alone.children_registered) and pd.isna(alone.registered_midpoint) and alone.suppressed
+    assert pd.isna(alone.rate) and pd.isna(alone.proportion)
+    girls = coded.loc[("F", "cause_for_concern")]  # 20 children: her 0 is published
+    assert girls.numerator == 0 and girls.children_registered == 20 and not girls.suppressed
+
+
+def test_a_zero_cohort_numerator_is_hidden_beside_a_hidden_numerator():
+    """Numerator 1 to 7 hidden: a 0 beside it (none of them registered on the midpoint) would say so of
+    each of them. A child who left in March is coded in February; 20 children stay all year."""
+    patients = [(f"k{i}", date(2015, 1, 1), None, None, None, "F", "P") for i in range(20)]
+    patients.append(("gone", date(2015, 1, 1), None, None, date(2024, 3, 1), "F", "P"))
+    con = make_connection(patients, [event("gone", "1001", date(2024, 2, 1))])
+    shown = rates(con, make_periods(date(2024, 1, 1), date(2024, 12, 31), "year"))
+    assert row(shown, "2024", "cp_plan").cohort_numerator == 0  # the true figure: she was gone by July
+    frame = rates(con, make_periods(date(2024, 1, 1), date(2024, 12, 31), "year"), suppress=True)
+    cp = row(frame, "2024", "cp_plan")
+    assert pd.isna(cp.numerator) and pd.isna(cp.cohort_numerator) and pd.isna(cp.proportion)
+    assert cp.registered_midpoint == 20 and cp.children_registered == 20  # 21 rounds to 20
 
 
 def test_pseudonyms_come_from_the_id_alone():
@@ -470,6 +517,21 @@ def test_blank_practices_sexes_and_clinicians_are_counted_in_the_warnings():
         f"group '{OTHER}', the value not shown.",
         f"{blank_sex} patients have no sex: counted in the group '{OTHER}'.",
     ]
+
+
+def test_the_label_warnings_count_as_disclosure_control_publishes():
+    """In a report that may leave the practice, "1 patient has a sex other than ..." would publish a count of
+    one: counts of 1 to 7 are given as such, others rounded to the nearest 5 and called "about"."""
+    patients = [(f"c{i}", date(2015, 1, 1), None, None, None, "X" if i == 0 else None, "A81001") for i in range(14)]
+    con = make_connection(patients, [event("c1", "1001", date(2024, 1, 3), "GP01")])
+    with CodingMeasures(con, CATEGORIES, 0, 17, *SPAN) as measures:
+        published = measures.label_notices(("sex",), suppress=True)
+        inside = measures.label_notices(("sex",))
+    assert published == [
+        "about 15 patients have no sex and 1 to 7 patients have a sex other than F, M, I or U (or Female, Male, "
+        f"Indeterminate, Unknown): counted in the group '{OTHER}', the value not shown."
+    ]
+    assert inside[0].startswith("13 patients have no sex and 1 patient has a sex other than")
 
 
 def test_a_29_february_birthday_is_on_1_march_in_other_years_as_build_list_reads_it():

@@ -202,7 +202,8 @@ def test_spc_with_a_suppressed_month_has_no_lines_and_says_why():
     ]
     html_text = render_html(report, PROVENANCE)
     assert caption(html_text, "monthly-rate--spc-chart") == (
-        "No mean, process limits or special causes: 1 of 6 months is suppressed (1 to 7 children coded), and "
+        "No mean, process limits or special causes: 1 of 6 months is suppressed (1 to 7 children coded, or 1 to 7 "
+        "children counted), and "
         "lines worked out from the other months would be biased, because disclosure control hides a month "
         "according to its count. Grey: the published months. For the full chart, run the report with "
         "--no-suppress inside the practice, or on an extract covering more children."
@@ -550,6 +551,32 @@ def test_blank_practices_are_left_out_of_the_funnel_and_the_pooled_rate():
     assert left_out in report.notices
     assert "100 patients have no practice_id: counted in the group 'other or not recorded'." in report.notices
     assert html.escape(left_out) in caption(render_html(report, PROVENANCE), "funnel-plot-of-practices")
+
+
+def test_a_practice_of_1_to_7_children_is_left_off_the_published_funnel_and_the_caption_says_so():
+    """Practices A and B of 100 children and T of 3, none of whom is coded: T's 0 would say of each of the
+    three that they were not. Published, T is not plotted and the caption counts it; inside the practice
+    (--no-suppress) it is plotted with its 0; 3 patients with a blank practice_id count as 1 to 7."""
+    patients, events = [], []
+    for i in range(203):
+        practice = "AB"[i % 2] if i < 200 else "T"
+        patients.append((f"k{i:03d}", date(2014, 1, 1), None, None, None, "F", practice))
+        if i < 200 and i % 10 == 0:
+            events.append(event(f"k{i:03d}", "1001", date(2024, 5, 1), "GP01"))
+    patients += [(f"n{i}", date(2014, 1, 1), None, None, None, "F", None) for i in range(3)]
+    period = (date(2024, 1, 1), date(2024, 12, 31))
+    published = build_coding_report(make_connection(patients, events), CATEGORIES, 0, 17, *period)
+    inside = build_coding_report(make_connection(patients, events), CATEGORIES, 0, 17, *period, suppress=False)
+    assert list(published.funnel.group) == ["A", "B"] and published.funnel_summary["small_units"] == 1
+    assert list(inside.funnel.group) == ["A", "B", "T"] and inside.funnel.observed.tolist()[-1] == 0
+    text = caption(render_html(published, PROVENANCE), "funnel-plot-of-practices")
+    assert "1 practice with 1 to 7 children is not plotted: under disclosure control every figure of so small a " in (
+        html.unescape(text)
+    )
+    assert "1 to 7 patients have no practice_id: counted in the group 'other or not recorded'." in published.notices
+    assert "3 patients have no practice_id: counted in the group 'other or not recorded'." in inside.notices
+    other = "patients with a blank practice_id or one not shown: 1 to 7 children, so every figure is suppressed"
+    assert any(other in n for n in published.notices)
 
 
 # --- plain words -------------------------------------------------------------------------------------------
