@@ -10,6 +10,7 @@ from datetime import date
 
 import pandas as pd
 
+from casefind.engine.duckdb_engine import GESTATION
 from casefind.errors import Problem
 from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, MissedAppointments, NewBirth, Protocol
 from casefind.ranking import Ranked, evidence_table
@@ -75,9 +76,17 @@ def _gestation(row, late_at_weeks: int) -> str:
 
 
 def _not_late(c: AntenatalBooking, start, rows: pd.DataFrame) -> str:
+    """Why a booking in the window, not ended, is not late (``duckdb_engine._antenatal_booking``): no booking
+    row of this pregnancy with a late gestation, and no late code in it."""
     reasons = []
     if c.late_at_weeks is not None:
-        reasons.append(_gestation(start, c.late_at_weeks))
+        late_weeks = rows[rows["role"] == GESTATION]  # the latest booking row with a late gestation
+        reasons.append(
+            _gestation(start, c.late_at_weeks)
+            if late_weeks.empty
+            else f"gestation {late_weeks.iloc[0].gestation} at the booking {_fmt(late_weeks.iloc[0])}, which belongs "
+            "to an earlier pregnancy"
+        )
     if c.late:
         late = rows[rows["role"] == "late"]
         reasons.append(

@@ -225,10 +225,11 @@ class NewBirth(Criterion):
 class AntenatalBooking(Criterion):
     """A booking code within ``window``, not followed by a delivery or end-of-pregnancy code.
 
-    Late booking: the booking's ``value`` (gestation in weeks) is at least ``late_at_weeks``, or a
-    ``late`` code is recorded in the same pregnancy (on or after the booking window start and not
-    before a later end code). With ``late_only`` the criterion is met only for late bookings. The criterion
-    reads the pregnant woman's record; set ``lists_adults: true`` so she is listed whatever her age.
+    Late booking: the ``value`` (gestation in weeks) of a booking event of the same pregnancy, any of them,
+    is at least ``late_at_weeks``, or a ``late`` code is recorded in the same pregnancy (the same pregnancy:
+    on or after the booking window start and after the latest end code). With ``late_only`` the criterion
+    is met only for late bookings. The criterion reads the pregnant woman's record; set ``lists_adults: true``
+    so she is listed whatever her age.
     """
 
     kind: Literal["antenatal_booking"]

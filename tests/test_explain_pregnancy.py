@@ -216,3 +216,30 @@ def test_a_late_code_from_an_earlier_pregnancy_is_named(make_extract):
         "(gestation 11 weeks at booking, below 13 weeks; the late code Antenatal care: late booker (169594005) "
         "on 2025-01-01 belongs to an earlier pregnancy)",
     )
+
+
+def test_a_late_gestation_from_an_earlier_pregnancy_is_named_and_one_from_this_pregnancy_counts(make_extract):
+    """The engine reads every booking row of a pregnancy for its gestation, not only the latest: explain names
+    a late one that belongs to a pregnancy that ended, and words one of this pregnancy with its day."""
+    folder = make_extract(
+        patients="patient_id | date_of_birth\nmum | 1995-01-01\nnew | 1995-01-01",
+        events="""
+        patient_id | code      | date       | value
+        mum        | 169711001 | 2026-03-01 | 30
+        mum        | 169826009 | 2026-05-01 |
+        mum        | 169711001 | 2026-09-01 | 9
+        mum        | 169711001 | 2026-09-02 |
+        new        | 169711001 | 2026-08-01 | 22
+        new        | 169711001 | 2026-08-08 |
+        """,
+    )
+    late = {c.criterion_id: c for c in _explain(folder, "mum").criteria}["late"]
+    assert late.status == "not met"
+    assert late.reasons == (
+        "own record: booking Antenatal booking examination (169711001) on 2026-09-02 is not a late booking "
+        "(gestation 30 weeks at the booking Antenatal booking examination (169711001) on 2026-03-01, which "
+        "belongs to an earlier pregnancy; no late code)",
+    )
+    late = {c.criterion_id: c for c in _explain(folder, "new").criteria}["late"]
+    assert late.status != "not met"
+    assert "late booking: 22 weeks at booking (2026-08-01)" in " ".join(late.reasons)

@@ -44,26 +44,36 @@ ROLE_FIELDS = {  # criterion field -> role in the code map
 }
 
 
+GESTATION = "gestation"  # the role of booking codes read again for a gestation of ``late_at_weeks`` or more
+
+
 def code_map(protocol: Protocol, as_of: date) -> pd.DataFrame:
     """One row per (code_system, code, criterion, role): the table the events scan joins to.
 
     ``window_start`` is set for missed-appointment criteria, whose scan also collects dates in the window.
+    ``min_weeks`` is set for the ``GESTATION`` role: an antenatal criterion's booking codes once more, whose
+    scan keeps only rows with a gestation of ``late_at_weeks`` or more, so that a late booking is seen
+    whichever booking row of the pregnancy carries the gestation (not only the latest).
     """
     rows = []
 
-    def add(criterion_id: str, role: str, names, window_start=None):
+    def add(criterion_id: str, role: str, names, window_start=None, min_weeks=None):
         for name in names:
             codelist = protocol.codelists[name]
             for code in codelist.codes:
-                rows.append((codelist.code_system, code.code, criterion_id, role, code.term, window_start))
+                rows.append((codelist.code_system, code.code, criterion_id, role, code.term, window_start, min_weeks))
 
     for criterion in protocol.criteria:
         window_start = criterion.window.before(as_of) if isinstance(criterion, MissedAppointments) else None
         for field, names in criterion.codelist_refs().items():
             add(criterion.id, ROLE_FIELDS[field], names, window_start)
+        if isinstance(criterion, AntenatalBooking) and criterion.late_at_weeks is not None:
+            add(criterion.id, GESTATION, criterion.booking, min_weeks=criterion.late_at_weeks)
     add(families.CONCERN, "start", protocol.concern.codes)
     add(families.CONCERN, "end", protocol.concern.end)
-    frame = pd.DataFrame(rows, columns=["code_system", "code", "criterion_id", "role", "term", "window_start"])
+    columns = ["code_system", "code", "criterion_id", "role", "term", "window_start", "min_weeks"]
+    frame = pd.DataFrame(rows, columns=columns)
+    frame["min_weeks"] = frame["min_weeks"].astype("Int64")
     frame["window_start"] = pd.to_datetime(frame["window_start"]).dt.date
     # The same code may sit in two codelists of one criterion role; keep one term for it.
     return frame.drop_duplicates(["code_system", "code", "criterion_id", "role"]).reset_index(drop=True)
@@ -72,8 +82,8 @@ def code_map(protocol: Protocol, as_of: date) -> pd.DataFrame:
 def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) -> None:
     con.register("code_map_df", code_map(protocol, as_of))
     con.execute(
-        "CREATE OR REPLACE TEMP TABLE code_map AS SELECT * EXCLUDE (window_start), "
-        "CAST(window_start AS DATE) AS window_start FROM code_map_df"
+        "CREATE OR REPLACE TEMP TABLE code_map AS SELECT * EXCLUDE (window_start, min_weeks), "
+        "CAST(window_start AS DATE) AS window_start, CAST(min_weeks AS INTEGER) AS min_weeks FROM code_map_df"
     )
     con.unregister("code_map_df")
     # The latest row per group: the latest date; of rows on one day, one with a value first (a booking with
@@ -93,7 +103,7 @@ def _scan_latest(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date
                    e.code_system DESC NULLS FIRST) AS nth,
                  list(DISTINCT e.date) FILTER (WHERE e.date >= m.window_start) OVER ({group}) AS dates
           FROM events e JOIN code_map m ON e.code = m.code AND e.code_system = m.code_system
-          WHERE e.date <= ?
+          WHERE e.date <= ? AND (m.min_weeks IS NULL OR {gestation_weeks_sql("e.value")} >= m.min_weeks)
         ) WHERE nth = 1
         """,
         [as_of],
@@ -219,19 +229,25 @@ def gestation_shown_sql(value: str) -> str:
 
 def _antenatal_booking(con, c: AntenatalBooking, as_of: date) -> pd.DataFrame:
     """Bookings in the window with no end code on or after their day. Unlike a plan's end code, a delivery
-    on the day of the booking (a pregnancy first seen in labour) ends the pregnancy; a late code dated on or
-    before an end code belongs to the pregnancy that ended."""
+    on the day of the booking (a pregnancy first seen in labour) ends the pregnancy; a late code, or a
+    booking row with a late gestation (``GESTATION``), dated on or before an end code belongs to the pregnancy
+    that ended. A late gestation on an earlier booking row of this pregnancy counts (a booking examination at
+    22 weeks, then a maternity booking code without a gestation), worded with its day."""
     _windows(con, [c], as_of)
-    weeks = c.late_at_weeks
-    late_by_value = f"{gestation_weeks_sql('s.ev.value')} >= {weeks}" if weeks is not None else "false"
-    late_by_code = "(l.ev IS NOT NULL AND l.ev.date >= w.window_start AND (e.ev IS NULL OR l.ev.date > e.ev.date))"
+
+    def in_this_pregnancy(alias: str) -> str:
+        dated = f"{alias}.ev.date >= w.window_start AND (e.ev IS NULL OR {alias}.ev.date > e.ev.date)"
+        return f"({alias}.ev IS NOT NULL AND {dated})"
+
+    weeks = gestation_shown_sql("g.ev.value")
     frame = con.execute(
         f"""
         SELECT {_EVIDENCE},
-               CASE WHEN {late_by_value} THEN 'late booking: ' || {gestation_shown_sql("s.ev.value")} || ' at booking'
-                    WHEN {late_by_code} THEN 'late booking: ' || l.ev.term || ' (' || l.ev.date || ')'
+               CASE WHEN {in_this_pregnancy("g")} THEN 'late booking: ' || {weeks} || ' at booking'
+                      || CASE WHEN g.ev.date = s.ev.date THEN '' ELSE ' (' || g.ev.date || ')' END
+                    WHEN {in_this_pregnancy("l")} THEN 'late booking: ' || l.ev.term || ' (' || l.ev.date || ')'
                END AS detail
-        {_latest_start_joined("end", "late")}
+        {_latest_start_joined("end", "late", GESTATION)}
           AND (e.ev IS NULL OR e.ev.date < s.ev.date)
           AND s.ev.date >= w.window_start
         """
