@@ -179,11 +179,13 @@ def _xlsx_bytes(case_list: CaseList) -> bytes:
 
 
 def _column_kind(name: str, values) -> str:
-    """How a column goes into Excel: 'number', 'date' or 'text', by its name and dtype, never by whether a
-    string looks like a number."""
+    """How a column goes into Excel: 'number', 'date', 'boolean' or 'text', by its name and dtype, never by
+    whether a string looks like a number."""
     if str(name).endswith(_TEXT_COLUMN_ENDINGS):
         return "text"
     kind = pd.api.types.infer_dtype(values, skipna=True)
+    if kind == "boolean":  # Excel's TRUE / FALSE, which filter and count as such, not the text "False"
+        return "boolean"
     if kind in _NUMBER_KINDS:
         return "number"
     if kind in _DATE_KINDS:
@@ -206,6 +208,8 @@ class _XlsxCells:
             return  # a cell never written is blank
         if kind == "number":
             sheet.write_number(row, col, value)
+        elif kind == "boolean":
+            sheet.write_boolean(row, col, bool(value))
         elif kind == "date":
             sheet.write_datetime(row, col, pd.Timestamp(value).to_pydatetime(), self.date)
         else:

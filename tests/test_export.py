@@ -161,6 +161,7 @@ def test_xlsx_numbers_and_dates_are_typed_and_identifiers_stay_text(case_list, t
     about = {row[0].value: row[1] for row in book["Provenance"].iter_rows()}
     assert about["as_of"].value == "2026-11-24"
     assert about["rows_read.patients"].value == 2 and about["rows_read.patients"].data_type == "n"
+    assert about["options.full"].value is False and about["options.full"].data_type == "b"  # not "False"
 
 
 def test_xlsx_ranks_and_ages_sort_as_numbers(make_extract, tmp_path):

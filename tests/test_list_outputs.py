@@ -140,7 +140,8 @@ def test_provenance_without_mapping_or_options_says_so(family, tmp_path):
     assert sidecar["options"] == {"full": False, "show_all": False, "skip_bad_rows": False}
     about = {row[0].value: row[1].value for row in openpyxl.load_workbook(out)["Provenance"].iter_rows()}
     assert about["mapping"] is None
-    assert (about["options.full"], about["options.show_all"], about["options.skip_bad_rows"]) == ("False",) * 3
+    options = (about["options.full"], about["options.show_all"], about["options.skip_bad_rows"])
+    assert options == (False, False, False)  # Excel booleans, not the text "False"
 
 
 def test_json_numbers_are_numbers_and_identifiers_codes_and_dates_text(family, tmp_path):
