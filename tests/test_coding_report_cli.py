@@ -207,7 +207,7 @@ def test_rate_ratio_with_disclosure_control_uses_the_rounded_counts(default_repo
     # 10 stays 10; 14 is published as 15; child-years 1000 stay 1000; so the ratio is 15 / 10
     assert (row["numerator_before"], row["numerator_after"]) == ("10", "15")
     assert (row["rate_ratio"], row["lower"], row["upper"]) == ("1.5000", "0.6304", "3.7336")
-    assert row["disclosure_control"].startswith("counts 1-7 suppressed")
+    assert row["disclosure_control"].startswith("counts 0-7 suppressed")
 
 
 def test_rates_count_children_not_codes_and_ignore_adults(open_report):

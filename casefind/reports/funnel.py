@@ -86,13 +86,15 @@ def funnel(
     method: str = "additive",
     target: float | None = None,
     model: str = "poisson",
+    estimate_dispersion: bool = True,
 ) -> Funnel:
     """Funnel plot data for units with a positive denominator (units without one are left out).
 
     ``observed`` may hold None, a suppressed count: that unit is placed at its denominator with no rate and
     takes no part in the overdispersion test. ``target`` (per unit of denominator) is the target when the
     pooled value cannot be worked out from ``observed`` (some counts suppressed); NaN for none. ``model`` is
-    "poisson" (child-years) or "binomial" (children seen: the denominators are whole numbers).
+    "poisson" (child-years) or "binomial" (children seen: the denominators are whole numbers). Without
+    ``estimate_dispersion`` no overdispersion is estimated (phi NaN) and the limits are the exact ones.
     """
     if method not in ("additive", "multiplicative"):
         raise ValueError("method must be 'additive' or 'multiplicative'")
@@ -112,7 +114,7 @@ def funnel(
     else:
         theta = sum(o for _, o, _ in units) / total_n if total_n else math.nan
     z = [math.nan if o is None else z_score(o, n, theta, model) for _, o, n in units]
-    phi, overdispersed = _dispersion([v for v in z if not math.isnan(v)])
+    phi, overdispersed = _dispersion([v for v in z if not math.isnan(v)]) if estimate_dispersion else (math.nan, False)
     tau2 = 0.0
     exact = "none (exact Poisson)" if model == "poisson" else "none (exact binomial)"
     adjustment = exact

@@ -37,7 +37,7 @@ from casefind.reports.spc import SPC_COLUMNS, points_only, xmr
 from casefind.reports.tidy_csv import to_csv_text
 
 DISCLOSURE_ON = (
-    "counts 1-7 suppressed (every count of a group of 1-7 children too); other counts and child-years rounded to "
+    "counts 0-7 suppressed (every count of a group of 1-7 children too); other counts and child-years rounded to "
     "nearest 5; rates from rounded figures"
 )
 DISCLOSURE_OFF = "NONE (--no-suppress): for use inside the practice only; do not publish"
@@ -396,7 +396,7 @@ def _spc_table(monthly: pd.DataFrame, category_names: Sequence[str]) -> pd.DataF
     """XmR per category on the overall monthly rates.
 
     A category with any month suppressed gets its published points only, no mean, limits or flags:
-    disclosure control hides a month because of its count (1 to 7), so the months left are not a fair
+    disclosure control hides a month because of its count (0 to 7), so the months left are not a fair
     sample and lines from them would be biased (with few children, often the months with none).
     """
     frames = []
@@ -421,10 +421,10 @@ def _published_funnel(raw: pd.DataFrame, suppress: bool, model: str = "poisson")
     With disclosure control every figure in it is worked out from the published ones alone: each unit's
     count suppressed or rounded and its child-years rounded. The true pooled rate cannot be used: beside
     the other units' published counts (a 0 is published exactly) it would give a suppressed count back.
-    Nor can one stand-in for a suppressed count (4, the middle of 1-7): with several units suppressed the
+    Nor can one stand-in for a suppressed count (3.5, the middle of 0-7): with several units suppressed the
     pooled rate can be far off (true counts 7, 7, 7 and 19 give a pooled rate 20% low) and a unit inside
     the true limits is flagged as an outlier. So the pooled rate is known only to lie between
-    ``pooled_rate_low`` (every suppressed count 1) and ``pooled_rate_high`` (every one 7); the funnel is
+    ``pooled_rate_low`` (every suppressed count 0) and ``pooled_rate_high`` (every one 7); the funnel is
     worked out at both ends and at the stand-in (published as ``pooled_rate``, the blue line, and used for
     the z-scores), and the published limits are the widest of the three: the lower limit the lowest, the
     upper the highest. A unit is flagged outside only when it lies outside these limits, that is outside
@@ -453,15 +453,21 @@ def _published_funnel(raw: pd.DataFrame, suppress: bool, model: str = "poisson")
         exposure = sum(published)
         targets = [
             (shown + hidden * k) / exposure if exposure > 0 else math.nan
-            for k in (1, stats.SUPPRESSED_STAND_IN, stats.SMALL_COUNT_MAX)
+            for k in (0, stats.SUPPRESSED_STAND_IN, stats.SMALL_COUNT_MAX)
         ]
-        result = _widest(*(funnel(groups, counts, published, target=t, model=model) for t in targets))
+        # phi from the units shown alone overstates overdispersion (the suppressed ones are the middle of the
+        # spread), widening the limits until a real outlier is inside them: with any unit suppressed it is
+        # not estimated, and the limits are the exact ones (widened over the pooled range, as above)
+        estimate = hidden == 0
+        result = _widest(
+            *(funnel(groups, counts, published, target=t, model=model, estimate_dispersion=estimate) for t in targets)
+        )
     points = result.points.assign(suppressed=result.points["observed"].isna())
     return replace(result, points=points[[*FUNNEL_COLUMNS, "suppressed"]])
 
 
 def _published_denominator(value: float, model: str) -> float:
-    """Child-years rounded to the nearest 5; children seen as any count of children (1 to 7 hidden, so the
+    """Child-years rounded to the nearest 5; children seen as any count of children (0 to 7 hidden, so the
     unit is not plotted: 0)."""
     shown = stats.round_exposure(value) if model == "poisson" else stats.suppress_count(round(value))
     return 0.0 if shown is None else float(shown)
@@ -495,11 +501,11 @@ def _funnel_left_out(raw: pd.DataFrame, suppress: bool, unit: str) -> str | None
     else:
         if suppress:
             count, denominator = stats.suppress_count(count), _published_denominator(denominator, model)
-        coded = "1 to 7 (suppressed)" if count is None else f"{count:,}"
+        coded = "fewer than 8 (suppressed)" if count is None else f"{count:,}"
         if unit == "practice":
             held += f": {coded} children coded, {denominator:,.1f} child-years"
         else:
-            seen = f"{denominator:,.0f}" if denominator > 0 else "1 to 7 (suppressed)"
+            seen = f"{denominator:,.0f}" if denominator > 0 else "fewer than 8 (suppressed)"
             held += f": {coded} children coded of {seen} children seen"
     return (
         f"The funnel plot leaves out the group '{OTHER}' ({held}): it is not a {unit}, so it is not plotted and "
@@ -602,7 +608,9 @@ def render_html(report: CodingReport, provenance: Mapping) -> str:
         ),
     ]
     if report.compare is not None:
-        sections.append(("Before and after", _compare_table(report.compare) + _ratio_notes(report.compare)))
+        sections.append(
+            ("Before and after", _compare_table(report.compare, report.options.suppress) + _ratio_notes(report.compare))
+        )
     sections += _rate_tables(report)
     sections.append(("Method in plain words", _method_html(report)))
     sections.append(("Provenance", h.provenance_html(provenance_record(report, provenance))))
@@ -642,8 +650,8 @@ def _spc_caption(spc: pd.DataFrame, suppress: bool) -> str:
     empty = int((spc["value"].isna() & ~spc["suppressed"]).sum())
     if hidden:
         text = (
-            f"No mean, process limits or special causes: {hidden} of {months} months {_are(hidden)} suppressed (1 to 7 "
-            "children coded, or 1 to 7 children counted), and lines worked out from the other months would be "
+            f"No mean, process limits or special causes: {hidden} of {months} months {_are(hidden)} suppressed (fewer "
+            "than 8 children coded), and lines worked out from the other months would be "
             "biased, because disclosure control hides a month according to its count. Grey: the published months. "
             "For the full chart, run the report with --no-suppress inside the practice, or on an extract covering "
             "more children."
@@ -669,7 +677,13 @@ def _are(count: int) -> str:
 
 def _funnel_caption(report: CodingReport) -> str:
     s = report.funnel_summary
-    phi = "not estimated (fewer than 3 units)" if math.isnan(s["phi"]) else f"{s['phi']:.2f}"
+    hidden = int(report.funnel["suppressed"].sum())
+    if not math.isnan(s["phi"]):
+        phi = f"{s['phi']:.2f}"
+    elif hidden:
+        phi = "not estimated (with units suppressed, the units shown alone would overstate it)"
+    else:
+        phi = "not estimated (fewer than 3 units)"
     left_out = f" {s['left_out']}" if s.get("left_out") else ""
     small = s.get("small_units", 0)
     if small:
@@ -688,13 +702,13 @@ def _funnel_caption(report: CodingReport) -> str:
         f"Blue line: {pooled} {s['pooled_rate']:.2f} {s['measure'].removeprefix('children coded ')}. Dashed: "
         f"95% limits; solid: 99.8% limits. Overdispersion phi = {phi}; limits: {s['adjustment']}."
     )
-    hidden = int(report.funnel["suppressed"].sum())
     if hidden:
         text += (
-            f" {hidden} {s['unit']}{'' if hidden == 1 else 's'} coded 1 to 7 children (suppressed), so the pooled "
-            f"value is known only to lie between {s['pooled_rate_low']:.2f} and {s['pooled_rate_high']:.2f}; the "
-            "blue line counts each suppressed count as 4, and the limits are widened to hold at both ends, so a "
-            "unit is marked outside only if it is outside whatever the suppressed counts are."
+            f" {hidden} {s['unit']}{'' if hidden == 1 else 's'} coded fewer than 8 children (suppressed), so the "
+            f"pooled value is known only to lie between {s['pooled_rate_low']:.2f} and "
+            f"{s['pooled_rate_high']:.2f}; the blue line counts each suppressed count as 3.5, and the limits are "
+            "widened to hold at both ends, so a unit is marked outside only if it is outside whatever the "
+            "suppressed counts are."
         )
     return text + left_out
 
@@ -709,7 +723,7 @@ def _ratio_notes(compare: pd.DataFrame) -> str:
     blank: dict[str, list[str]] = {}
     for row in compare[compare["rate_ratio"].isna()].itertuples(index=False):
         if pd.isna(row.numerator_before) or pd.isna(row.numerator_after):
-            why = "a count is suppressed (1 to 7)"
+            why = "a count is suppressed (fewer than 8)"
         elif not (row.child_years_before > 0 and row.child_years_after > 0):
             why = "a period has no child-years"
         elif row.numerator_before == 0 and row.numerator_after > 0:
@@ -721,7 +735,7 @@ def _ratio_notes(compare: pd.DataFrame) -> str:
     return "".join(f"<p>{h.esc(sentence)}</p>" for sentence in sentences)
 
 
-def _compare_table(compare: pd.DataFrame) -> str:
+def _compare_table(compare: pd.DataFrame, suppress: bool) -> str:
     columns = [
         ("category", "Category", None),
         ("period_before", "Before", None),
@@ -734,7 +748,8 @@ def _compare_table(compare: pd.DataFrame) -> str:
         ("lower", "95% CI low", 2),
         ("upper", "95% CI high", 2),
     ]
-    return h.table_html(compare, columns, "Rate ratio after / before, exact conditional 95% CI")
+    of = " of the published (rounded) counts" if suppress else ""
+    return h.table_html(compare, columns, f"Rate ratio after / before, exact conditional 95% CI{of}")
 
 
 def _rate_tables(report: CodingReport) -> list[tuple[str, str]]:
@@ -820,15 +835,19 @@ def _method_html(report: CodingReport) -> str:
         "down, or 2 of 3 points in a row beyond the same two-sigma line (two thirds of the way from the mean "
         "to a process limit) suggest a real change, not chance.",
         _funnel_method(o.funnel_unit),
-        "Before/after comparisons give the ratio of the later rate to the earlier one with an exact 95% interval.",
+        "Before/after comparisons give the ratio of the later rate to the earlier one with an exact 95% interval"
+        + (
+            ", worked out from the published (rounded) counts and child-years, so it is exact for those, not for "
+            "the true figures."
+            if o.suppress
+            else "."
+        ),
         (
-            "Small numbers: counts of 1 to 7 are hidden, other counts and child-years are "
-            "rounded to the nearest 5, "
-            "and rates are worked out from the rounded figures. A group of 1 to 7 children (counted in the "
-            "period, or seen by a clinician) has every count hidden, even a 0, which would say of each child "
-            "that they were not coded; such a practice or clinician is not plotted in the funnel. "
-            "When any month is hidden, the SPC chart shows "
-            "the published months without a mean or limits, which would be biased."
+            "Small numbers: counts of 0 to 7 are hidden (a 0 too: beside a hidden count it would give the hidden "
+            "one away), other counts and child-years are rounded to the nearest 5, and rates are worked out from "
+            "the rounded figures. A group of 1 to 7 children (counted in the period, or seen by a clinician) has "
+            "every count hidden, and such a practice or clinician is not plotted in the funnel. When any month is "
+            "hidden, the SPC chart shows the published months without a mean or limits, which would be biased."
             if o.suppress
             else "Small numbers are NOT hidden in this report (--no-suppress). Keep it inside the practice."
         ),

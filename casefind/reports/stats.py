@@ -12,9 +12,9 @@ import math
 from scipy import stats as _st
 
 PER = 1000.0  # rates are reported per 1000 child-years
-SMALL_COUNT_MAX = 7  # counts 1..7 are suppressed
+SMALL_COUNT_MAX = 7  # counts 0..7 are suppressed
 ROUND_TO = 5  # every other count is rounded to the nearest 5
-SUPPRESSED_STAND_IN = 4  # where a total must include a suppressed count, it counts as 4, the middle of 1..7
+SUPPRESSED_STAND_IN = 3.5  # where a total must include a suppressed count, it counts as 3.5, the middle of 0..7
 
 
 @functools.lru_cache(maxsize=4096)
@@ -113,16 +113,19 @@ def round_to_5(value: float) -> int:
 def suppress_count(count: int | None) -> int | None:
     """Disclosure rule for a count of people or codes.
 
-    Rule: 0 stays 0; 1 to 7 inclusive becomes ``None`` (suppressed); 8 or more is rounded to the nearest
-    multiple of 5 (8 -> 10, 12 -> 10, 13 -> 15). Rounding the larger counts stops a suppressed cell being
-    recovered by subtracting published totals.
+    Rule: 0 to 7 inclusive becomes ``None`` (suppressed: "fewer than 8"); 8 or more is rounded to the nearest
+    multiple of 5 (8 -> 10, 12 -> 10, 13 -> 15).
+
+    A 0 is suppressed too. Published, a 0 beside a suppressed cell is what gives it away: with a total of
+    1 to 7 hidden and several parts hidden, each then at least 1, the parts can be forced (a hidden total of
+    7 over seven hidden categories makes each 1), and a group's 0 beside a hidden total says who was coded.
+    With 0 hidden as well, a hidden cell is anything from 0 to 7, and rounding the larger counts stops one
+    being recovered by subtracting published totals.
     """
     if count is None or _isnan(count):
         return None
     count = int(count)
-    if count == 0:
-        return 0
-    if 1 <= count <= SMALL_COUNT_MAX:
+    if count <= SMALL_COUNT_MAX:
         return None
     return round_to_5(count)
 

@@ -178,26 +178,27 @@ def test_suppressed_counts_do_not_make_a_false_outlier():
     """Three practices coding 7 children each in 100 child-years (all suppressed) and one coding 19 in 200:
     the true pooled rate is 40 / 500 = 80 per 1000, and D (95 per 1000) is well inside its limits. Counting
     each hidden count as 4 made the pooled rate 32 / 500 = 64 and flagged D. Published, the pooled rate is
-    only known to lie between 23 / 500 = 46 and 41 / 500 = 82, and D is flagged only if outside at both."""
+    only known to lie between 20 / 500 = 40 (each hidden count 0) and 41 / 500 = 82, and D is flagged only if
+    outside at both; the blue line counts each as 3.5, the middle of 0-7: 30.5 / 500 = 61."""
     groups, years = list("ABCD"), [100.0, 100.0, 100.0, 200.0]
     assert not funnel(groups, [7, 7, 7, 19], years).points["outside_95"].any()  # the truth
     published = _published(groups, [7, 7, 7, 19], years)
     assert (published.pooled_rate_low, published.pooled_rate, published.pooled_rate_high) == pytest.approx(
-        (46.0, 64.0, 82.0)
+        (40.0, 61.0, 82.0)
     )
     d = published.points.set_index("group").loc["D"]
     assert (d["observed"], d["rate"]) == (20, pytest.approx(100.0))
     assert not d["outside_95"] and not d["outside_998"]
 
 
-@pytest.mark.parametrize("hidden", range(1, 8))
+@pytest.mark.parametrize("hidden", range(8))
 def test_the_published_limits_hold_whatever_the_suppressed_counts_are(hidden):
     """For every value the hidden counts could take, the exact Poisson limits around the pooled rate it gives
     (Spiegelhalter's, worked out here from the definition) lie inside the published limits, so a unit flagged
     in the published funnel is outside whatever the hidden counts are."""
     groups, years = list("ABCDE"), [100.0, 100.0, 150.0, 200.0, 400.0]
     published = _published(groups, [3, 5, 7, 19, 0], years).points.set_index("group")
-    theta = (3 * hidden + 20 + 0) / sum(years)  # published counts: 19 -> 20, 0 stays 0
+    theta = (4 * hidden + 20) / sum(years)  # published counts: 19 -> 20; 3, 5, 7 and 0 hidden (each 0 to 7)
     for group, n in (("D", 200.0), ("E", 400.0)):
         for level, (p_low, p_high) in (("95", (0.025, 0.975)), ("998", (0.001, 0.999))):
             low, high = poisson_limit(theta * n, p_low) / n * 1000, poisson_limit(theta * n, p_high) / n * 1000
@@ -255,5 +256,18 @@ def test_a_practice_of_1_to_7_children_is_not_plotted_whatever_it_coded():
         pd.testing.assert_frame_equal(result.points, results[0].points)
         assert result.pooled_rate == results[0].pooled_rate
     assert results[0].pooled_rate == pytest.approx(1000 * (20 + 30) / (3005 + 2990))  # 31 is published as 30
-    eight = _published(groups, [20, 31, 0], years, [1000, 1000, 8])  # 8 children: plotted, with its 0
-    assert eight.points.set_index("group").loc["TINY", "observed"] == 0
+    eight = _published(groups, [20, 31, 0], years, [1000, 1000, 8])  # 8 children: plotted, its 0 hidden
+    tiny = eight.points.set_index("group").loc["TINY"]
+    assert pd.isna(tiny["observed"]) and tiny["suppressed"]
+
+
+def test_with_a_unit_suppressed_overdispersion_is_not_estimated_from_the_units_shown():
+    """The units shown are the extremes (0 hidden like 1 to 7, the middle of the spread hidden): phi from them
+    alone came out 9.2 against a true 3.7 on the sample, and its wide limits hid a real outlier. With any unit
+    suppressed no phi is estimated and the limits are the exact ones."""
+    groups, years = list("ABCDEFGH"), [500.0] * 8
+    coded = [0, 3, 5, 7, 10, 40, 60, 100]  # A-D hidden; E-H shown, spread wide
+    published = _published(groups, coded, years)
+    assert math.isnan(published.phi) and not published.overdispersed
+    assert published.adjustment == "none (exact Poisson)"
+    assert published.points.set_index("group").loc["H", "outside_998"]  # 200 per 1000 against about 55

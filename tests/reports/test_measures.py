@@ -306,8 +306,8 @@ def test_a_group_of_1_to_7_children_has_every_count_hidden_zeros_too():
     assert pd.isna(alone.numerator) and pd.isna(alone.codes) and pd.isna(alone.cohort_numerator)
     assert pd.isna(alone.children_registered) and pd.isna(alone.registered_midpoint) and alone.suppressed
     assert pd.isna(alone.rate) and pd.isna(alone.proportion)
-    girls = coded.loc[("F", "cause_for_concern")]  # 20 children: her 0 is published
-    assert girls.numerator == 0 and girls.children_registered == 20 and not girls.suppressed
+    girls = coded.loc[("F", "cause_for_concern")]  # 20 children, none coded: the 0 is hidden too
+    assert pd.isna(girls.numerator) and girls.children_registered == 20 and girls.child_years == 20
 
 
 def test_a_zero_cohort_numerator_is_hidden_beside_a_hidden_numerator():
@@ -389,8 +389,8 @@ def test_suppression_rounds_counts_and_recomputes_rates():
     assert true_years == pytest.approx(12.0246, abs=1e-4)
     assert (cp.numerator, cp.codes, cp.child_years, cp.registered_midpoint) == (10, 10, 10.0, 10)
     assert cp.rate == pytest.approx(1000.0)  # 10 / 10 child-years, from the rounded figures
-    cfc = row(frame, "2024", "cause_for_concern")
-    assert cfc.numerator == 0 and cfc.rate == 0 and not cfc.suppressed
+    cfc = row(frame, "2024", "cause_for_concern")  # none coded: a 0 is hidden like 1 to 7, and its rate
+    assert pd.isna(cfc.numerator) and pd.isna(cfc.rate) and cfc.suppressed
     assert frame.attrs["suppressed"] is True
 
 

@@ -98,7 +98,7 @@ def test_rates_csv_is_tidy_sorted_and_records_disclosure_control():
     lines = text.split("\n")
     assert lines[0].startswith("period,group,numerator,denominator,rate,lower,upper,")
     assert text.endswith("\n") and "\r" not in text
-    assert "counts 1-7 suppressed" in lines[1]
+    assert "counts 0-7 suppressed" in lines[1]
     open_text = rates_csv(build(suppress=False))
     assert "NONE (--no-suppress)" in open_text.split("\n")[1]
     # numerators in the suppressed file are 0, empty or multiples of 5
@@ -164,7 +164,7 @@ def test_unwritable_output_is_a_user_error(tmp_path):
 
 # --- SPC chart under disclosure control, empty periods, infinite ratios, dates after the extract ----------
 
-CODED_PER_MONTH = {1: 10, 2: 3, 3: 0, 4: 12, 5: 0, 6: 9}  # 2024; February's 3 is suppressed, 12 -> 10, 9 -> 10
+CODED_PER_MONTH = {1: 10, 2: 3, 3: 0, 4: 12, 5: 0, 6: 9}  # 2024; 3 and the 0s are suppressed, 12 -> 10, 9 -> 10
 
 
 def steady_extract(coded=CODED_PER_MONTH, code="1001"):
@@ -195,22 +195,21 @@ def test_spc_with_a_suppressed_month_has_no_lines_and_says_why():
     assert [line for line in lines if line.startswith(ANY_CATEGORY)] == [
         f"{ANY_CATEGORY},2024-01,100.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
         f"{ANY_CATEGORY},2024-02,,,,,,,,,false,false,false,false,false,true,{DISCLOSURE_ON}",
-        f"{ANY_CATEGORY},2024-03,0.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
+        f"{ANY_CATEGORY},2024-03,,,,,,,,,false,false,false,false,false,true,{DISCLOSURE_ON}",
         f"{ANY_CATEGORY},2024-04,100.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
-        f"{ANY_CATEGORY},2024-05,0.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
+        f"{ANY_CATEGORY},2024-05,,,,,,,,,false,false,false,false,false,true,{DISCLOSURE_ON}",
         f"{ANY_CATEGORY},2024-06,100.0000,,,,,,,,false,false,false,false,false,false,{DISCLOSURE_ON}",
     ]
     html_text = render_html(report, PROVENANCE)
     assert caption(html_text, "monthly-rate--spc-chart") == (
-        "No mean, process limits or special causes: 1 of 6 months is suppressed (1 to 7 children coded, or 1 to 7 "
-        "children counted), and "
+        "No mean, process limits or special causes: 3 of 6 months are suppressed (fewer than 8 children coded), and "
         "lines worked out from the other months would be biased, because disclosure control hides a month "
         "according to its count. Grey: the published months. For the full chart, run the report with "
         "--no-suppress inside the practice, or on an extract covering more children."
     )
     chart = html_text.split('<section id="monthly-rate--spc-chart">', 1)[1].split("</svg>", 1)[0]
     assert f'stroke="{LINE}"' not in chart and 'stroke-dasharray="6 4"' not in chart  # no mean, no limits
-    assert chart.count("<circle") == 5 + 1  # the five published months and the legend's dot
+    assert chart.count("<circle") == 3 + 1  # the three published months and the legend's dot
     assert "published month (others suppressed)" in chart
 
 
@@ -230,9 +229,8 @@ def test_spc_with_nothing_suppressed_is_the_plain_xmr_chart():
 def test_a_report_with_no_child_years_says_so_and_prints_no_nan():
     report = steady_report(date(1990, 1, 1), date(1990, 12, 31))
     html_text = render_html(report, PROVENANCE)
-    assert caption(html_text, "monthly-rate--spc-chart") == (
-        "No month has a rate to chart. 12 of 12 months have no child-years (fewer than 2.5, which round to 0), "
-        "so no rate."
+    assert caption(html_text, "monthly-rate--spc-chart").startswith(  # no child: every count is 0, hidden
+        "No mean, process limits or special causes: 12 of 12 months are suppressed (fewer than 8 children coded)"
     )
     assert caption(html_text, "funnel-plot-of-clinicians") == (
         "No pooled value and no limits: no clinician has children seen in the report&#x27;s dates "
@@ -512,7 +510,7 @@ def test_every_clinician_is_in_the_rates_and_the_funnel_even_without_a_safeguard
     )
     rows = report.rates[(report.rates.breakdown == "clinician") & (report.rates.category == ANY_CATEGORY)]
     assert dict(zip(rows.group, rows.children_seen, strict=True)) == {c: len(s) for c, s in seen.items()}
-    assert rows.set_index("group").loc["PN01", "numerator"] == 0
+    assert pd.isna(rows.set_index("group").loc["PN01", "numerator"])  # none coded: a 0, hidden like 1 to 7
     assert set(report.funnel.group) == set(seen)
 
 
@@ -551,6 +549,25 @@ def test_blank_practices_are_left_out_of_the_funnel_and_the_pooled_rate():
     assert left_out in report.notices
     assert "100 patients have no practice_id: counted in the group 'other or not recorded'." in report.notices
     assert html.escape(left_out) in caption(render_html(report, PROVENANCE), "funnel-plot-of-practices")
+
+
+def test_no_published_count_is_below_8_not_even_0():
+    """A statistician recovered hidden counts from published zeros: a hidden total of 1 to 7 over hidden parts
+    each then at least 1 forces them all, and a group's 0 beside a hidden total says which group was coded.
+    Published, every count of people or codes is blank or a multiple of 5 from 10 up; a blank one stands for
+    anything from 0 to 7, so nothing is forced."""
+    report = build()
+    counts = report.rates[["numerator", "codes", "children_registered", "registered_midpoint", "cohort_numerator",
+                           "children_seen"]]  # fmt: skip
+    shown = counts.stack()  # the published (not blank) counts
+    assert len(shown) and (shown >= 10).all() and (shown % 5 == 0).all()
+    assert report.rates["numerator"].isna().any()  # some hidden, 0s among them
+    assert (build(suppress=False).rates["numerator"] == 0).any()
+    observed = report.funnel["observed"].dropna()
+    assert ((observed >= 10) & (observed % 5 == 0)).all()
+    for column in ("numerator_before", "numerator_after"):
+        published = report.compare[column].dropna()
+        assert ((published >= 10) & (published % 5 == 0)).all()
 
 
 def test_a_practice_of_1_to_7_children_is_left_off_the_published_funnel_and_the_caption_says_so():
