@@ -4,7 +4,8 @@ through family links.
 
 The scan keeps, for every patient, criterion and role (start / end / late / reciprocal), only the latest
 event on or before the as-of date (plus, for missed-appointment criteria, the distinct dates within the
-window). Every criterion kind is decidable from those rows, because "latest code wins" and look-back
+window); protocol codes dated after the as-of date are not read, and a warning counts them
+(``_future_warnings``). Every criterion kind is decidable from those rows, because "latest code wins" and look-back
 windows both only need the latest date: if the latest start is outside a window, so is every earlier one.
 
 Each kind is first evaluated on every patient's *own* record; ``_route`` then carries a relative's hit to
@@ -139,6 +140,29 @@ def _other_system_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
                 f"another code system: {parts}; {'it was' if total == 1 else 'they were'} not read",
                 "check the code_system column: a SNOMED CT concept id (such as 342191000000101) is 'snomed'; map "
                 "the export's word for it in the mapping file's values, or give the codelist its code_system",
+            )
+        )
+    ]
+
+
+def _future_warnings(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
+    """Events with a protocol code dated after the as-of date, which the scan does not read (``events`` holds
+    only rows with a protocol code: one cheap count)."""
+    [(n,)] = con.execute(
+        "SELECT count(*) FROM events e SEMI JOIN code_map m ON m.code = e.code AND m.code_system = e.code_system "
+        "WHERE e.date > ?",
+        [as_of],
+    ).fetchall()
+    if not n:
+        return []
+    return [
+        str(
+            Problem(
+                "events",
+                f"{n} event{' has' if n == 1 else 's have'} a code from the protocol's codelists dated after the "
+                f"as-of date ({as_of.isoformat()}); {'it was' if n == 1 else 'they were'} not read: usually a "
+                "typing error in the date, or a planned item",
+                "check those dates in the record",
             )
         )
     ]
@@ -564,7 +588,9 @@ def _apply_missed_thresholds(protocol: Protocol, hits: pd.DataFrame, people: pd.
 def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) -> Evaluation:
     """Evaluate every criterion of ``protocol`` on the as-of date over the tables on ``con``."""
     _scan_latest(con, protocol, as_of)
-    warnings = _other_system_warnings(con) + families.build_links(con, as_of)
+    deaths = protocol.population.include_deaths_within
+    warnings = _other_system_warnings(con) + _future_warnings(con, as_of)
+    warnings += families.build_links(con, as_of, deaths.before(as_of) if deaths else None)
     concern_from = protocol.concern.window.before(as_of) if protocol.concern.window else None
     kinds: dict[type, list] = {}
     for c in protocol.criteria:

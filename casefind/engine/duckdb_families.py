@@ -15,15 +15,27 @@ How explicit links and shared households combine (the README's Families section 
 * **parent**: an explicit parent-type link, wherever the parent lives and whether or not they are
   registered here (a parent with no record here simply has no codes to read). A parent who died on or
   before the as-of date is still linked (their record may explain a bereaved child's risk), and the
-  relation says so: "father (died 2026-03-01)".
-* **household_adult**: a patient aged 18 or over on the as-of date who shares the child's ``household_id``
-  and is registered and alive on the as-of date, or an explicit ``household member`` link to such an adult
-  (with or without a ``household_id``). An adult who has left the household (a different household_id
-  now) no longer counts; an explicit parent link still does.
+  relation says so: "father (died 2026-03-01)". A row that cannot be right as written makes no link: one
+  naming as a birth parent (``BIRTH_PARENT_WORDS``, or a birth child word reversed) someone with a record
+  here fewer than ``MIN_MOTHER_GAP_YEARS`` (12) years older than the child, or as any other parent
+  (step, foster, adoptive, carer, guardian, partner: a mother's partner may be 10 years older than her
+  child) someone not older than the child. Most often the export wrote the rows the other way round.
+* **A household** is a ``household_id`` at one practice (``practice_id``; a blank one is a practice of its
+  own): household ids are the practice system's, so the same id at two practices is two households. Its
+  members are the patients registered and alive on the as-of date with it, and the children (under 18)
+  who died on or before the as-of date but within the population's ``include_deaths_within`` (the
+  ``death_from`` of ``build_links``): such a child can still be listed, so keeps their household adults
+  and siblings. A registration that ended on or after the date of death was ended by it (as
+  ``duckdb_engine._people_sql`` reads it).
+* **household_adult**: a patient aged 18 or over on the as-of date who shares the child's household and is
+  registered and alive on the as-of date (an adult who died is not), or an explicit ``household member``
+  link to such an adult (with or without a ``household_id``). An adult who has left the household (a
+  different household_id now) no longer counts; an explicit parent link still does.
 * **sibling**: an explicit sibling link (either direction), another child of a linked parent (so
   half-siblings with different surnames are found: "sibling (shared father)"; "sibling (shared father,
   their foster carer)" where one child's birth parent is the other's foster carer, step-parent or carer),
-  or another child (under 18) in the same household.
+  or another child (under 18) in the same household, unless one of the two is the other's parent by an
+  explicit link (a mother of 16 living with her baby is the baby's mother, not also a sibling).
   A criterion reads a sibling's record only while the sibling could be listed (``duckdb_engine._route``).
 * **A pregnancy reaches** (``annotated_links_sql``) the children an expectant woman is a parent of,
   and the children of her household unless she is the child's sibling (an explicit sibling link or a shared
@@ -38,12 +50,19 @@ How explicit links and shared households combine (the README's Families section 
 Placeholders and institutions are not families. An export may write an unknown value as a placeholder
 (``0``, ``NULL``, ``UNKNOWN``), and a care home, hostel or children's home gives unrelated people one
 ``household_id``. Linking through either would make unrelated children siblings, make one adult the
-household adult or "parent" of them all, and list them for each other's plans and risks. Two guards,
-each one aggregate over a table the links are built from anyway (``residents``, the parent rows of
-``rel``), never another pass over patients or relationships:
+household adult or "parent" of them all, and list them for each other's plans and risks.
 
-* **A household_id shared by more than** ``MAX_HOUSEHOLD`` **(20) patients registered and alive on the
-  as-of date** is not a family household: it makes no shared-household links (household adult, child in
+* **A placeholder id** (``unknown_id_sql``: ``UNKNOWN_IDS`` such as NULL, N/A, NOT KNOWN, ``-`` or ``?``
+  in any case and with spaces around it, or an all-zero or blank id) links no one, however few share it:
+  a placeholder ``household_id`` is read as blank, and a relationships row whose ``related_patient_id``
+  is one makes no link. Each is a column of a table the links are built from anyway.
+
+Two size guards, each one aggregate over a table the links are built from anyway (``residents``, the
+parent rows of ``rel``), never another pass over patients or relationships; a placeholder they catch is
+reported by them, not counted again:
+
+* **A household (household_id at one practice) of more than** ``MAX_HOUSEHOLD`` **(20) members** is not
+  a family household: it makes no shared-household links (household adult, child in
   household). The Census's largest household-size band is "8 or more people"; more than 20 on one
   household_id is a placeholder or an institution, not a family. Explicit relationships rows still link
   its residents (a parent, a ``household member``, a sibling).
@@ -53,7 +72,8 @@ each one aggregate over a table the links are built from anyway (``residents``, 
   Schedule 7) and families of more than twelve are vanishingly rare; a real one would lose its parent
   links, and the warning tells the user to check.
 
-Each guard that fires gives one warning, with counts only: never an id or any other value.
+Each guard or check that fires (a size guard, placeholder household_ids, placeholder related_patient_ids,
+implausible parent rows) gives one warning, with counts only: never an id or any other value.
 """
 
 from __future__ import annotations
@@ -87,6 +107,9 @@ CHILD_WORDS = tuple(
     for kind in ("", "natural ", "birth ", "biological ", "adopted ", "foster ", "step ", "step")
     for child in ("child", "son", "daughter")
 )
+BIRTH_CHILD_WORDS = tuple(
+    kind + child for kind in ("", "natural ", "birth ", "biological ") for child in ("child", "son", "daughter")
+)
 SIBLING_WORDS = ("twin",) + tuple(
     kind + sibling for kind in ("", "half ", "step ", "step", "twin ") for sibling in ("sibling", "brother", "sister")
 )
@@ -114,8 +137,16 @@ MAX_WORDS_SHOWN = 5
 # Above these a household_id or a parent's id is a placeholder or an institution, not a family (module docstring).
 MAX_HOUSEHOLD = 20  # patients registered and alive on the as-of date
 MAX_CHILDREN_OF_ONE_PARENT = 12  # children named in rows valid on the as-of date
-# A woman fewer years older than a child of her household is not taken for the child's mother (module docstring).
+# A woman fewer years older than a child of her household is not taken for the child's mother, and a birth parent
+# named in relationships who is fewer years older than the child is not linked (module docstring).
 MIN_MOTHER_GAP_YEARS = 12
+# An id written for "unknown" (compared in upper case after trimming; an all-zero or blank id is one too).
+UNKNOWN_IDS = ("NULL", "NONE", "NAN", "N/A", "NA", "UNKNOWN", "NOT KNOWN", "-", "?")
+
+
+def unknown_id_sql(column: str) -> str:
+    """SQL: ``column`` is a placeholder for an unknown id (``UNKNOWN_IDS``, all zeros, or blank)."""
+    return f"(upper(trim({column})) IN ({_words(UNKNOWN_IDS)}) OR trim({column}, ' 0') = '')"
 
 
 def normalised_word_sql(column: str) -> str:
@@ -150,43 +181,69 @@ def _words(words: tuple[str, ...]) -> str:
     return ", ".join(f"'{w}'" for w in words)
 
 
-def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
+def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | None = None) -> list[str]:
     """Create ``links(child_id, relative_id, relation, role)`` and ``family_of_linked(patient_id, family_id)``.
 
+    ``death_from``: the start of the population's ``include_deaths_within`` window (None: no such window); a
+    child who died on or after it, and on or before ``as_of``, is still a member of their household.
+
     Returns the warnings: the relationship words that were not recognised, with their row counts, and each
-    placeholder guard that fired (``_placeholder_warnings``).
+    placeholder guard or check that fired (``_placeholder_warnings``).
     """
     run_script(
         con,
         f"""
         CREATE OR REPLACE TEMP TABLE rel AS
         SELECT patient_id, related_patient_id,
-               {normalised_word_sql("relationship")} AS word
+               {normalised_word_sql("relationship")} AS word,
+               {unknown_id_sql("related_patient_id")} AS unknown_related
         FROM relationships
         WHERE (start_date IS NULL OR start_date <= $as_of) AND (end_date IS NULL OR end_date >= $as_of)
           AND patient_id <> related_patient_id;
 
+        -- a household_id is the practice's: the same one at two practices is two households (a blank
+        -- practice_id is a practice of its own). A child who died recently is still in the household; a
+        -- registration that ended on or after the death was ended by it.
         CREATE OR REPLACE TEMP TABLE residents AS
-        SELECT patient_id, household_id, {age_sql("$as_of")} AS age FROM patients
+        SELECT patient_id, coalesce(practice_id, '') AS practice_id, household_id,
+               {unknown_id_sql("household_id")} AS unknown_household, age
+        FROM (SELECT *, {age_sql("$as_of")} AS age FROM patients)
         WHERE date_of_birth <= $as_of
           AND (registered_from IS NULL OR registered_from <= $as_of)
-          AND (registered_to IS NULL OR registered_to >= $as_of)
-          AND (date_of_death IS NULL OR date_of_death > $as_of);
+          AND (registered_to IS NULL OR registered_to >= $as_of OR registered_to >= date_of_death)
+          AND (date_of_death IS NULL OR date_of_death > $as_of OR age < 18 AND date_of_death >= $death_from);
         -- a household_id shared by more residents than a family has is a placeholder or an institution:
-        -- its residents keep their explicit links but share no household
+        -- its residents keep their explicit links but share no household; nor do those of a placeholder
+        -- household_id (NULL, 0, UNKNOWN) of any size, counted apart when the size guard has not caught it
         CREATE OR REPLACE TEMP TABLE large_households AS
-        SELECT household_id, count(*) AS residents FROM residents WHERE household_id IS NOT NULL
-        GROUP BY household_id HAVING count(*) > $max_household;
-        UPDATE residents SET household_id = NULL WHERE household_id IN (SELECT household_id FROM large_households);
-        CREATE OR REPLACE TEMP TABLE adults_here AS SELECT patient_id, household_id FROM residents WHERE age >= 18;
-        CREATE OR REPLACE TEMP TABLE children_here AS SELECT patient_id, household_id FROM residents WHERE age < 18;
+        SELECT practice_id, household_id, count(*) AS residents FROM residents WHERE household_id IS NOT NULL
+        GROUP BY practice_id, household_id HAVING count(*) > $max_household;
+        UPDATE residents SET household_id = NULL, unknown_household = false FROM large_households l
+        WHERE residents.practice_id = l.practice_id AND residents.household_id = l.household_id;
+        UPDATE residents SET household_id = NULL WHERE unknown_household;
+        CREATE OR REPLACE TEMP TABLE adults_here AS
+        SELECT patient_id, practice_id, household_id FROM residents WHERE age >= 18;
+        CREATE OR REPLACE TEMP TABLE children_here AS
+        SELECT patient_id, practice_id, household_id FROM residents WHERE age < 18;
 
-        -- every valid row naming a child's parent, child first (rows from the parent's side reversed)
+        -- every valid row naming a child's parent, child first (rows from the parent's side reversed), with
+        -- whether the parent has a record here, their death, and whether the row is implausible: a birth
+        -- parent fewer than MIN_MOTHER_GAP_YEARS older than the child, any other parent not older at all
         CREATE OR REPLACE TEMP TABLE parent_rows AS
-        SELECT patient_id AS child_id, related_patient_id AS relative_id, word FROM rel
-        WHERE word IN ({_words(PARENT_WORDS)})
-        UNION ALL
-        SELECT related_patient_id, patient_id, 'parent' FROM rel WHERE word IN ({_words(CHILD_WORDS)});
+        SELECT r.*, p.patient_id IS NOT NULL AS on_record, p.date_of_death AS died,
+               coalesce(c.date_of_birth <= p.date_of_birth
+                        OR c.date_of_birth < p.date_of_birth + to_years(r.min_gap), false) AS implausible
+        FROM (
+          SELECT patient_id AS child_id, related_patient_id AS relative_id, word, unknown_related,
+                 CASE WHEN word IN ({_words(BIRTH_PARENT_WORDS)}) THEN $min_gap ELSE 0 END AS min_gap
+          FROM rel WHERE word IN ({_words(PARENT_WORDS)})
+          UNION ALL
+          SELECT related_patient_id, patient_id, 'parent', unknown_related,
+                 CASE WHEN word IN ({_words(BIRTH_CHILD_WORDS)}) THEN $min_gap ELSE 0 END
+          FROM rel WHERE word IN ({_words(CHILD_WORDS)})
+        ) r
+        LEFT JOIN patients p ON p.patient_id = r.relative_id
+        LEFT JOIN patients c ON c.patient_id = r.child_id;
         -- an id named as the parent of more children than a family has is a placeholder such as 0 (distinct
         -- children are counted only for the few ids with that many rows: a tenth of the time)
         CREATE OR REPLACE TEMP TABLE placeholder_parents AS
@@ -195,14 +252,14 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
         GROUP BY relative_id HAVING count(DISTINCT child_id) > $max_children;
 
         CREATE OR REPLACE TEMP TABLE parent_links AS
-        SELECT DISTINCT l.child_id, l.relative_id,
-               CASE WHEN l.word IN ({_words(BIRTH_PARENT_WORDS)}) THEN 'parent' ELSE l.word END AS kind,
-               l.word || CASE WHEN p.patient_id IS NULL THEN ' (no record here)'
-                              WHEN p.date_of_death <= $as_of
-                                THEN ' (died ' || strftime(p.date_of_death, '%Y-%m-%d') || ')'
-                              ELSE '' END AS relation
-        FROM parent_rows l LEFT JOIN patients p ON p.patient_id = l.relative_id
-        WHERE l.relative_id NOT IN (SELECT relative_id FROM placeholder_parents);
+        SELECT DISTINCT child_id, relative_id,
+               CASE WHEN word IN ({_words(BIRTH_PARENT_WORDS)}) THEN 'parent' ELSE word END AS kind,
+               word || CASE WHEN NOT on_record THEN ' (no record here)'
+                            WHEN died <= $as_of THEN ' (died ' || strftime(died, '%Y-%m-%d') || ')'
+                            ELSE '' END AS relation
+        FROM parent_rows
+        WHERE relative_id NOT IN (SELECT relative_id FROM placeholder_parents) AND NOT unknown_related
+          AND NOT implausible;
 
         CREATE OR REPLACE TEMP TABLE links AS
         SELECT DISTINCT child_id, relative_id, relation, role,
@@ -213,15 +270,17 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
           SELECT child_id, relative_id, relation, 'parent' AS role FROM parent_links
           UNION ALL
           SELECT c.patient_id, a.patient_id, 'household adult', 'household_adult'
-          FROM children_here c JOIN adults_here a USING (household_id)
+          FROM children_here c JOIN adults_here a USING (practice_id, household_id)
           UNION ALL
           SELECT r.patient_id, r.related_patient_id, 'household member', 'household_adult'
           FROM rel r JOIN adults_here a ON a.patient_id = r.related_patient_id
-          WHERE r.word IN ({_words(HOUSEHOLD_WORDS)})
+          WHERE r.word IN ({_words(HOUSEHOLD_WORDS)}) AND NOT r.unknown_related
           UNION ALL
-          SELECT patient_id, related_patient_id, 'sibling', 'sibling' FROM rel WHERE word IN ({_words(SIBLING_WORDS)})
+          SELECT patient_id, related_patient_id, 'sibling', 'sibling' FROM rel
+          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related
           UNION ALL
-          SELECT related_patient_id, patient_id, 'sibling', 'sibling' FROM rel WHERE word IN ({_words(SIBLING_WORDS)})
+          SELECT related_patient_id, patient_id, 'sibling', 'sibling' FROM rel
+          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related
           UNION ALL
           -- in the child's words, and the other's where they differ: the carers' son sees the child they foster
           -- as 'sibling (shared father, their foster carer)', not as a half-sibling
@@ -230,11 +289,21 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date) -> list[str]:
                                                           ELSE ', their ' || b.relation END || ')', 'sibling'
           FROM parent_links a JOIN parent_links b ON a.relative_id = b.relative_id AND a.child_id <> b.child_id
           UNION ALL
+          -- a young parent living with their baby is the baby's parent, not also their sibling
           SELECT a.patient_id, b.patient_id, 'child in household', 'sibling'
-          FROM children_here a JOIN children_here b USING (household_id) WHERE a.patient_id <> b.patient_id
+          FROM children_here a JOIN children_here b USING (practice_id, household_id)
+          ANTI JOIN parent_links p ON p.child_id = a.patient_id AND p.relative_id = b.patient_id
+          ANTI JOIN parent_links q ON q.child_id = b.patient_id AND q.relative_id = a.patient_id
+          WHERE a.patient_id <> b.patient_id
         );
         """,
-        {"as_of": as_of, "max_household": MAX_HOUSEHOLD, "max_children": MAX_CHILDREN_OF_ONE_PARENT},
+        {
+            "as_of": as_of,
+            "death_from": death_from,
+            "max_household": MAX_HOUSEHOLD,
+            "max_children": MAX_CHILDREN_OF_ONE_PARENT,
+            "min_gap": MIN_MOTHER_GAP_YEARS,
+        },
     )
     _family_ids(con)
     return _unrecognised_warning(con) + _placeholder_warnings(con)
@@ -273,11 +342,23 @@ def _unrecognised_warning(con: duckdb.DuckDBPyConnection) -> list[str]:
 
 
 def _placeholder_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
-    """One warning per guard that fired (module docstring): how many ids, how many rows or patients. Never the
-    ids: a placeholder looks harmless, but a household_id can be an address and a related id a patient's."""
+    """One warning per guard or check that fired (module docstring): how many ids, how many rows or patients.
+    Never the ids: a placeholder looks harmless, but a household_id can be an address and a related id a
+    patient's. A row or patient a size guard has reported is not counted again as a placeholder."""
     [(parents, rows)] = con.execute("SELECT count(*), coalesce(sum(rows), 0) FROM placeholder_parents").fetchall()
     [(households, residents)] = con.execute(
         "SELECT count(*), coalesce(sum(residents), 0) FROM large_households"
+    ).fetchall()
+    [(unknown_households,)] = con.execute("SELECT count(*) FROM residents WHERE unknown_household").fetchall()
+    [(unknown_related,)] = con.execute(
+        f"""SELECT count(*) FROM rel WHERE unknown_related
+            AND word IN ({_words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)})
+            AND NOT (word IN ({_words(PARENT_WORDS)})
+                     AND related_patient_id IN (SELECT relative_id FROM placeholder_parents))"""
+    ).fetchall()
+    [(implausible,)] = con.execute(
+        "SELECT count(*) FROM parent_rows WHERE implausible AND NOT unknown_related "
+        "AND relative_id NOT IN (SELECT relative_id FROM placeholder_parents)"
     ).fetchall()
     warnings = []
     if parents:
@@ -309,6 +390,47 @@ def _placeholder_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
                     "explicit relationships rows still count",
                     "have the export leave an unknown household_id blank, and link children who live in a shared "
                     "home to their carers with relationships rows",
+                )
+            )
+        )
+    if unknown_households:
+        one = unknown_households == 1
+        warnings.append(
+            str(
+                Problem(
+                    "patients",
+                    f"{unknown_households} patient{' has' if one else 's have'} a household_id that is a placeholder "
+                    "for an unknown household (such as NULL, 0 or UNKNOWN): "
+                    f"{'they were' if not one else 'it was'} not linked by household (household adult, child in "
+                    "household); explicit relationships rows still count",
+                    "have the export leave an unknown household_id blank",
+                )
+            )
+        )
+    if unknown_related:
+        one = unknown_related == 1
+        warnings.append(
+            str(
+                Problem(
+                    "relationships",
+                    f"{_rows(unknown_related)} valid on the as-of date {'has' if one else 'have'} a "
+                    "related_patient_id that is a placeholder for an unknown person (such as 0, NULL or UNKNOWN): "
+                    f"{'it was' if one else 'they were'} not used for linking",
+                    "have the export leave out the rows of a relative it does not know",
+                )
+            )
+        )
+    if implausible:
+        one = implausible == 1
+        warnings.append(
+            str(
+                Problem(
+                    "relationships",
+                    f"{_rows(implausible)} valid on the as-of date name{'s' if one else ''} as a child's parent "
+                    f"someone fewer than {MIN_MOTHER_GAP_YEARS} years older than the child (a step-parent, partner "
+                    f"or carer: younger than the child) and {'was' if one else 'were'} not used for linking",
+                    "the file may be written the other way round: patient_id is the child and related_patient_id "
+                    "is the child's <relationship> (words such as 'son' or 'daughter' are read as the reverse link)",
                 )
             )
         )
