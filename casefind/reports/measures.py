@@ -765,9 +765,8 @@ def finalise_rates(raw: pd.DataFrame, suppress: bool, category_names: Sequence[s
     count is).
 
     A group of 1 to 7 children (its population: ``children_registered``, or a clinician's ``children_seen``)
-    has every count hidden, zeros included. Otherwise a 0 beside a hidden count would tell who was coded:
-    one child with sex 'I' shows 0 when she was not coded and a hidden count when she was; and of a small
-    group, a 0 says of each child that they were not.
+    has every count hidden by that rule alone: no count of children in it can be more than 7, and its codes
+    are hidden with its numerator. So one child with sex 'I' shows the same row whether she was coded or not.
     """
     records = []
     for row in raw.itertuples(index=False):
@@ -794,9 +793,6 @@ def _finalise_row(row: dict, suppress: bool) -> dict:
     hidden = False
     if suppress:
         shown = {c: stats.suppress_count(v) if v is not None else None for c, v in counts.items()}
-        population = counts["children_seen" if clinician else "children_registered"]
-        if population is not None and stats.suppress_count(population) is None:  # a group of 1 to 7 children
-            shown = dict.fromkeys(shown)
         if shown["numerator"] is None:
             shown["codes"] = shown["cohort_numerator"] = None
         hidden = any(shown[c] is None for c in present)

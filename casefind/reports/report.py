@@ -444,10 +444,7 @@ def _published_funnel(raw: pd.DataFrame, suppress: bool, model: str = "poisson")
         result = replace(result, pooled_rate_low=result.pooled_rate, pooled_rate_high=result.pooled_rate)
     else:
         counts = [stats.suppress_count(o) for o in observed]
-        published = [
-            0.0 if _small_group(p) else _published_denominator(n, model)
-            for n, p in zip(denominators, raw["population"], strict=True)
-        ]
+        published = [_published_denominator(n, p, model) for n, p in zip(denominators, raw["population"], strict=True)]
         plotted = [c for c, n in zip(counts, published, strict=True) if n > 0]  # as funnel() plots them
         shown, hidden = sum(c for c in plotted if c is not None), sum(c is None for c in plotted)
         exposure = sum(published)
@@ -466,11 +463,13 @@ def _published_funnel(raw: pd.DataFrame, suppress: bool, model: str = "poisson")
     return replace(result, points=points[[*FUNNEL_COLUMNS, "suppressed"]])
 
 
-def _published_denominator(value: float, model: str) -> float:
-    """Child-years rounded to the nearest 5; children seen as any count of children (0 to 7 hidden, so the
-    unit is not plotted: 0)."""
-    shown = stats.round_exposure(value) if model == "poisson" else stats.suppress_count(round(value))
-    return 0.0 if shown is None else float(shown)
+def _published_denominator(value: float, population, model: str) -> float:
+    """Child-years rounded to the nearest 5, or children seen rounded like any count of children; 0 (the unit
+    is not plotted) for a unit of fewer than 8 children (``population``: registered, or seen, which is then
+    ``value`` itself)."""
+    if _small_group(population):
+        return 0.0
+    return float(stats.round_exposure(value) if model == "poisson" else stats.suppress_count(round(value)))
 
 
 def _small_units(raw: pd.DataFrame) -> int:
@@ -490,23 +489,23 @@ def _funnel_left_out(raw: pd.DataFrame, suppress: bool, unit: str) -> str | None
     if other.empty or not other["denominator"].iloc[0] > 0:
         return None
     count, denominator = int(other["numerator"].iloc[0]), float(other["denominator"].iloc[0])
-    model = FUNNEL_MODELS[unit]
+    population = other["population"].iloc[0]
     held = (
         "patients with a blank practice_id or one not shown"
         if unit == "practice"
         else "events with a blank clinician_id or one not shown"
     )
-    if suppress and _small_group(other["population"].iloc[0]):
+    if suppress and _small_group(population):
         held += ": 1 to 7 children, so every figure is suppressed"
-    else:
+    else:  # 8 children or more: the denominator published is not 0
         if suppress:
-            count, denominator = stats.suppress_count(count), _published_denominator(denominator, model)
+            count = stats.suppress_count(count)
+            denominator = _published_denominator(denominator, population, FUNNEL_MODELS[unit])
         coded = "fewer than 8 (suppressed)" if count is None else f"{count:,}"
         if unit == "practice":
             held += f": {coded} children coded, {denominator:,.1f} child-years"
         else:
-            seen = f"{denominator:,.0f}" if denominator > 0 else "fewer than 8 (suppressed)"
-            held += f": {coded} children coded of {seen} children seen"
+            held += f": {coded} children coded of {denominator:,.0f} children seen"
     return (
         f"The funnel plot leaves out the group '{OTHER}' ({held}): it is not a {unit}, so it is not plotted and "
         f"takes no part in the pooled {'rate' if unit == 'practice' else 'proportion'}."
