@@ -300,22 +300,41 @@ class Population(Frozen):
 REFERENCE_FIELDS = ("start", "end", "codes", "booking", "late", "reciprocal")
 
 
+class ConcernCodes(Frozen):
+    """Concern codes with end codes and a window of their own (``Concern.also``)."""
+
+    codes: Names = Field(min_length=1)
+    end: Names = ()
+    window: DurationField | None = None
+
+
 class Concern(Frozen):
     """What counts as professional concern: an open flag in the concerns table on the as-of date, a code
     from ``codes`` within ``window``, or one of ``criteria`` met on the patient's own record (a child
     protection plan, child in need, looked after: the strongest concern there is), on the child or anyone
     linked to the child (parents, household adults, siblings). A code followed by a later code from ``end``
     ("no longer a cause for concern") no longer counts: latest code wins, as for ``coded_active`` (an end
-    code on the same day does not close it)."""
+    code on the same day does not close it).
+
+    ``also`` adds concern codes that need end codes and a window of their own: an unborn baby on a CP plan is
+    concern for the family until a "no longer" code, for the months of a pregnancy and the new-birth weeks
+    after it, and a "no longer" unborn code must not close a cause for concern. Each group is its own "latest
+    code wins"."""
 
     codes: Names = ()
     end: Names = ()
     window: DurationField | None = None
+    also: tuple[ConcernCodes, ...] = ()
     criteria: Names = Field(
         (),
         description="Criteria that are professional concern when met on a patient's own record (CP plan, CIN, "
         "looked after); each must read the own record and must not itself require concern",
     )
+
+    def code_groups(self) -> tuple[ConcernCodes, ...]:
+        """Every group of concern codes: ``codes`` (with ``end`` and ``window``) first, then ``also``."""
+        first = (ConcernCodes(codes=self.codes, end=self.end, window=self.window),) if self.codes else ()
+        return first + self.also
 
 
 class Ranking(Frozen):
@@ -348,6 +367,11 @@ def reference_problems(codelist_names: set[str], criteria: list, concern: Any = 
     concern = concern if isinstance(concern, dict) else {}
     for field in ("codes", "end"):
         problems += _unknown(f"concern.{field}", concern.get(field), codelist_names, "codelist")
+    also = concern.get("also")
+    for i, group in enumerate(also if isinstance(also, list) else ()):
+        for field in ("codes", "end"):
+            value = group.get(field) if isinstance(group, dict) else None
+            problems += _unknown(f"concern.also[{i}].{field}", value, codelist_names, "codelist")
     problems += _unknown("concern.criteria", concern.get("criteria"), ids, "criterion")
     by_id = {c.get("id"): c for c in criteria if isinstance(c, dict)}
     for name in (n for n in _as_tuple(concern.get("criteria") or ()) if n in by_id):
@@ -529,7 +553,7 @@ class _Locator:
 # Where each part's fields are written, and every field a protocol file may use (for "did you mean").
 _KIND_MODELS = typing.get_args(typing.get_args(AnyCriterion)[0])  # the members of the criterion union
 _PLACES = {Protocol: "the top level", Codelist: "a codelist", Code: "a codelist's codes", Population: "population",
-           Concern: "concern", Ranking: "ranking"}  # fmt: skip
+           Concern: "concern", ConcernCodes: "a concern.also group", Ranking: "ranking"}  # fmt: skip
 _FIELD_NAMES = sorted({n for model in (*_PLACES, *_KIND_MODELS) for n in model.model_fields})
 
 

@@ -189,6 +189,21 @@ def test_an_unknown_concern_codelist_is_listed_with_the_other_problems(tmp_path)
     ]
 
 
+def test_a_concern_also_group_is_checked_like_the_concern_codes(tmp_path):
+    protocol = PROTOCOL + (
+        "concern:\n  also:\n    - codes: cp_ned\n      end: cp_ende\n      window: 12 mnths\n"
+        "    - end: cp_end\n    - {codes: cp_end, windw: 2 years}\n"
+    )
+    path = _write(tmp_path, protocol)
+    assert _messages(path) == [
+        f"{path}, line 10, concern.also[0].codes: unknown codelist 'cp_ned' (did you mean 'cp_end'?)",
+        f"{path}, line 11, concern.also[0].end: unknown codelist 'cp_ende' (did you mean 'cp_end'?)",
+        f"{path}, line 12, concern.also[0].window: expected a duration like '12 months', got '12 mnths'",
+        f"{path}, line 13, concern.also[1].codes: required field is missing",
+        f"{path}, line 14, concern.also[2].windw: unknown field 'windw' (did you mean 'window'?)",
+    ]
+
+
 def test_concern_criteria_must_exist_read_the_own_record_and_not_need_concern(tmp_path):
     protocol = PROTOCOL + (
         "  - {id: sib, label: Sibling CP, kind: coded_active, start: cp, record: sibling, weight: 4, tier: minor}\n"
@@ -266,7 +281,8 @@ def test_a_field_of_another_kind_or_part_says_where_it_belongs(tmp_path):
         "     end: [cp], minor_criteria_needed: 2}\n"
     )
     assert _messages(rules) == [
-        f"{rules}, line 3, window: 'window' is not a field here (it belongs in concern or a criterion)",
+        f"{rules}, line 3, window: 'window' is not a field here "
+        "(it belongs in concern or a concern.also group or a criterion)",
         f"{rules}, line 8, criteria[0] (id 'sh').end: 'end' is not a field of kind 'coded_in_window' "
         "(only of: coded_active, antenatal_booking)",
         f"{rules}, line 8, criteria[0] (id 'sh').minor_criteria_needed: 'minor_criteria_needed' is not a field "

@@ -70,8 +70,9 @@ def code_map(protocol: Protocol, as_of: date) -> pd.DataFrame:
             add(criterion.id, ROLE_FIELDS[field], names, window_start)
         if isinstance(criterion, AntenatalBooking) and criterion.late_at_weeks is not None:
             add(criterion.id, GESTATION, criterion.booking, min_weeks=criterion.late_at_weeks)
-    add(families.CONCERN, "start", protocol.concern.codes)
-    add(families.CONCERN, "end", protocol.concern.end)
+    for i, group in enumerate(protocol.concern.code_groups()):
+        add(families.concern_id(i), "start", group.codes)
+        add(families.concern_id(i), "end", group.end)
     columns = ["code_system", "code", "criterion_id", "role", "term", "window_start", "min_weeks"]
     frame = pd.DataFrame(rows, columns=columns)
     frame["min_weeks"] = frame["min_weeks"].astype("Int64")
@@ -591,7 +592,7 @@ def evaluate(con: duckdb.DuckDBPyConnection, protocol: Protocol, as_of: date) ->
     deaths = protocol.population.include_deaths_within
     warnings = _other_system_warnings(con) + _future_warnings(con, as_of)
     warnings += families.build_links(con, as_of, deaths.before(as_of) if deaths else None)
-    concern_from = protocol.concern.window.before(as_of) if protocol.concern.window else None
+    concern_from = [g.window.before(as_of) if g.window else None for g in protocol.concern.code_groups()]
     kinds: dict[type, list] = {}
     for c in protocol.criteria:
         kinds.setdefault(type(c), []).append(c)

@@ -510,7 +510,10 @@ def family_id_sql(patient_id: str, linked_family_id: str) -> str:
     return f"coalesce({linked_family_id}, 'F' || substr(md5({patient_id}), 1, 8))"
 
 
-CONCERN = "__concern__"  # the scan's pseudo-criterion id for the protocol's concern codes (duckdb_engine._scan_latest)
+def concern_id(group: int) -> str:
+    """The scan's pseudo-criterion id for the protocol's ``group``-th group of concern codes
+    (``Concern.code_groups``, duckdb_engine.code_map): each group is its own "latest code wins"."""
+    return f"__concern_{group}__"
 
 
 def not_ended_sql(start: str, end: str) -> str:
@@ -521,10 +524,11 @@ def not_ended_sql(start: str, end: str) -> str:
 
 
 def concern_table(
-    con: duckdb.DuckDBPyConnection, as_of: date, window_start: date | None, criteria_met: pa.Table
+    con: duckdb.DuckDBPyConnection, as_of: date, window_starts: list[date | None], criteria_met: pa.Table
 ) -> None:
-    """``concern(patient_id, evidence)``: open flags, concern codes (from the scan's ``CONCERN`` rows: the
-    latest concern code, in the window and not followed by a later end code, ``not_ended_sql``) and the concern
+    """``concern(patient_id, evidence)``: open flags, concern codes (from the scan's ``concern_id`` rows: for
+    each group of concern codes, the latest code, in the group's window (``window_starts``, one per group, None
+    for none) and not followed by a later end code of the group, ``not_ended_sql``) and the concern
     criteria met on patients' own records (``criteria_met``: patient_id, label, term, code, date), as 'Subject
     to a child protection plan: <term> 2026-01-05'.
 
@@ -544,13 +548,15 @@ def concern_table(
           FROM criteria_met_arrow
           UNION
           SELECT s.patient_id, coalesce(s.ev.term, s.ev.code) || ' ' || strftime(s.ev.date, '%Y-%m-%d')
-          FROM latest s LEFT JOIN latest e
-            ON e.patient_id = s.patient_id AND e.criterion_id = $concern AND e.role = 'end'
-          WHERE s.criterion_id = $concern AND s.role = 'start' AND ($from IS NULL OR s.ev.date >= $from)
+          FROM latest s
+          JOIN (SELECT unnest($ids::VARCHAR[]) AS criterion_id, unnest($froms::DATE[]) AS window_start) g
+            ON g.criterion_id = s.criterion_id
+          LEFT JOIN latest e ON e.patient_id = s.patient_id AND e.criterion_id = s.criterion_id AND e.role = 'end'
+          WHERE s.role = 'start' AND (g.window_start IS NULL OR s.ev.date >= g.window_start)
             AND {not_ended_sql("s", "e")}
         ) GROUP BY patient_id
         """,
-        {"as_of": as_of, "from": window_start, "concern": CONCERN},
+        {"as_of": as_of, "ids": [concern_id(i) for i in range(len(window_starts))], "froms": window_starts},
     )
     con.unregister("criteria_met_arrow")
     con.execute(
