@@ -207,7 +207,8 @@ def rank(
         .agg(lambda labels: "; ".join(sorted(set(labels))))
         .to_dict()
     )
-    entries["notes"] = _notes(entries, gaps, as_of)
+    gated = isin(entries["patient_id"], shown.loc[shown["requires_concern"].astype(bool), "patient_id"])
+    entries["notes"] = _notes(entries, gaps, as_of, gated)
     entries = _order(entries)
     links = _adult_links(evaluation, listed_ids)
     adults = _adults(evaluation, links, entries, shown)
@@ -295,14 +296,17 @@ def _linked_adults_text(
     return joined.reindex(entries["patient_id"]).fillna("").tolist()
 
 
-def _notes(entries: pd.DataFrame, gaps: dict[str, str], as_of: date) -> pd.Series:
+def _notes(entries: pd.DataFrame, gaps: dict[str, str], as_of: date, gated) -> pd.Series:
     """Per child, '; '-separated: died (on or before the as-of date: a list for a past meeting shows what was
-    known then), unborn baby, data gaps, below the threshold (vectorised)."""
+    known then), unborn baby, the professional concern a counted criterion needed (``gated``: a boolean per
+    entry; a new birth's concern may be the mother's unborn-baby CP plan, and the meeting should see it beside
+    the birth), data gaps, below the threshold (vectorised)."""
     gap_labels = entries["patient_id"].map(gaps).astype(object)
     died = pd.to_datetime(entries["date_of_death"])
     parts = [
         ("died " + died.dt.strftime("%Y-%m-%d")).where(died <= pd.Timestamp(as_of)),
         _flag(entries["expectant"], "case for her unborn baby"),
+        ("counted with professional concern (" + entries["concern"].astype(object) + ")").where(gated),
         _flag(entries["no_linked_adult"], "data gap: under 5 with no linked adult"),
         ("data gap: no child-side code for " + gap_labels + " (RCGP: code both records)").where(gap_labels.notna()),
         _flag(~entries["qualifies"].astype(bool), "below the listing threshold (shown with --all)"),

@@ -349,7 +349,9 @@ def test_with_a_parents_code_both_routes_are_shown_and_counted_once(make_extract
     )
     assert result.summary[1] == "Listed: rank 1 (family 1), tier minor."
     assert "Score: mi 3 = 3." in result.summary  # once
-    assert not any(line.startswith("Notes:") for line in result.summary)  # no data gap
+    [notes] = [line for line in result.summary if line.startswith("Notes:")]
+    assert "data gap" not in notes  # the child-side code is there
+    assert notes == "Notes: counted with professional concern (Child is cause for safeguarding concern 2026-09-01)."
 
 
 @pytest.mark.parametrize(

@@ -118,3 +118,33 @@ def test_each_group_of_concern_codes_is_its_own_latest_code_wins(make_extract):
         """,
     )
     assert list(ended_plan_after_cfc) == ["baby"]
+
+
+def test_the_notes_show_the_concern_a_counted_criterion_needed_and_only_then(make_extract):
+    """The meeting sees beside the new birth why it counted; a child listed for a plan of its own needs no
+    concern, and gets no such note."""
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | sex | household_id
+        mum        | 1996-01-01    | F   | H1
+        baby       | 2026-11-03    | M   | H1
+        on_plan    | 2015-01-01    | F   | H2
+        """,
+        relationships="""
+        patient_id | related_patient_id | relationship
+        baby       | mum                | mother
+        """,
+        events=f"""
+        patient_id | code            | date
+        mum        | {UNBORN_CP}     | 2026-05-12
+        mum        | {LIVE_BIRTH}    | 2026-11-03
+        on_plan    | 342191000000101 | 2026-06-01
+        """,
+    )
+    result = api.build_list(folder, as_of=AS_OF)
+    notes = dict(zip(result.entries["patient_id"], result.entries["notes"], strict=True))
+    assert notes == {
+        "on_plan": "",
+        "baby": "counted with professional concern (in the family: patient mum: Unborn child subject to child "
+        "protection plan 2026-05-12)",
+    }
