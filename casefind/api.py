@@ -25,6 +25,18 @@ def resolve_protocol(rules: str | Path | Protocol | None) -> Protocol:
     return load_protocol(rules or default_protocol_path())
 
 
+def _read(data_dir: str | Path, protocol: Protocol, mapping: str | Path | None, skip_bad_rows: bool) -> Extract:
+    """The extract as ``protocol`` reads it: its events with a protocol code, and a warning for events under
+    a code system none of its codelists uses."""
+    return read_extract(
+        data_dir,
+        mapping=mapping,
+        skip_bad_rows=skip_bad_rows,
+        event_codes=protocol.all_codes(),
+        code_systems={codelist.code_system for codelist in protocol.codelists.values()},
+    )
+
+
 def build_list(
     data_dir: str | Path,
     *,
@@ -42,7 +54,7 @@ def build_list(
     """
     as_of = _meeting_date(as_of)
     protocol = resolve_protocol(rules)
-    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
+    extract = _read(data_dir, protocol, mapping, skip_bad_rows)
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     ranked = rank(evaluation, protocol, as_of, show_all=show_all, full=full)
     info = run_info(
@@ -203,7 +215,7 @@ def coding_report(
         raise ProtocolError(
             Problem("", "no codelist has a report_category", "add 'report_category: NAME' to the codelists to count")
         )
-    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
+    extract = _read(data_dir, protocol, mapping, skip_bad_rows)
     mapping_file = _mapping_provenance(mapping)  # read by now, so it exists
     report = reports.build_coding_report(
         extract.con,
@@ -272,7 +284,7 @@ def explain(
     patient_id = patient_id.strip()  # pasted with a space around it; the extract's ids are read trimmed
     as_of = _meeting_date(as_of)
     protocol = resolve_protocol(rules)
-    extract = read_extract(data_dir, mapping=mapping, skip_bad_rows=skip_bad_rows, event_codes=protocol.all_codes())
+    extract = _read(data_dir, protocol, mapping, skip_bad_rows)
     evaluation = duckdb_engine.evaluate(extract.con, protocol, as_of)
     detail = duckdb_engine.patient_detail(extract.con, patient_id, as_of)
     if detail["person"].empty:

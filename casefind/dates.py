@@ -10,6 +10,12 @@ from datetime import date, timedelta
 from casefind.errors import OptionError, Problem
 
 FIRST_YEAR, LAST_YEAR = 1850, 2200  # the years of a date casefind reads; outside them it is a slip (or two digits)
+# Where the practice is. A date written as text is read as written, whatever zone offset follows its time
+# ('2024-03-01T00:30:00+01:00' is 1 March: the day the person who wrote it meant). A timestamp stored as an
+# instant (a Parquet TIMESTAMP WITH TIME ZONE, or Spark's INT96) has no written day: it is given the calendar
+# date it had here, in UK time (a birth at 00:30 British Summer Time is on that day, not on the day before, as
+# it is in UTC), whatever the computer's or the connection's time zone (``casefind.extract._parquet_text``).
+PRACTICE_TIME_ZONE = "Europe/London"
 _DURATION = re.compile(r"^\s*(\d+)\s*(day|week|month|year)s?\s*$", re.IGNORECASE)
 
 

@@ -18,6 +18,43 @@ APPOINTMENT_STATUSES = (
     "booked",
 )
 
+# The words of the relationships column casefind links by, written as ``casefind.extract.normalised_word_sql``
+# leaves them (lower case, no apostrophes, single spaces). Declared here, below both the reader and the engine:
+# the reader needs them to tell which side of a row is the child (a row whose patient_id is not registered
+# here is used only when the registered related_patient_id is the child, ``casefind.extract``), the engine to
+# make the links (``casefind.engine.duckdb_families``, whose docstring says what each kind links).
+PARENT_WORDS = tuple(
+    kind + parent
+    for kind in ("", "natural ", "birth ", "biological ", "adoptive ", "foster ", "step ", "step")
+    for parent in ("mother", "father", "parent", "mum", "dad")
+) + (
+    "mummy", "mam", "daddy", "carer", "foster carer", "kinship carer", "grandparent carer", "primary carer",
+    "main carer", "guardian", "legal guardian", "special guardian", "mothers partner", "fathers partner",
+    "parents partner", "partner of mother", "partner of father", "partner of parent",
+)  # fmt: skip
+# A birth parent, however written ('mum' to one child is 'mother' to the other: the same kind of parent).
+BIRTH_PARENT_WORDS = tuple(
+    kind + parent
+    for kind in ("", "natural ", "birth ", "biological ")
+    for parent in ("mother", "father", "parent", "mum", "dad")
+) + ("mummy", "mam", "daddy")
+# Written from the parent's side: related_patient_id is the child, patient_id the parent (the reverse link).
+CHILD_WORDS = tuple(
+    kind + child
+    for kind in ("", "natural ", "birth ", "biological ", "adopted ", "foster ", "step ", "step")
+    for child in ("child", "son", "daughter")
+)
+BIRTH_CHILD_WORDS = tuple(
+    kind + child for kind in ("", "natural ", "birth ", "biological ") for child in ("child", "son", "daughter")
+)
+SIBLING_WORDS = ("twin",) + tuple(
+    kind + sibling for kind in ("", "half ", "step ", "step", "twin ") for sibling in ("sibling", "brother", "sister")
+)
+HOUSEHOLD_WORDS = ("household member", "member of household", "lives with", "lodger")
+# An id written for "unknown" (compared in upper case after trimming; an all-zero or blank id is one too): it
+# links no one (``casefind.extract.unknown_id_sql``).
+UNKNOWN_IDS = ("NULL", "NONE", "NAN", "N/A", "NA", "UNKNOWN", "NOT KNOWN", "-", "?")
+
 
 @dataclass(frozen=True)
 class Column:

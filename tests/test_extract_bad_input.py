@@ -321,7 +321,7 @@ def test_every_row_problem_has_a_hint_and_unknown_patients_name_their_table(tmp_
         patients_csv="patient_id,date_of_birth,registered_from,registered_to\nP1,2015-02-01,2020-01-01,2019-01-01\n"
         "P2,2016-03-04,,\n",
         events_csv="patient_id,code,date\nP2,,2026-01-01\n",
-        relationships_csv="patient_id,related_patient_id,relationship\nP9,P2,mother\n",
+        relationships_csv="patient_id,related_patient_id,relationship\nP9,P8,mother\n",
         appointments_csv="patient_id,date,status\nP9,2026-01-01,attended\n",
         concerns_csv="patient_id,raised_on\nP9,2026-01-01\n",
     )
@@ -330,10 +330,13 @@ def test_every_row_problem_has_a_hint_and_unknown_patients_name_their_table(tmp_
         f"  HINT: check registered_from and registered_to ({SWAPPED})",
         "events.csv, row 2, column 'code': missing required value\n"
         "  HINT: every row needs a value in code: fill it in, or leave the row out of the export",
+        "relationships.csv, row 2, column 'patient_id': unknown patient_id and related_patient_id (neither is in "
+        "the patients file)\n  HINT: a row links a patient of the patients file to a relative: export relationships "
+        "for the same patients as the patients file",
         *(
             f"{table}.csv, row 2, column 'patient_id': unknown patient_id (not in the patients file)\n"
             f"  HINT: export {table} for the same patients as the patients file"
-            for table in ("relationships", "appointments", "concerns")
+            for table in ("appointments", "concerns")
         ),
     ]
 
@@ -397,6 +400,15 @@ def test_a_row_longer_than_casefind_reads_is_named_with_its_size(tmp_path):
 # ------------------------------------------------------------------------------------------ 11. NHS numbers
 
 
+SPLIT_HISTORY = (  # what patients sharing an NHS number risk, and what to do
+    "records sharing a number are most often one person registered twice, whose history is then split between "
+    "them, so a child protection plan or a risk factor coded on one record is not seen when the family is linked "
+    "through another (or the number was typed into the wrong record); each record is still considered on its own\n"
+    "  HINT: merge the records in the clinical system (or correct the number); until then, check {which} before "
+    "the meeting"
+)
+
+
 def test_nhs_number_warnings_say_what_is_wrong_and_never_show_a_number(tmp_path):
     patients = "patient_id,nhs_number,date_of_birth\n" + "".join(
         f"P{i},{n},2015-01-01\n"
@@ -413,7 +425,8 @@ def test_nhs_number_warnings_say_what_is_wrong_and_never_show_a_number(tmp_path)
         f"patients.csv, rows 3, 4, column 'nhs_number': 2 NHS numbers are not 10 digits {after}",
         "patients.csv, row 5, column 'nhs_number': 1 NHS number is a number as a spreadsheet writes it (its last "
         f"digits are lost) {after}",
-        f"patients.csv, rows 2, 7, 9, 10, 11, column 'nhs_number': 5 patients share 2 NHS numbers {after}",
+        "patients.csv, rows 2, 7, 9, 10, 11, column 'nhs_number': 5 patients share 2 NHS numbers: "
+        + SPLIT_HISTORY.format(which="every record sharing a number"),
     ]
     assert not any(n in w for w in warnings for n in ("12345", "Patricia", "9.99336", "9434765918", "4000000020"))
 
@@ -423,8 +436,8 @@ def test_two_patients_with_one_nhs_number_are_one_warning(tmp_path):
     folder = _write(tmp_path / "x", patients_csv=patients, events_csv="patient_id,code,date\n")
     with_number = [str(w) for w in read_extract(folder).warnings if "nhs_number" in w.location]
     assert with_number == [
-        "patients.csv, rows 2, 3, column 'nhs_number': 2 patients share one NHS number (the patients are still "
-        "considered; check the numbers before sharing the list)"
+        "patients.csv, rows 2, 3, column 'nhs_number': 2 patients share one NHS number: "
+        + SPLIT_HISTORY.format(which="both records")
     ]
 
 

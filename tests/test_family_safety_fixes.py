@@ -97,8 +97,9 @@ def test_a_placeholder_related_patient_id_links_no_one(make_extract):
     assert _listed(folder) == {"kid1": "cp"}
     [warning] = _warnings(folder, "relationships:")
     assert warning == (
-        "relationships: 4 rows valid on the as-of date have a related_patient_id that is a placeholder for an "
-        "unknown person (such as 0, NULL or UNKNOWN): they were not used for linking\n"
+        "relationships: 4 rows valid on the as-of date have a related_patient_id (or, in a row from the parent's "
+        "side or a sibling row, a patient_id) that is a placeholder for an unknown person (such as 0, NULL or "
+        "UNKNOWN): they were not used for linking\n"
         "  HINT: have the export leave out the rows of a relative it does not know"
     )
     assert "kid" not in warning

@@ -85,35 +85,15 @@ import numpy as np
 import pyarrow as pa
 
 from casefind.errors import Problem
-
-# Every word is written as normalised_word_sql leaves it: lower case, no apostrophes, single spaces.
-PARENT_WORDS = tuple(
-    kind + parent
-    for kind in ("", "natural ", "birth ", "biological ", "adoptive ", "foster ", "step ", "step")
-    for parent in ("mother", "father", "parent", "mum", "dad")
-) + (
-    "mummy", "mam", "daddy", "carer", "foster carer", "kinship carer", "grandparent carer", "primary carer",
-    "main carer", "guardian", "legal guardian", "special guardian", "mothers partner", "fathers partner",
-    "parents partner", "partner of mother", "partner of father", "partner of parent",
-)  # fmt: skip
-# A birth parent, however written ('mum' to one child is 'mother' to the other: the same kind of parent).
-BIRTH_PARENT_WORDS = tuple(
-    kind + parent
-    for kind in ("", "natural ", "birth ", "biological ")
-    for parent in ("mother", "father", "parent", "mum", "dad")
-) + ("mummy", "mam", "daddy")
-CHILD_WORDS = tuple(
-    kind + child
-    for kind in ("", "natural ", "birth ", "biological ", "adopted ", "foster ", "step ", "step")
-    for child in ("child", "son", "daughter")
+from casefind.extract import normalised_word_sql, unknown_id_sql
+from casefind.schema import (  # the relationship words, declared once: the reader tells the child's side by them
+    BIRTH_CHILD_WORDS,
+    BIRTH_PARENT_WORDS,
+    CHILD_WORDS,
+    HOUSEHOLD_WORDS,
+    PARENT_WORDS,
+    SIBLING_WORDS,
 )
-BIRTH_CHILD_WORDS = tuple(
-    kind + child for kind in ("", "natural ", "birth ", "biological ") for child in ("child", "son", "daughter")
-)
-SIBLING_WORDS = ("twin",) + tuple(
-    kind + sibling for kind in ("", "half ", "step ", "step", "twin ") for sibling in ("sibling", "brother", "sister")
-)
-HOUSEHOLD_WORDS = ("household member", "member of household", "lives with", "lodger")
 
 # An unrecognised value is echoed in the warning only if, normalised, it is letters and spaces (30 at most)
 # and every word of it is a word of kinship or care (or qualifies one): anything else could be a name or an
@@ -140,22 +120,6 @@ MAX_CHILDREN_OF_ONE_PARENT = 12  # children named in rows valid on the as-of dat
 # A woman fewer years older than a child of her household is not taken for the child's mother, and a birth parent
 # named in relationships who is fewer years older than the child is not linked (module docstring).
 MIN_MOTHER_GAP_YEARS = 12
-# An id written for "unknown" (compared in upper case after trimming; an all-zero or blank id is one too).
-UNKNOWN_IDS = ("NULL", "NONE", "NAN", "N/A", "NA", "UNKNOWN", "NOT KNOWN", "-", "?")
-
-
-def unknown_id_sql(column: str) -> str:
-    """SQL: ``column`` is a placeholder for an unknown id (``UNKNOWN_IDS``, all zeros, or blank)."""
-    return f"(upper(trim({column})) IN ({_words(UNKNOWN_IDS)}) OR trim({column}, ' 0') = '')"
-
-
-def normalised_word_sql(column: str) -> str:
-    """SQL for the relationship word casefind compares: lower case, apostrophes (straight or curly) dropped so
-    "Mother's partner" and "mothers partner" agree, and runs of spaces, ``_`` and ``-`` made one space."""
-    return (
-        f"trim(regexp_replace(regexp_replace(lower({column}), '[''\u2018\u2019`\u02bc]', '', 'g'), "
-        "'[\\s_\\-]+', ' ', 'g'))"
-    )
 
 
 def age_sql(as_of: str) -> str:
@@ -196,7 +160,8 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
         CREATE OR REPLACE TEMP TABLE rel AS
         SELECT patient_id, related_patient_id,
                {normalised_word_sql("relationship")} AS word,
-               {unknown_id_sql("related_patient_id")} AS unknown_related
+               {unknown_id_sql("related_patient_id")} AS unknown_related,
+               {unknown_id_sql("patient_id")} AS unknown_patient
         FROM relationships
         WHERE (start_date IS NULL OR start_date <= $as_of) AND (end_date IS NULL OR end_date >= $as_of)
           AND patient_id <> related_patient_id;
@@ -238,7 +203,9 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
                  CASE WHEN word IN ({_words(BIRTH_PARENT_WORDS)}) THEN $min_gap ELSE 0 END AS min_gap
           FROM rel WHERE word IN ({_words(PARENT_WORDS)})
           UNION ALL
-          SELECT related_patient_id, patient_id, 'parent', unknown_related,
+          -- from the parent's side: the parent is patient_id, which may be the placeholder (a row whose
+          -- patient_id is not registered here is read when related_patient_id is: casefind.extract)
+          SELECT related_patient_id, patient_id, 'parent', unknown_patient OR unknown_related,
                  CASE WHEN word IN ({_words(BIRTH_CHILD_WORDS)}) THEN $min_gap ELSE 0 END
           FROM rel WHERE word IN ({_words(CHILD_WORDS)})
         ) r
@@ -277,10 +244,10 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
           WHERE r.word IN ({_words(HOUSEHOLD_WORDS)}) AND NOT r.unknown_related
           UNION ALL
           SELECT patient_id, related_patient_id, 'sibling', 'sibling' FROM rel
-          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related
+          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related AND NOT unknown_patient
           UNION ALL
           SELECT related_patient_id, patient_id, 'sibling', 'sibling' FROM rel
-          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related
+          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related AND NOT unknown_patient
           UNION ALL
           -- in the child's words, and the other's where they differ: the carers' son sees the child they foster
           -- as 'sibling (shared father, their foster carer)', not as a half-sibling
@@ -351,10 +318,12 @@ def _placeholder_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
     ).fetchall()
     [(unknown_households,)] = con.execute("SELECT count(*) FROM residents WHERE unknown_household").fetchall()
     [(unknown_related,)] = con.execute(
-        f"""SELECT count(*) FROM rel WHERE unknown_related
-            AND word IN ({_words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)})
+        f"""SELECT count(*) FROM rel
+            WHERE (unknown_related AND word IN ({_words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)})
+                   OR unknown_patient AND word IN ({_words(CHILD_WORDS + SIBLING_WORDS)}))
             AND NOT (word IN ({_words(PARENT_WORDS)})
-                     AND related_patient_id IN (SELECT relative_id FROM placeholder_parents))"""
+                     AND related_patient_id IN (SELECT relative_id FROM placeholder_parents))
+            AND NOT (word IN ({_words(CHILD_WORDS)}) AND patient_id IN (SELECT relative_id FROM placeholder_parents))"""
     ).fetchall()
     [(implausible,)] = con.execute(
         "SELECT count(*) FROM parent_rows WHERE implausible AND NOT unknown_related "
@@ -414,7 +383,8 @@ def _placeholder_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
                 Problem(
                     "relationships",
                     f"{_rows(unknown_related)} valid on the as-of date {'has' if one else 'have'} a "
-                    "related_patient_id that is a placeholder for an unknown person (such as 0, NULL or UNKNOWN): "
+                    "related_patient_id (or, in a row from the parent's side or a sibling row, a patient_id) that "
+                    "is a placeholder for an unknown person (such as 0, NULL or UNKNOWN): "
                     f"{'it was' if one else 'they were'} not used for linking",
                     "have the export leave out the rows of a relative it does not know",
                 )
