@@ -1436,7 +1436,28 @@ def _build(patients: int, seed: int, as_of: date) -> _Practice:
                         "Resolved after review",
                     )
                 )
+    _fathers_older_than_their_children(p)
     return p
+
+
+FATHER_MIN_GAP_YEARS = 16
+
+
+def _fathers_older_than_their_children(p: _Practice) -> None:
+    """A father's age is drawn before his children's, so a few came out fewer than 12 years older than a child,
+    and the engine rightly refuses such a birth-parent link with a warning. Each father fewer than
+    ``FATHER_MIN_GAP_YEARS`` older than his oldest child here is born that much and a few months earlier (the
+    months from his own date of birth, so it stays deterministic). This runs after every random draw, so the
+    rest of the practice is unchanged; an earlier birth keeps his registration and events after it."""
+    oldest: dict[int, tuple[_Person, int]] = {}
+    for child, parent, relationship, *_ in p.relationships:
+        if relationship == "father":
+            _, first = oldest.get(id(parent), (parent, child.dob))
+            oldest[id(parent)] = (parent, min(first, child.dob))
+    for father, first_child in oldest.values():
+        latest = first_child - round(FATHER_MIN_GAP_YEARS * 365.25)
+        if father.dob > latest:
+            father.dob = latest - father.dob % 300
 
 
 def _iso_cache() -> dict[int | None, str]:

@@ -184,6 +184,19 @@ def test_every_reference_points_at_a_patient(practice):
     assert unregistered and all(re.fullmatch(r"X\d{5}", pid) for pid in unregistered)
 
 
+def test_every_mother_and_father_is_at_least_16_years_older_than_their_child(practice):
+    """The engine refuses a birth parent fewer than 12 years older than the child, with a warning: the sample's
+    own families must not set it off (a father's age was once drawn apart from his children's)."""
+    folder, _ = practice
+    born = {r["patient_id"]: d(r["date_of_birth"]) for r in read_table(folder, "patients")}
+    gaps = [
+        (born[r["patient_id"]] - born[r["related_patient_id"]]).days / 365.25
+        for r in read_table(folder, "relationships")
+        if r["relationship"] in ("mother", "father") and r["related_patient_id"] in born
+    ]
+    assert len(gaps) > 1000 and min(gaps) >= 16
+
+
 def test_registration_and_death_dates_are_consistent(practice):
     folder, _ = practice
     for row in read_table(folder, "patients"):
