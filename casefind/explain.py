@@ -11,6 +11,7 @@ from datetime import date
 import pandas as pd
 
 from casefind.engine.duckdb_engine import GESTATION
+from casefind.engine.duckdb_families import ADULT_AGE
 from casefind.errors import Problem
 from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, MissedAppointments, NewBirth, Protocol
 from casefind.ranking import Ranked, evidence_table
@@ -308,8 +309,8 @@ def _not_met(w: _Words, c) -> CriterionExplanation:
                            f"{link.pregnancy_not_carried}")  # fmt: skip
             continue
         if link.role == "sibling" and (why := _sibling_not_read(w, link.relative_id)):
-            reasons.append(f"{who}: not read, since a sibling's record counts only while the sibling could be "
-                           f"listed ({why})")  # fmt: skip
+            reasons.append(f"{who}: not read, since a sibling's record counts only while the sibling is a "
+                           f"child registered here ({why})")  # fmt: skip
             continue
         rows = latest[(latest["patient_id"] == link.relative_id) & (latest["criterion_id"] == c.id)]
         reasons.append(_describe_record(c, who, rows, as_of, None))
@@ -331,8 +332,8 @@ def _died_by(person: pd.Series, as_of: date) -> str | None:
 
 
 def _sibling_not_read(w: _Words, sibling: str) -> str | None:
-    """Why the engine does not read ``sibling``'s record (``duckdb_engine._route``: only while the sibling is in
-    the population), or None when it does."""
+    """Why the engine does not read ``sibling``'s record (``duckdb_engine._route``: only while the sibling is a
+    child registered here, whatever the population's ages), or None when it does."""
     known = w.detail["relatives"]
     row = known[known["patient_id"] == sibling]
     if row.empty:
@@ -340,9 +341,8 @@ def _sibling_not_read(w: _Words, sibling: str) -> str | None:
     sibling_row = row.iloc[0]
     if isinstance(sibling_row["exclusion"], str):
         return sibling_row["exclusion"]
-    if not sibling_row["in_age_range"]:  # as the engine worked it out for the population
-        population = w.protocol.population
-        return f"age {sibling_row['age']}, outside {population.min_age}-{population.max_age}"
+    if sibling_row["age"] >= ADULT_AGE:
+        return f"age {sibling_row['age']}: an adult"
     return None
 
 

@@ -201,8 +201,8 @@ criteria:
 
 
 def test_a_sibling_whose_record_is_not_read_is_said_to_be_not_read(make_extract):
-    """A sibling's record counts only while the sibling could be listed: explain says so rather than showing
-    the sibling's code as if it should count."""
+    """A sibling's record counts only while the sibling is a child registered here: explain says so rather than
+    showing the sibling's code as if it should count."""
     rules = parse_protocol("""
 name: sib
 version: "1"
@@ -224,8 +224,8 @@ criteria:
     [sib] = [c for c in api.explain(folder, "kid", rules=rules, as_of=AS_OF).criteria if c.criterion_id == "sib_cp"]
     assert sib.status == "not met"
     assert sib.reasons == (
-        "sibling (patient left): not read, since a sibling's record counts only while the sibling could be listed "
-        "(not registered on the as-of date)",
+        "sibling (patient left): not read, since a sibling's record counts only while the sibling is a child "
+        "registered here (not registered on the as-of date)",
     )
 
 
@@ -376,4 +376,44 @@ def test_an_unmet_criterion_says_what_the_child_side_codes_in_the_own_record_are
     assert mi.reasons == (
         own_record,
         "mother (patient mum): no code from the criterion's codelists on or before the as-of date",
+    )
+
+
+def test_a_siblings_record_is_read_whatever_the_population_ages(make_extract):
+    """Narrowing the population (ages 1-15) decides who is listed, not whose record counts: a baby sister and a
+    brother of 16 on a plan still reach a 10-year-old; a brother of 18 does not (he is an adult)."""
+    rules = parse_protocol("""
+name: sib
+version: "1"
+population: {min_age: 1, max_age: 15}
+codelists:
+  cp_start: {codes: [{code: "342191000000101", term: "Subject to child protection plan"}]}
+criteria:
+  - {id: sib_cp, label: Sibling on a CP plan, kind: coded_active, start: cp_start, record: [sibling],
+     weight: 3, tier: significant}
+""")
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | household_id
+        ten_a      | 2016-03-01    | H1
+        baby       | 2026-03-01    | H1
+        ten_b      | 2016-03-01    | H2
+        sixteen    | 2010-03-01    | H2
+        ten_c      | 2016-03-01    | H3
+        eighteen   | 2008-03-01    | H3
+        """,
+        relationships="patient_id | related_patient_id | relationship\nten_c | eighteen | brother",
+        events="""
+        patient_id | code            | date
+        baby       | 342191000000101 | 2026-05-01
+        sixteen    | 342191000000101 | 2026-05-01
+        eighteen   | 342191000000101 | 2026-05-01
+        """,
+    )
+    result = api.build_list(folder, rules=rules, as_of=AS_OF)
+    assert sorted(result.entries["patient_id"]) == ["ten_a", "ten_b"]
+    [sib] = [c for c in api.explain(folder, "ten_c", rules=rules, as_of=AS_OF).criteria if c.criterion_id == "sib_cp"]
+    assert sib.reasons == (
+        "sibling (patient eighteen): not read, since a sibling's record counts only while the sibling is a child "
+        "registered here (age 18: an adult)",
     )

@@ -477,6 +477,9 @@ def _route(
     """
     records = pd.DataFrame([(c.id, r) for c in protocol.criteria for r in c.record], columns=["criterion_id", "role"])
     eligible_children = set(people.loc[people["exclusion"].isna() & people["in_age_range"], "patient_id"])
+    # whatever the population's ages: a baby or a 17-year-old on a plan is a risk to a 10-year-old, though the
+    # protocol lists only children of 1 to 15
+    child_siblings = set(people.loc[people["exclusion"].isna() & (people["age"] < families.ADULT_AGE), "patient_id"])
     marked = _child_side(own)
     own, child_side = own[~marked], own[marked]
     pregnancy = {c.id for c in protocol.criteria if c.lists_adults}
@@ -509,9 +512,9 @@ def _route(
     via = others.merge(records[records["role"] != "own"], on="criterion_id").merge(
         all_links, left_on=["patient_id", "role"], right_on=["relative_id", "role"]
     )
-    # a sibling's record counts while the sibling could be listed: a plan coded on a brother who has since
-    # turned 18 or moved away cannot be ended by a code here, so it would read as current for ever
-    via = via[(via["role"] != "sibling") | isin(via["relative_id"], eligible_children)]
+    # a sibling's record counts while the sibling is a child registered here: a plan coded on a brother who has
+    # since turned 18 or moved away cannot be ended by a code here, so it would read as current for ever
+    via = via[(via["role"] != "sibling") | isin(via["relative_id"], child_siblings)]
     via = via.assign(patient_id=via["child_id"], via_patient_id=via["relative_id"], via_relation=via["relation"])
     via = _one_route_per_relative(via)
     own_kept = others.merge(records[records["role"] == "own"][["criterion_id"]], on="criterion_id")

@@ -36,7 +36,8 @@ How explicit links and shared households combine (the README's Families section 
   their foster carer)" where one child's birth parent is the other's foster carer, step-parent or carer),
   or another child (under 18) in the same household, unless one of the two is the other's parent by an
   explicit link (a mother of 16 living with her baby is the baby's mother, not also a sibling).
-  A criterion reads a sibling's record only while the sibling could be listed (``duckdb_engine._route``).
+  A criterion reads a sibling's record only while the sibling is a child (under 18, whatever the population's
+  ages) registered here (``duckdb_engine._route``).
 * **A pregnancy reaches** (``annotated_links_sql``) the children an expectant woman is a parent of,
   and the children of her household unless she is the child's sibling (an explicit sibling link or a shared
   parent: a pregnant 19-year-old living with her parents is not her younger brother's mother) or fewer
@@ -440,6 +441,7 @@ def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
     con.unregister("component_df")
 
 
+ADULT_AGE = 18  # a sibling's record is read while the sibling is younger (duckdb_engine._route)
 ADULT_SIBLING = "adult sibling in household"  # a household adult who is the child's sibling too
 
 
