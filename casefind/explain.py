@@ -213,7 +213,8 @@ def _summary(w: _Words) -> list[str]:
     entry = w.everyone.entries[w.everyone.entries["patient_id"] == w.patient_id]
     pregnancy = [c.id for c in protocol.criteria if c.lists_adults]
     carried = w.reached[w.reached["criterion_id"].isin(pregnancy)]
-    threshold = f"needs one significant criterion or {protocol.ranking.minor_criteria_needed} minor ones that count"
+    minor = protocol.ranking.minor_criteria_needed
+    threshold = f"needs one significant criterion or {minor} minor one{'s' if minor != 1 else ''} that count"
     if w.patient_id in w.ranks.index:
         rank = w.ranks.loc[w.patient_id]
         summary.append(f"Listed: rank {rank['rank']} (family {rank['family_rank']}), tier {entry.iloc[0]['tier']}.")

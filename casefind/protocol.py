@@ -590,6 +590,10 @@ def _message(error: dict) -> str:
         return "missing 'kind'; expected one of: " + ", ".join(CRITERION_KINDS)
     if kind in ("float_parsing", "int_parsing", "float_type", "int_type"):
         return f"expected a number, got '{value}'"
+    if kind in ("bool_parsing", "bool_type"):
+        return f"expected true or false, got '{value}'"
+    if kind == "string_pattern_mismatch" and error["loc"][-1] == "id":
+        return f"expected lower-case letters, digits and _, starting with a letter (such as young_carer), got '{value}'"
     if kind == "literal_error":
         return f"{msg.replace('Input should be', 'expected')}, got '{value}'"
     return msg.removeprefix("Value error, ").replace("Input should be", "expected")
@@ -641,7 +645,13 @@ def _read_codelist_file(entry: dict, base: Path, where: str) -> list[Problem]:
     try:
         raw = csv_path.read_bytes()
     except OSError as exc:
-        return [Problem(where, f"cannot read codelist file '{csv_path}': {exc.strerror}")]
+        return [
+            Problem(
+                where,
+                f"cannot read codelist file '{csv_path}': {exc.strerror}",
+                f"a codelist's file is found from the protocol file's folder ({base}): give its path from there",
+            )
+        ]
     rows = csv.reader(io.StringIO(decode_user_text(raw)))
     fields = [f.strip().lower() for f in next(rows, [])]
     if "code" not in fields:

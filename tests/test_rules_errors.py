@@ -26,7 +26,8 @@ def test_every_problem_is_reported_with_file_line_and_path():
         f"{f}, line 5, codelists.cp_start.codes[1]: invalid SNOMED CT code '342191000000102': "
         "the Verhoeff check digit is wrong (a typing error?)",
         f"{f}, line 7, codelists.cp_end.file: cannot read codelist file '{FIXTURES / 'missing.csv'}': "
-        "No such file or directory",
+        f"No such file or directory\n  HINT: a codelist's file is found from the protocol file's folder ({FIXTURES}): "
+        "give its path from there",
         f"{f}, line 12, criteria[0] (id 'cp').start: unknown codelist 'cp_strt' (did you mean 'cp_start'?)",
         f"{f}, line 19, criteria[1] (id 'sh').window: expected a duration like '12 months', got '12 mnths'",
         f"{f}, line 20, criteria[1] (id 'sh').weight: expected a number, got 'ten'",
@@ -313,4 +314,33 @@ def test_a_key_written_twice_beside_a_merge_key_is_still_a_duplicate(tmp_path):
     )
     assert _messages(rules) == [
         f"{rules}, line 12, criteria[2] (id 'sh_recent').weight: duplicate key (the later one would silently win)"
+    ]
+
+
+def test_an_id_a_boolean_and_a_missing_codelist_file_are_said_in_the_leads_words(tmp_path):
+    path = tmp_path / "p.yaml"
+    path.write_text(
+        "name: t\nversion: '1'\ncodelists:\n  cp: {file: codelists/cp.csv}\n  cp2: {codes: ['342191000000101']}\n"
+        "criteria:\n  - {id: young carer, label: X, kind: coded_active, start: cp2, weight: 1, tier: minor,\n"
+        "     requires_concern: yes please}\n"
+    )
+    with pytest.raises(ProtocolError) as caught:
+        load_protocol(path)
+    assert [(p.location, p.message, p.hint) for p in caught.value.problems] == [
+        (
+            f"{path}, line 4, codelists.cp.file",
+            f"cannot read codelist file '{tmp_path / 'codelists' / 'cp.csv'}': No such file or directory",
+            f"a codelist's file is found from the protocol file's folder ({tmp_path}): give its path from there",
+        ),
+        (
+            f"{path}, line 7, criteria[0].id",
+            "expected lower-case letters, digits and _, starting with a letter (such as young_carer), got "
+            "'young carer'",
+            None,
+        ),
+        (
+            f"{path}, line 8, criteria[0] (id 'young carer').requires_concern",
+            "expected true or false, got 'yes please'",
+            None,
+        ),
     ]
