@@ -11,7 +11,7 @@ from datetime import date
 import pandas as pd
 
 from casefind.engine.duckdb_engine import GESTATION
-from casefind.engine.duckdb_families import ADULT_AGE
+from casefind.engine.duckdb_families import ADULT_AGE, concern_id
 from casefind.errors import Problem
 from casefind.protocol import AntenatalBooking, CodedActive, CodedInWindow, MissedAppointments, NewBirth, Protocol
 from casefind.ranking import Ranked, evidence_table
@@ -246,9 +246,28 @@ def _summary(w: _Words) -> list[str]:
         summary.append(f"Score: {row['score_components']}.")
         if row["notes"]:
             summary.append(f"Notes: {row['notes']}.")
-    concern = person["concern"] if isinstance(person["concern"], str) else "none"
+    concern = person["concern"] if isinstance(person["concern"], str) else _no_concern(w)
     summary.append(f"Professional concern: {concern}")
     return summary
+
+
+def _no_concern(w: _Words) -> str:
+    """'none', and why not for each concern code on the patient's or a linked relative's record (parents,
+    household adults, siblings: whose concern reaches the patient): before its group's window, or closed by a
+    later end code (``duckdb_families.concern_table``)."""
+    links = w.detail["links"].drop_duplicates("relative_id")
+    records = [(w.patient_id, "own record")] + [
+        (r.relative_id, f"{r.relation} (patient {r.relative_id})") for r in links.itertuples()
+    ]
+    latest = w.detail["latest"]
+    reasons = []
+    for i, group in enumerate(w.protocol.concern.code_groups()):
+        rows = latest[latest["criterion_id"] == concern_id(i)]
+        for patient, who in records:
+            mine = rows[rows["patient_id"] == patient]
+            if (mine["role"] == "start").any():
+                reasons.append(f"{who}: {_why_not_coded(group, mine, w.as_of)}")
+    return f"none ({'; '.join(reasons)})" if reasons else "none"
 
 
 def _met(w: _Words, c, met: pd.DataFrame, carried: pd.DataFrame) -> CriterionExplanation:

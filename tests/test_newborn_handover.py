@@ -148,3 +148,33 @@ def test_the_notes_show_the_concern_a_counted_criterion_needed_and_only_then(mak
         "baby": "counted with professional concern (in the family: patient mum: Unborn child subject to child "
         "protection plan 2026-05-12)",
     }
+
+
+def test_explain_says_why_a_concern_code_on_a_relatives_record_is_no_concern(make_extract):
+    """A lead tuning the concern groups sees, for each concern code that reaches the child, why it no longer
+    counts: before its group's window, or closed by a later end code of its group."""
+    folder = make_extract(
+        patients="""
+        patient_id | date_of_birth | sex | household_id
+        mum        | 1996-01-01    | F   | H1
+        baby       | 2026-11-03    | M   | H1
+        """,
+        relationships="""
+        patient_id | related_patient_id | relationship
+        baby       | mum                | mother
+        """,
+        events=f"""
+        patient_id | code              | date
+        mum        | {UNBORN_CP}       | 2026-05-12
+        mum        | {UNBORN_CP_ENDED} | 2026-08-12
+        mum        | {CHILD_IN_FAMILY_CFC} | 2024-01-12
+        """,
+    )
+    summary = api.explain(folder, "baby", as_of=AS_OF).summary
+    assert summary[-1] == (
+        "Professional concern: none (mother (patient mum): latest code Child in family is safeguarding concern "
+        f"({CHILD_IN_FAMILY_CFC}) on 2024-01-12 is before the 2 years window (from 2024-11-24); mother (patient "
+        f"mum): latest start Unborn child subject to child protection plan ({UNBORN_CP}) on 2026-05-12 was closed "
+        f"by the later end code Unborn child no longer subject to child protection plan ({UNBORN_CP_ENDED}) on "
+        "2026-08-12)"
+    )
