@@ -1144,18 +1144,24 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                 f"export {table.name} for the same patients as the patients file",
                 screen=unknown,
             ),
-            Check(
-                "patient_id",
-                "patient_row IS NOT NULL",
-                f"'its patient''s row in the patients file has a problem (row {REF_ROW})'",
-                "fix that row, and this one is read with it",
-                screen=unknown,
-                ref_row="patient_row",
-                ref_table="patients",
-                knock_on=True,
-            ),
+            _patient_row_check(unknown),
         ]
     return checks
+
+
+def _patient_row_check(unknown: str) -> Check:
+    """The knock-on check of a row whose patient's row in the patients file has a problem (``unknown``: SQL true
+    when its patient_id is not in the patients file, the screen that picks the row)."""
+    return Check(
+        "patient_id",
+        "patient_row IS NOT NULL",
+        f"'its patient''s row in the patients file has a problem (row {REF_ROW})'",
+        "fix that row, and this one is read with it",
+        screen=unknown,
+        ref_row="patient_row",
+        ref_table="patients",
+        knock_on=True,
+    )
 
 
 def _relationship_patient_checks(unknown: str) -> list[Check]:
@@ -1178,16 +1184,7 @@ def _relationship_patient_checks(unknown: str) -> list[Check]:
             "patients as the patients file",
             screen=unknown,
         ),
-        Check(
-            "patient_id",
-            "patient_row IS NOT NULL",
-            f"'its patient''s row in the patients file has a problem (row {REF_ROW})'",
-            "fix that row, and this one is read with it",
-            screen=unknown,
-            ref_row="patient_row",
-            ref_table="patients",
-            knock_on=True,
-        ),
+        _patient_row_check(unknown),
         Check(
             "patient_id",
             f"{unknown} AND patient_row IS NULL AND {related_row} IS NOT NULL",
