@@ -466,9 +466,9 @@ def _route(
     ``duckdb_families.annotated_links_sql``) who are in the population; only when there are none is
     the woman herself the case, and then parental criteria read her own record too. A pregnancy ends with the
     woman's death: one who died on or before the as-of date carries hers to no one, and is no case for it.
-    A sibling's record is read only while the sibling is in the population too (registered, in the age
-    range). Only patients in the patients file are cases: a sibling linked by id but registered elsewhere is
-    not.
+    A sibling's record is read only while the sibling is a child registered here (not excluded, under
+    ``duckdb_families.ADULT_AGE``, whatever the population's ages). Only patients in the patients file are
+    cases: a sibling linked by id but registered elsewhere is not.
 
     A child-side (``reciprocal``) code meets the criterion in the record it is in, whatever ``record`` lists, and
     is never carried: it is about the child whose record it is in. See ``_own_record``.
@@ -651,7 +651,7 @@ def patient_detail(con: duckdb.DuckDBPyConnection, patient_id: str, as_of: date)
         [ids],
     ).df()
     relatives = con.execute(
-        "SELECT patient_id, exclusion, age, in_age_range, date_of_death FROM people WHERE list_contains(?, patient_id)",
+        "SELECT patient_id, exclusion, age, date_of_death FROM people WHERE list_contains(?, patient_id)",
         [ids],
     ).df()
     appointments = con.execute(

@@ -121,6 +121,9 @@ MAX_CHILDREN_OF_ONE_PARENT = 12  # children named in rows valid on the as-of dat
 # A woman fewer years older than a child of her household is not taken for the child's mother, and a birth parent
 # named in relationships who is fewer years older than the child is not linked (module docstring).
 MIN_MOTHER_GAP_YEARS = 12
+# A household adult is this old or older; a child (a household's child, a sibling whose record is read:
+# duckdb_engine._route) is younger.
+ADULT_AGE = 18
 
 
 def age_sql(as_of: str) -> str:
@@ -177,7 +180,7 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
         WHERE date_of_birth <= $as_of
           AND (registered_from IS NULL OR registered_from <= $as_of)
           AND (registered_to IS NULL OR registered_to >= $as_of OR registered_to >= date_of_death)
-          AND (date_of_death IS NULL OR date_of_death > $as_of OR age < 18 AND date_of_death >= $death_from);
+          AND (date_of_death IS NULL OR date_of_death > $as_of OR age < $adult_age AND date_of_death >= $death_from);
         -- a household_id shared by more residents than a family has is a placeholder or an institution:
         -- its residents keep their explicit links but share no household; nor do those of a placeholder
         -- household_id (NULL, 0, UNKNOWN) of any size, counted apart when the size guard has not caught it
@@ -188,9 +191,9 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
         WHERE residents.practice_id = l.practice_id AND residents.household_id = l.household_id;
         UPDATE residents SET household_id = NULL WHERE unknown_household;
         CREATE OR REPLACE TEMP TABLE adults_here AS
-        SELECT patient_id, practice_id, household_id FROM residents WHERE age >= 18;
+        SELECT patient_id, practice_id, household_id FROM residents WHERE age >= $adult_age;
         CREATE OR REPLACE TEMP TABLE children_here AS
-        SELECT patient_id, practice_id, household_id FROM residents WHERE age < 18;
+        SELECT patient_id, practice_id, household_id FROM residents WHERE age < $adult_age;
 
         -- every valid row naming a child's parent, child first (rows from the parent's side reversed), with
         -- whether the parent has a record here, their death, and whether the row is implausible: a birth
@@ -271,6 +274,7 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
             "max_household": MAX_HOUSEHOLD,
             "max_children": MAX_CHILDREN_OF_ONE_PARENT,
             "min_gap": MIN_MOTHER_GAP_YEARS,
+            "adult_age": ADULT_AGE,
         },
     )
     _family_ids(con)
@@ -441,7 +445,6 @@ def _family_ids(con: duckdb.DuckDBPyConnection) -> None:
     con.unregister("component_df")
 
 
-ADULT_AGE = 18  # a sibling's record is read while the sibling is younger (duckdb_engine._route)
 ADULT_SIBLING = "adult sibling in household"  # a household adult who is the child's sibling too
 
 
