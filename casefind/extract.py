@@ -506,9 +506,8 @@ def _register_raw(
         names = _rename(list(types), table, mapping, path)
         # A file with no rows has no value a type could have changed (written from an empty DataFrame, its
         # columns are NULL or DOUBLE whatever they hold): it is a file with a header but no rows (_no_rows).
-        [(rows,)] = con.execute(f"SELECT count(*) FROM {scan}").fetchall()
         wrong = [p for col in table.columns if (p := _parquet_type_problem(col, names.get(col.name), types, path))]
-        if wrong and rows:
+        if wrong and con.execute(f"SELECT count(*) FROM {scan}").fetchone()[0]:
             raise ExtractError(wrong)
         row_expr = "file_row_number + 1"
         layout = None
@@ -635,8 +634,8 @@ def _parquet_text(expr: str, typ: str, int96: bool = False) -> str:
     connection. An INT96 timestamp (``int96``) is an instant in UTC, as Spark writes it, and reads the same
     way. (DuckDB's time zones come from its ICU extension, built into its Python package; ``connect`` needs it
     too.) A TIMESTAMP without a zone is a date and time as written, and reads as written."""
-    if int96:
-        return f"CAST(timezone({_sql_str(PRACTICE_TIME_ZONE)}, timezone('UTC', {expr})) AS VARCHAR)"
+    if int96:  # a UTC instant without its zone: given it, it is a TIMESTAMP WITH TIME ZONE
+        expr, typ = f"timezone('UTC', {expr})", "TIMESTAMP WITH TIME ZONE"
     if "WITH TIME ZONE" in typ or typ.startswith("TIMESTAMPTZ"):  # TIMESTAMPTZ_NS: nanoseconds, from pyarrow
         return f"CAST(timezone({_sql_str(PRACTICE_TIME_ZONE)}, {expr}) AS VARCHAR)"
     if typ in ("FLOAT", "DOUBLE") or _decimal_places(typ):
@@ -757,7 +756,8 @@ def _sql_str(text: str) -> str:
     return "'" + text.replace("'", "''") + "'"
 
 
-def _sql_words(words: Iterable[str]) -> str:
+def sql_words(words: Iterable[str]) -> str:
+    """SQL: ``words`` as a comma-separated list of string literals, for ``IN (...)`` or ``[...]``."""
     return ", ".join(_sql_str(w) for w in words)
 
 
@@ -773,7 +773,7 @@ def normalised_word_sql(column: str) -> str:
 
 def unknown_id_sql(column: str) -> str:
     """SQL: ``column`` is a placeholder for an unknown id (``UNKNOWN_IDS``, all zeros, or blank)."""
-    return f"(upper(trim({column})) IN ({_sql_words(UNKNOWN_IDS)}) OR trim({column}, ' 0') = '')"
+    return f"(upper(trim({column})) IN ({sql_words(UNKNOWN_IDS)}) OR trim({column}, ' 0') = '')"
 
 
 # ------------------------------------------------------------------------------------------ validation
@@ -821,7 +821,7 @@ def _define_macros(con) -> None:
     TIMESTAMP here). For other text the zone is cut off (``ZONE_AFTER_TIME``) only once no format has read it
     (a UK date with a time and a zone), so the dates that are read pay nothing for it.
     """
-    fmts = "[" + ", ".join(_sql_str(f) for f in DATE_FORMATS) + "]"
+    fmts = f"[{sql_words(DATE_FORMATS)}]"
     uk = "CASE WHEN s LIKE '__/__/____' THEN CAST(try_strptime(s, '%d/%m/%Y') AS DATE) END"
     # 'Sept', as UK writers abbreviate September, is not a %b name; it is made 'Sep' only for text that no
     # format read (coalesce stops at the first value), so the dates that are read pay nothing for it
@@ -1092,7 +1092,7 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                 checks.append(
                     Check(
                         c,
-                        f"{c} IN ({', '.join(_sql_str(k) for k in sorted(cut_codes))})",
+                        f"{c} IN ({sql_words(sorted(cut_codes))})",
                         f"'code ''' || {c} || ''' is the protocol''s code ' || (CASE {c} {whole} END) || ' with "
                         "its last digits lost: a spreadsheet keeps 15 digits of a number'",
                         "export again without opening the file in a spreadsheet, or format the code column as text",
@@ -1117,7 +1117,7 @@ def _checks(table: Table, mapping: TableMapping, cut_codes: dict[str, str] | Non
                 )
             )
         if col.choices:
-            allowed = ", ".join(_sql_str(x) for x in col.choices)
+            allowed = sql_words(col.choices)
             checks.append(
                 Check(
                     c,  # values already spelt as the schema spells them pass the cheap test first
@@ -1171,14 +1171,12 @@ def _relationship_patient_checks(unknown: str) -> list[Check]:
     parent as patient_id. Such a row is read, and used or not by ``_unlinked_relationships``. A row naming no
     registered patient links no one here: that is a problem, and so is a row whose only registered patient
     has a problem in the patients file (a knock-on problem: fixed with that row)."""
-    # related_patient_id's row in the patients file has a problem: read from rejected_patients here, as only
-    # relationships rows ask (the few rows whose patient_id is not in the patients file)
-    related_row = "(SELECT min(r.patient_row) FROM rejected_patients r WHERE r.patient_id = related_patient_id)"
+    # related_row: related_patient_id's row in the patients file, when it has a problem (``_collect_problems``)
     related_here = "coalesce(related_patient_id IN (SELECT patient_id FROM patients), false)"
     return [
         Check(
             "patient_id",
-            f"{unknown} AND patient_row IS NULL AND {related_row} IS NULL AND NOT {related_here}",
+            f"{unknown} AND patient_row IS NULL AND related_row IS NULL AND NOT {related_here}",
             "'unknown patient_id and related_patient_id (neither is in the patients file)'",
             "a row links a patient of the patients file to a relative: export relationships for the same "
             "patients as the patients file",
@@ -1187,12 +1185,12 @@ def _relationship_patient_checks(unknown: str) -> list[Check]:
         _patient_row_check(unknown),
         Check(
             "patient_id",
-            f"{unknown} AND patient_row IS NULL AND {related_row} IS NOT NULL",
+            f"{unknown} AND patient_row IS NULL AND related_row IS NOT NULL",
             "'patient_id is not in the patients file, and related_patient_id''s row there has a problem "
             f"(row {REF_ROW})'",
             "fix that row, and this one is read with it",
             screen=unknown,
-            ref_row=related_row,
+            ref_row="related_row",
             ref_table="patients",
             knock_on=True,
         ),
@@ -1236,6 +1234,11 @@ def _collect_problems(
         for c in checks
     )
     patient_rows = "LEFT JOIN rejected_patients USING (patient_id)" if any(c.ref_table for c in checks) else ""
+    if patient_rows and "related_patient_id" in table.column_names:  # for _relationship_patient_checks
+        patient_rows += (
+            " LEFT JOIN (SELECT patient_id AS related_patient_id, patient_row AS related_row FROM rejected_patients)"
+            " USING (related_patient_id)"
+        )
     src, tbl = _sql_str(source.path.name), _sql_str(table.name)
     # A row with every field blank (",,,,," as a spreadsheet can leave below the data) holds nothing to lose:
     # it is left out like a blank line, and counted in a warning, not reported as missing values.
@@ -1311,6 +1314,13 @@ def _screens(con, table: Table, checks: list[Check]) -> list[str]:
     return conditions
 
 
+def _typed_choice_sql(expr: str, col: Column, mapping: TableMapping) -> str:
+    """SQL: a choice column's value as the schema spells it (``_choice_sql``), or its default when blank: as
+    the typed table holds it."""
+    sql = _choice_sql(expr, col, mapping)
+    return f"coalesce({sql}, {_sql_str(col.default)})" if col.default else sql
+
+
 def _typed_select(
     table: Table, mapping: TableMapping, raw: str, where: str | None = None, every_row: bool = False
 ) -> str:
@@ -1324,10 +1334,7 @@ def _typed_select(
         if col.type == "date":
             cols.append(f"{typed_date_sql(col.name)} AS {col.name}")
         elif col.choices:
-            expr = _choice_sql(col.name, col, mapping)
-            if col.default:
-                expr = f"coalesce({expr}, {_sql_str(col.default)})"
-            cols.append(f"{expr} AS {col.name}")
+            cols.append(f"{_typed_choice_sql(col.name, col, mapping)} AS {col.name}")
         elif col.type == "nhs_number":  # written 943 476 5919 or 943-476-5919: the digits are the number
             cols.append(f"replace(replace({col.name}, ' ', ''), '-', '') AS {col.name}")
         else:
@@ -1770,17 +1777,16 @@ def _unlinked_relationships(con, source: SourceFile) -> list[Problem]:
     placeholder (``unknown_id_sql``: 0, NULL, UNKNOWN), which would join unrelated children through one
     "parent" or "sibling"."""
     usable = (
-        f"{normalised_word_sql('relationship')} IN ({_sql_words(CHILD_WORDS + SIBLING_WORDS)}) "
+        f"{normalised_word_sql('relationship')} IN ({sql_words(CHILD_WORDS + SIBLING_WORDS)}) "
         f"AND NOT {unknown_id_sql('patient_id')}"
     )
     unused = f"patient_id NOT IN (SELECT patient_id FROM patients) AND NOT ({usable})"
-    [(rows, placeholders)] = con.execute(
-        f"SELECT list(_row ORDER BY _row), count(*) FILTER (WHERE {unknown_id_sql('patient_id')}) "
-        f"FROM relationships WHERE {unused}"
+    left_out = con.execute(
+        f"DELETE FROM relationships WHERE {unused} RETURNING _row, {unknown_id_sql('patient_id')}"
     ).fetchall()
-    if not rows:
+    if not left_out:
         return []
-    con.execute(f"DELETE FROM relationships WHERE {unused}")
+    rows, placeholders = sorted(row for row, _ in left_out), sum(placeholder for _, placeholder in left_out)
     n, one = len(rows), len(rows) == 1
     not_child = "by the relationship, the related_patient_id (who is in the file) is not the child or a sibling"
     placeholder = "patient_id is a placeholder for an unknown person (such as 0 or UNKNOWN)"
@@ -1911,7 +1917,7 @@ def _unread_code_systems(con, source: SourceFile, mapping: TableMapping, read: s
     col = TABLES["events"].column("code_system")
 
     def system(expr: str) -> str:
-        return f"coalesce({_choice_sql(expr, col, mapping)}, {_sql_str(col.default)})"
+        return _typed_choice_sql(expr, col, mapping)
 
     unread = f"list_contains($known, {system('cleaned')}) AND NOT list_contains($read, {system('cleaned')})"
     systems = {"known": list(col.choices), "read": sorted(read)}

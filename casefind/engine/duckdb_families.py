@@ -86,7 +86,7 @@ import numpy as np
 import pyarrow as pa
 
 from casefind.errors import Problem
-from casefind.extract import normalised_word_sql, unknown_id_sql
+from casefind.extract import normalised_word_sql, sql_words, unknown_id_sql
 from casefind.schema import (  # the relationship words, declared once: the reader tells the child's side by them
     BIRTH_CHILD_WORDS,
     BIRTH_PARENT_WORDS,
@@ -95,6 +95,8 @@ from casefind.schema import (  # the relationship words, declared once: the read
     PARENT_WORDS,
     SIBLING_WORDS,
 )
+
+LINKING_WORDS = PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS  # every word casefind links by
 
 # An unrecognised value is echoed in the warning only if, normalised, it is letters and spaces (30 at most)
 # and every word of it is a word of kinship or care (or qualifies one): anything else could be a name or an
@@ -143,10 +145,6 @@ def run_script(con: duckdb.DuckDBPyConnection, script: str, params: dict | None 
         if statement:
             used = {k: v for k, v in (params or {}).items() if f"${k}" in statement}
             con.execute(statement, used or None)
-
-
-def _words(words: tuple[str, ...]) -> str:
-    return ", ".join(f"'{w}'" for w in words)
 
 
 def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | None = None) -> list[str]:
@@ -204,14 +202,14 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
                         OR c.date_of_birth < p.date_of_birth + to_years(r.min_gap), false) AS implausible
         FROM (
           SELECT patient_id AS child_id, related_patient_id AS relative_id, word, unknown_related,
-                 CASE WHEN word IN ({_words(BIRTH_PARENT_WORDS)}) THEN $min_gap ELSE 0 END AS min_gap
-          FROM rel WHERE word IN ({_words(PARENT_WORDS)})
+                 CASE WHEN word IN ({sql_words(BIRTH_PARENT_WORDS)}) THEN $min_gap ELSE 0 END AS min_gap
+          FROM rel WHERE word IN ({sql_words(PARENT_WORDS)})
           UNION ALL
           -- from the parent's side: the parent is patient_id, which may be the placeholder (a row whose
           -- patient_id is not registered here is read when related_patient_id is: casefind.extract)
           SELECT related_patient_id, patient_id, 'parent', unknown_patient OR unknown_related,
-                 CASE WHEN word IN ({_words(BIRTH_CHILD_WORDS)}) THEN $min_gap ELSE 0 END
-          FROM rel WHERE word IN ({_words(CHILD_WORDS)})
+                 CASE WHEN word IN ({sql_words(BIRTH_CHILD_WORDS)}) THEN $min_gap ELSE 0 END
+          FROM rel WHERE word IN ({sql_words(CHILD_WORDS)})
         ) r
         LEFT JOIN patients p ON p.patient_id = r.relative_id
         LEFT JOIN patients c ON c.patient_id = r.child_id;
@@ -224,7 +222,7 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
 
         CREATE OR REPLACE TEMP TABLE parent_links AS
         SELECT DISTINCT child_id, relative_id,
-               CASE WHEN word IN ({_words(BIRTH_PARENT_WORDS)}) THEN 'parent' ELSE word END AS kind,
+               CASE WHEN word IN ({sql_words(BIRTH_PARENT_WORDS)}) THEN 'parent' ELSE word END AS kind,
                word || CASE WHEN NOT on_record THEN ' (no record here)'
                             WHEN died <= $as_of THEN ' (died ' || strftime(died, '%Y-%m-%d') || ')'
                             ELSE '' END AS relation
@@ -245,13 +243,13 @@ def build_links(con: duckdb.DuckDBPyConnection, as_of: date, death_from: date | 
           UNION ALL
           SELECT r.patient_id, r.related_patient_id, 'household member', 'household_adult'
           FROM rel r JOIN adults_here a ON a.patient_id = r.related_patient_id
-          WHERE r.word IN ({_words(HOUSEHOLD_WORDS)}) AND NOT r.unknown_related
+          WHERE r.word IN ({sql_words(HOUSEHOLD_WORDS)}) AND NOT r.unknown_related
           UNION ALL
           SELECT patient_id, related_patient_id, 'sibling', 'sibling' FROM rel
-          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related AND NOT unknown_patient
+          WHERE word IN ({sql_words(SIBLING_WORDS)}) AND NOT unknown_related AND NOT unknown_patient
           UNION ALL
           SELECT related_patient_id, patient_id, 'sibling', 'sibling' FROM rel
-          WHERE word IN ({_words(SIBLING_WORDS)}) AND NOT unknown_related AND NOT unknown_patient
+          WHERE word IN ({sql_words(SIBLING_WORDS)}) AND NOT unknown_related AND NOT unknown_patient
           UNION ALL
           -- in the child's words, and the other's where they differ: the carers' son sees the child they foster
           -- as 'sibling (shared father, their foster carer)', not as a half-sibling
@@ -285,8 +283,8 @@ def _unrecognised_warning(con: duckdb.DuckDBPyConnection) -> list[str]:
     """The rows of ``rel`` whose word is not recognised, counted per word, most frequent first. A value that
     does not look like a relationship word (digits, punctuation, too long, a word that is not one of
     ``KIN_WORDS``: a name in the wrong column, or beside the relationship) is counted but not echoed."""
-    known = _words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)
-    kin = _words(tuple(sorted(KIN_WORDS)))
+    known = sql_words(LINKING_WORDS)
+    kin = sql_words(tuple(sorted(KIN_WORDS)))
     counts = con.execute(
         f"SELECT CASE WHEN regexp_full_match(word, '{SHOWN_WORD}') "
         f"AND list_bool_and([list_contains([{kin}], w) FOR w IN string_split(word, ' ') IF w <> '']) "
@@ -324,11 +322,12 @@ def _placeholder_warnings(con: duckdb.DuckDBPyConnection) -> list[str]:
     [(unknown_households,)] = con.execute("SELECT count(*) FROM residents WHERE unknown_household").fetchall()
     [(unknown_related,)] = con.execute(
         f"""SELECT count(*) FROM rel
-            WHERE (unknown_related AND word IN ({_words(PARENT_WORDS + CHILD_WORDS + SIBLING_WORDS + HOUSEHOLD_WORDS)})
-                   OR unknown_patient AND word IN ({_words(CHILD_WORDS + SIBLING_WORDS)}))
-            AND NOT (word IN ({_words(PARENT_WORDS)})
+            WHERE (unknown_related AND word IN ({sql_words(LINKING_WORDS)})
+                   OR unknown_patient AND word IN ({sql_words(CHILD_WORDS + SIBLING_WORDS)}))
+            AND NOT (word IN ({sql_words(PARENT_WORDS)})
                      AND related_patient_id IN (SELECT relative_id FROM placeholder_parents))
-            AND NOT (word IN ({_words(CHILD_WORDS)}) AND patient_id IN (SELECT relative_id FROM placeholder_parents))"""
+            AND NOT (word IN ({sql_words(CHILD_WORDS)})
+                     AND patient_id IN (SELECT relative_id FROM placeholder_parents))"""
     ).fetchall()
     [(implausible,)] = con.execute(
         "SELECT count(*) FROM parent_rows WHERE implausible AND NOT unknown_related "
