@@ -627,24 +627,10 @@ class CodingMeasures:
             FROM {_T_SEEN} s JOIN {_T_PERIODS} per ON s.event_date BETWEEN per.ps AND per.pe
             GROUP BY ALL"""
         ).df()
-        periods = self.con.execute(f"SELECT label FROM {_T_PERIODS}").df()["label"]
-        groups = sorted(set(seen["group"]))
-        full = pd.MultiIndex.from_product([periods, groups], names=["period", "group"]).to_frame(index=False)
-        full = full.merge(seen, on=["period", "group"], how="left")
-        full["children_seen"] = full["children_seen"].fillna(0).astype("int64")
-        cats = pd.DataFrame({"category": self.category_names})
-        frame = full.merge(cats, how="cross").merge(
-            numerators.drop(columns="cohort_numerator"), on=["period", "group", "category"], how="left"
-        )
-        for column in ("numerator", "codes"):
-            frame[column] = frame[column].fillna(0).astype("int64")
-        # no registered list: no child-years and no midpoint census
-        frame = frame.assign(
-            child_days=math.nan,
-            children_registered=math.nan,
-            registered_midpoint=math.nan,
-            cohort_numerator=math.nan,
-            breakdown="clinician",
+        seen = self._complete(seen, sorted(set(seen["group"])), ["children_seen"])
+        # no registered list: no child-years, no midpoint census and no cohort
+        frame = self._grid("clinician", seen, numerators).assign(
+            child_days=math.nan, children_registered=math.nan, registered_midpoint=math.nan, cohort_numerator=math.nan
         )
         if pseudonymise:
             frame["group"] = frame["group"].map(pseudonym_map(frame["group"], salt))
@@ -695,13 +681,16 @@ class CodingMeasures:
         return f"""SELECT r.patient_id, {typed_date_sql("r.date")} AS event_date, r.clinician_id AS clinician_raw
             FROM (SELECT DISTINCT patient_id, date, clinician_id FROM raw_events WHERE {where}) r"""
 
-    def _complete(self, dens: pd.DataFrame, groups: Sequence[str]) -> pd.DataFrame:
-        """Every period x group, so a period nobody was eligible in shows zero child-years, not no row."""
+    def _complete(
+        self, dens: pd.DataFrame, groups: Sequence[str], columns: Sequence[str] = DENOMINATORS
+    ) -> pd.DataFrame:
+        """Every period x group, so a period nobody was eligible in shows zero child-years (or, for clinicians,
+        children seen: ``columns``), not no row."""
         periods = self.con.execute(f"SELECT label FROM {_T_PERIODS}").df()["label"]
         full = pd.MultiIndex.from_product([periods, groups], names=["period", "group"]).to_frame(index=False)
         full = full.merge(dens, on=["period", "group"], how="left")
-        full[DENOMINATORS] = full[DENOMINATORS].fillna(0)
-        return full.astype(dict.fromkeys(DENOMINATORS, "int64"))
+        full[list(columns)] = full[list(columns)].fillna(0)
+        return full.astype(dict.fromkeys(columns, "int64"))
 
     def _grid(self, breakdown: str, dens: pd.DataFrame, numerators: pd.DataFrame) -> pd.DataFrame:
         """Every period x group with a denominator, crossed with every category; absent numerators are 0."""

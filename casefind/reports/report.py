@@ -384,11 +384,9 @@ def _compare_periods(compare) -> list[Period]:
 FUNNEL_MODELS = {"practice": "poisson", "clinician": "binomial"}
 
 
-def _units(raw: pd.DataFrame | None) -> int:
+def _units(raw: pd.DataFrame) -> int:
     """How many units a funnel of ``raw`` would plot: groups with a denominator, not counting ``OTHER`` (a blank
     or unpublishable id is no practice: one adult without a practice_id must not make a practice funnel)."""
-    if raw is None:
-        return 0
     return int(((raw["group"] != OTHER) & (raw["denominator"] > 0)).sum())
 
 
