@@ -21,20 +21,24 @@ LIVE_BIRTH = "169826009"  # Single live birth (pregnancy ended)
 AS_OF = date(2026, 11, 24)
 
 
-def _listed(make_extract, events: str) -> dict[str, str]:
-    folder = make_extract(
-        patients="""
-        patient_id | date_of_birth | sex | household_id
-        mum        | 1996-01-01    | F   | H1
-        baby       | 2026-11-03    | M   | H1
-        """,
-        relationships="""
-        patient_id | related_patient_id | relationship
-        baby       | mum                | mother
-        """,
+FAMILY = """
+    patient_id | date_of_birth | sex | household_id
+    mum        | 1996-01-01    | F   | H1
+    baby       | 2026-11-03    | M   | H1
+"""
+
+
+def _family(make_extract, events: str, more_patients: str = ""):
+    """A mother and her 3-week-old baby (and ``more_patients`` rows), with ``events``."""
+    return make_extract(
+        patients=FAMILY + more_patients,
+        relationships="patient_id | related_patient_id | relationship\nbaby | mum | mother",
         events=events,
     )
-    result = api.build_list(folder, as_of=AS_OF)
+
+
+def _listed(make_extract, events: str) -> dict[str, str]:
+    result = api.build_list(_family(make_extract, events), as_of=AS_OF)
     return dict(zip(result.entries["patient_id"], result.entries["concern"], strict=True))
 
 
@@ -123,23 +127,15 @@ def test_each_group_of_concern_codes_is_its_own_latest_code_wins(make_extract):
 def test_the_notes_show_the_concern_a_counted_criterion_needed_and_only_then(make_extract):
     """The meeting sees beside the new birth why it counted; a child listed for a plan of its own needs no
     concern, and gets no such note."""
-    folder = make_extract(
-        patients="""
-        patient_id | date_of_birth | sex | household_id
-        mum        | 1996-01-01    | F   | H1
-        baby       | 2026-11-03    | M   | H1
-        on_plan    | 2015-01-01    | F   | H2
-        """,
-        relationships="""
-        patient_id | related_patient_id | relationship
-        baby       | mum                | mother
-        """,
-        events=f"""
+    folder = _family(
+        make_extract,
+        f"""
         patient_id | code            | date
         mum        | {UNBORN_CP}     | 2026-05-12
         mum        | {LIVE_BIRTH}    | 2026-11-03
         on_plan    | 342191000000101 | 2026-06-01
         """,
+        more_patients="    on_plan    | 2015-01-01    | F   | H2\n",
     )
     result = api.build_list(folder, as_of=AS_OF)
     notes = dict(zip(result.entries["patient_id"], result.entries["notes"], strict=True))
@@ -153,17 +149,9 @@ def test_the_notes_show_the_concern_a_counted_criterion_needed_and_only_then(mak
 def test_explain_says_why_a_concern_code_on_a_relatives_record_is_no_concern(make_extract):
     """A lead tuning the concern groups sees, for each concern code that reaches the child, why it no longer
     counts: before its group's window, or closed by a later end code of its group."""
-    folder = make_extract(
-        patients="""
-        patient_id | date_of_birth | sex | household_id
-        mum        | 1996-01-01    | F   | H1
-        baby       | 2026-11-03    | M   | H1
-        """,
-        relationships="""
-        patient_id | related_patient_id | relationship
-        baby       | mum                | mother
-        """,
-        events=f"""
+    folder = _family(
+        make_extract,
+        f"""
         patient_id | code              | date
         mum        | {UNBORN_CP}       | 2026-05-12
         mum        | {UNBORN_CP_ENDED} | 2026-08-12
