@@ -1197,6 +1197,19 @@ def _relationship_patient_checks(unknown: str) -> list[Check]:
     ]
 
 
+def patient_rows_sql(table: Table) -> str:
+    """SQL joining a row of ``table`` to its patient's first row in the patients file when that has a problem
+    (``patient_row``, from ``rejected_patients``) and, for relationships, the related patient's (``related_row``,
+    for ``_relationship_patient_checks``): what the knock-on checks read."""
+    sql = "LEFT JOIN rejected_patients USING (patient_id)"
+    if "related_patient_id" in table.column_names:
+        sql += (
+            " LEFT JOIN (SELECT patient_id AS related_patient_id, patient_row AS related_row FROM rejected_patients)"
+            " USING (related_patient_id)"
+        )
+    return sql
+
+
 def _collect_problems(
     con,
     table: Table,
@@ -1233,12 +1246,7 @@ def _collect_problems(
         f"'ref_row': {c.ref_row}, 'knock_on': {c.knock_on}}}"
         for c in checks
     )
-    patient_rows = "LEFT JOIN rejected_patients USING (patient_id)" if any(c.ref_table for c in checks) else ""
-    if patient_rows and "related_patient_id" in table.column_names:  # for _relationship_patient_checks
-        patient_rows += (
-            " LEFT JOIN (SELECT patient_id AS related_patient_id, patient_row AS related_row FROM rejected_patients)"
-            " USING (related_patient_id)"
-        )
+    patient_rows = patient_rows_sql(table) if any(c.ref_table for c in checks) else ""
     src, tbl = _sql_str(source.path.name), _sql_str(table.name)
     # A row with every field blank (",,,,," as a spreadsheet can leave below the data) holds nothing to lose:
     # it is left out like a blank line, and counted in a warning, not reported as missing values.

@@ -231,7 +231,7 @@ def test_the_screens_on_file_values_catch_every_row_that_breaks_a_rule_once_clea
     """The pass over millions of rows reads each rule's screen on the values as they are in the file (most of
     them once per distinct value of their column); a row it lets through is never checked again (even when
     it is kept for its protocol code), so every row with a problem once trimmed must be screened."""
-    from casefind.extract import TableMapping, _checks, _screens, cleaned_columns
+    from casefind.extract import TableMapping, _checks, _screens, cleaned_columns, patient_rows_sql
     from casefind.schema import TABLES
 
     table = TABLES[table_name]
@@ -243,7 +243,7 @@ def test_the_screens_on_file_values_catch_every_row_that_breaks_a_rule_once_clea
     con.execute(f"CREATE OR REPLACE TEMP TABLE src (i INTEGER, {columns})")
     con.executemany(f"INSERT INTO src VALUES ({', '.join('?' for _ in range(len(table.columns) + 1))})",
                     [(i, *row) for i, row in enumerate(rows)])  # fmt: skip
-    patient_rows = "LEFT JOIN rejected_patients USING (patient_id)" if table_name != "patients" else ""
+    patient_rows = patient_rows_sql(table) if table_name != "patients" else ""
     con.execute(f"CREATE OR REPLACE TEMP TABLE cleaned AS SELECT i, {cleaned_columns(table)} FROM src")
     con.execute(f"CREATE OR REPLACE TEMP VIEW cleaned_rows AS SELECT * FROM cleaned {patient_rows}")
     # a protocol code a spreadsheet cut to 15 digits (the pool's 1188261000000100) -> the protocol's code
